@@ -1,0 +1,160 @@
+"""Extractive answers: score the sentences of retrieved passages against the question, cite the best 1-3."""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .sentences import split_sentences
+from .text import bigram_tokens, detect_lang, fold
+from .types import Answer, Citation, Passage
+
+NOT_FOUND = {
+    "zh": "在已索引的文章中没有找到这个问题的答案。",
+    "en": "I could not find an answer to this question in the indexed articles.",
+}
+CROSS_NOTE = {"en": "(Quoted from Chinese-language sources.)"}
+
+_DIGIT = re.compile(r"\d|[一二三四五六七八九十百千万亿两]")
+_YEAR = re.compile(r"\d{2,4}\s*年|\d{4}|世纪|年代|月|日|星期|周[一二三四五六日]")
+_Q_NUM = re.compile(r"多少|几|多大|多长|多高|多重|多远|多久|数量|人数|比例|百分|how (many|much|long|old|far|large|big|tall|high)|what (percentage|number)", re.I)
+_Q_TIME = re.compile(r"哪一?年|何时|什么时候|哪个时候|哪天|哪一天|日期|时间|年代|世纪|when|what year|which year|what date", re.I)
+_Q_WORDS = re.compile(
+    r"什么时候|为什么|怎么样|怎么|如何|哪一年|哪一个|哪一些|哪个|哪些|哪里|哪儿|哪|什么|多少|是谁|谁|几|吗|呢|？|\?|"
+    r"\b(what|which|who|whom|whose|when|where|why|how)\b", re.I)
+
+
+@dataclass(frozen=True)
+class AnswerConfig:
+    """Sentence scoring weights and abstention threshold (chosen on the dev sets; see eval/README.md)."""
+
+    max_sentences: int = 3
+    lexical_weight: float = 1.0
+    dense_weight: float = 0.6
+    passage_weight: float = 0.35
+    type_bonus: float = 0.15
+    extra_ratio: float = 0.85  # a 2nd/3rd sentence must score at least this share of the best
+    min_support: float = 0.32  # abstain when the best sentence's evidence is below this
+    disc_weight: float = 1.0
+    topic_share: float = 0.5
+    cross_lexical_scale: float = 0.3
+
+    def __post_init__(self):
+        if not 1 <= self.max_sentences <= 3:
+            raise ValueError(f"AnswerConfig.max_sentences must be 1..3, got {self.max_sentences!r}")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    passage: Passage
+    rank: int
+    start: int  # span in the article text
+    end: int
+    text: str
+    score: float = 0.0
+    support: float = 0.0
+
+
+def query_terms(question: str) -> list[str]:
+    q = _Q_WORDS.sub(" ", fold(question))
+    return list(dict.fromkeys(bigram_tokens(q)))
+
+
+def candidates(passages: list[Passage]) -> list[Candidate]:
+    """Every sentence of the passages once (overlapping chunks repeat sentences), with article spans."""
+    seen: set[tuple[str, int]] = set()
+    out = []
+    for rank, p in enumerate(passages):
+        for s, e in split_sentences(p.text):
+            key = (p.article_id, p.start + s)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(Candidate(p, rank, p.start + s, p.start + e, p.text[s:e]))
+    return out
+
+
+def score_candidates(question: str, cands: list[Candidate], idf: dict[str, float], dense: np.ndarray | None,
+                     cfg: AnswerConfig) -> list[Candidate]:
+    terms = query_terms(question)
+    toksets = [set(bigram_tokens(fold(c.text))) for c in cands]
+    weight = {t: idf.get(t, 1.0) for t in terms}
+    total = sum(weight.values()) or 1.0
+    # Topic terms of an article (its title, or terms in most of its sentences) hold for every sentence of it, even
+    # where the subject is left out ("此外，更在1982年..."): they rank articles but must not pick the sentence.
+    by_article: dict[str, list[int]] = {}
+    for i, c in enumerate(cands):
+        by_article.setdefault(c.passage.article_id, []).append(i)
+    topic: dict[str, set[str]] = {}
+    for aid, idxs in by_article.items():
+        title = set(bigram_tokens(fold(cands[idxs[0]].passage.title)))
+        common = set()
+        if len(idxs) >= 3:
+            for t in terms:
+                if sum(1 for i in idxs if t in toksets[i]) >= cfg.topic_share * len(idxs):
+                    common.add(t)
+        topic[aid] = (title & set(terms)) | common
+    wants_num, wants_time = bool(_Q_NUM.search(question)), bool(_Q_TIME.search(question))
+    q_lang = detect_lang(question)
+    out = []
+    for i, c in enumerate(cands):
+        toks = toksets[i]
+        tp = topic[c.passage.article_id]
+        lex = sum(w for t, w in weight.items() if t in toks or t in tp) / total
+        rest = {t: w for t, w in weight.items() if t not in tp}
+        rest_total = sum(rest.values())
+        disc = sum(w for t, w in rest.items() if t in toks) / rest_total if rest_total else 0.0
+        den = float(dense[i]) if dense is not None else 0.0
+        bonus = 0.0
+        if wants_time and _YEAR.search(c.text):
+            bonus += cfg.type_bonus
+        elif wants_num and _DIGIT.search(c.text):
+            bonus += cfg.type_bonus
+        same_script = (q_lang == "zh") == (detect_lang(c.text) == "zh")
+        # an English question over Chinese text has little lexical signal: lean on the dense score
+        lw = 1.0 if same_script else cfg.cross_lexical_scale
+        pscore = 1.0 / (1.0 + c.rank)
+        score = lw * (cfg.lexical_weight * lex + cfg.disc_weight * disc) + cfg.dense_weight * den \
+            + cfg.passage_weight * pscore + bonus
+        support = max(lex, den) if same_script else den
+        out.append(Candidate(c.passage, c.rank, c.start, c.end, c.text, score, support))
+    return out
+
+
+def select(scored: list[Candidate], cfg: AnswerConfig) -> list[Candidate]:
+    if not scored:
+        return []
+    ranked = sorted(scored, key=lambda c: -c.score)
+    best = ranked[0]
+    picked = [best]
+    for c in ranked[1:]:
+        if len(picked) >= cfg.max_sentences or c.score < cfg.extra_ratio * best.score:
+            break
+        if any(c.text in p.text or p.text in c.text for p in picked):
+            continue
+        picked.append(c)
+    rest = sorted(picked[1:], key=lambda c: (c.passage.article_id != best.passage.article_id, c.passage.article_id, c.start))
+    return [best] + rest
+
+
+def build_answer(question: str, picked: list[Candidate], passages: list[Passage], lang: str,
+                 abstain: bool) -> Answer:
+    if abstain or not picked:
+        return Answer(question, NOT_FOUND.get(lang, NOT_FOUND["en"]), True, (), lang, tuple(passages))
+    cits = []
+    parts = []
+    for n, c in enumerate(picked, 1):
+        p = c.passage
+        cits.append(Citation(n, p.article_id, p.title, p.url, p.published, p.text, c.text, c.start, c.end))
+        parts.append(f"{c.text} [{n}]")
+    joiner = "" if lang == "zh" else " "
+    text = joiner.join(parts)
+    if lang != "zh" and all(detect_lang(c.text) == "zh" for c in picked):
+        text += " " + CROSS_NOTE["en"]
+    return Answer(question, text, False, tuple(cits), lang, tuple(passages))
+
+
+def idf_table(terms: list[str], df: dict[str, int], n_docs: int) -> dict[str, float]:
+    return {t: math.log(1.0 + (n_docs - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in terms}

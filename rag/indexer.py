@@ -1,0 +1,199 @@
+"""Build or update an index from article files: parse, chunk, embed only what changed, publish atomically."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .chunks import Chunker
+from .errors import ArticleError
+from .store import WriteLock, Writer, text_hash
+from .types import Article, Chunk, Embedder
+
+DEFAULT_INDEX = ".rag-index"
+EMBED_BATCH = 256
+
+
+def default_index_dir() -> str:
+    return os.environ.get("RAG_INDEX") or DEFAULT_INDEX
+
+
+@dataclass(frozen=True)
+class IndexSummary:
+    added: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+    removed: int = 0
+    chunks: int = 0  # chunks written in this run
+    embedded: int = 0  # chunks whose vectors were computed in this run (the rest came from the cache)
+    seconds: float = 0.0
+    total_articles: int = 0
+    total_chunks: int = 0
+    generation: str | None = None
+    errors: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def passages_per_second(self) -> float:
+        return self.chunks / self.seconds if self.seconds > 0 else 0.0
+
+    def render(self) -> str:
+        lines = [
+            f"articles: {self.added} added, {self.updated} updated, {self.skipped} unchanged, "
+            f"{self.failed} failed, {self.removed} removed",
+            f"chunks: {self.chunks} written, {self.embedded} embedded "
+            f"({self.chunks - self.embedded} from cache); index holds {self.total_articles} articles / "
+            f"{self.total_chunks} chunks",
+            f"time: {self.seconds:.1f} s, {self.passages_per_second:.1f} passages/s",
+        ]
+        if self.errors:
+            lines.append(f"errors ({len(self.errors)}):")
+            lines.extend("  " + e for e in self.errors)
+        return "\n".join(lines)
+
+
+class _Pending:
+    """Articles waiting to be embedded in one batch (batches across articles keep the embedder busy)."""
+
+    def __init__(self):
+        self.items: list[tuple[Article, list[Chunk], str]] = []
+        self.n = 0
+
+    def add(self, article: Article, chunks: list[Chunk], path: str):
+        self.items.append((article, chunks, path))
+        self.n += len(chunks)
+
+
+def index_paths(
+    paths: Sequence[str | os.PathLike],
+    index_dir: str | os.PathLike | None = None,
+    embedder: str | Embedder = "use",
+    *,
+    max_bytes: int = 5_000_000,
+    **kw,
+) -> IndexSummary:
+    """Add the articles under `paths` to the index at `index_dir` (created if needed)."""
+    from .articles import iter_articles
+
+    return index_stream(iter_articles([str(p) for p in paths], max_bytes=max_bytes), index_dir, embedder, **kw)
+
+
+def index_articles(articles: Iterable[Article], index_dir, embedder: str | Embedder = "use",
+                   source_name: str = "memory:articles", **kw) -> IndexSummary:
+    """Index in-memory articles (tests, converters, uploads); `source_name` stands in for the file path."""
+    return index_stream([(source_name, list(articles), [])], index_dir, embedder, **kw)
+
+
+def index_stream(
+    stream: Iterable[tuple[str, list[Article] | ArticleError, list[ArticleError]]],
+    index_dir: str | os.PathLike | None = None,
+    embedder: str | Embedder = "use",
+    *,
+    prune: bool = False,
+    rebuild: bool = False,
+    progress: bool = True,
+    chunk_size: int = 300,
+    chunk_overlap: int = 60,
+    tokenizer: str = "bigram",
+    wait: float = 0.0,
+) -> IndexSummary:
+    """Apply parsed files `(path, articles or error, line errors)` to the index and publish one new generation."""
+    t0 = time.perf_counter()
+    root = Path(index_dir or default_index_dir())
+    if isinstance(embedder, str):
+        from .embedders import get_embedder
+
+        embedder = get_embedder(embedder)
+    emb = embedder
+    counts = dict(added=0, updated=0, skipped=0, failed=0, removed=0, chunks=0, embedded=0)
+    errors: list[str] = []
+    with WriteLock(root, timeout=wait):
+        w = Writer(root, emb.name, emb.dim, tokenizer=tokenizer, chunk_size=chunk_size,
+                   chunk_overlap=chunk_overlap, rebuild=rebuild)
+        try:
+            chunker = Chunker(w.chunk_size, w.chunk_overlap)
+            known = w.paths()
+            seen_ids: set[str] = set()
+            pending = _Pending()
+
+            def flush():
+                if not pending.items:
+                    return
+                texts = [c.text for _, cs, _ in pending.items for c in cs]
+                hashes = [text_hash(t) for t in texts]
+                cache = w.cached_vectors(hashes)
+                todo = sorted({h: t for h, t in zip(hashes, texts) if h not in cache}.items())
+                if todo:
+                    vecs = emb.embed_documents([t for _, t in todo])
+                    cache.update({h: v for (h, _), v in zip(todo, vecs)})
+                    counts["embedded"] += len(todo)
+                for article, cs, path in pending.items:
+                    vecs = np.stack([cache[text_hash(c.text)] for c in cs]) if cs else np.zeros((0, emb.dim), np.float32)
+                    w.put_article(article, cs, vecs, path)
+                    counts["chunks"] += len(cs)
+                pending.items.clear()
+                pending.n = 0
+
+            bar = _progress(progress)
+            for path, result, line_errors in stream:
+                key = path if path.startswith("memory:") else os.path.abspath(path)
+                for e in line_errors:
+                    errors.append(str(e))
+                if isinstance(result, ArticleError):
+                    counts["failed"] += 1
+                    errors.append(str(result))
+                    bar.update(1)
+                    continue
+                counts["failed"] += len(line_errors)
+                before = known.get(key, set())
+                in_file = set()
+                for article in result:
+                    if article.id in seen_ids:  # the same article twice in this run (duplicate file): store once
+                        w.add_source(key, article.id)
+                        in_file.add(article.id)
+                        counts["skipped"] += 1
+                        continue
+                    seen_ids.add(article.id)
+                    in_file.add(article.id)
+                    old = w.article_hash(article.id)
+                    if old == article.content_hash:
+                        w.add_source(key, article.id)
+                        counts["skipped"] += 1
+                        continue
+                    cs = chunker.run(article)
+                    counts["updated" if old is not None else "added"] += 1
+                    pending.add(article, cs, key)
+                    if pending.n >= EMBED_BATCH:
+                        flush()
+                for aid in before - in_file:  # the file no longer holds these (edited file): forget them
+                    counts["removed"] += len(w.drop_source(key, aid))
+                bar.update(1)
+            flush()
+            bar.close()
+            if prune:
+                for path in list(w.paths()):
+                    if not path.startswith("memory:") and not os.path.exists(path):
+                        counts["removed"] += len(w.drop_source(path))
+            gen = w.commit()
+        except BaseException:
+            w.abort()
+            raise
+    from .store import Index
+
+    idx = Index.open(root)
+    stats = idx.stats()
+    idx.close()
+    return IndexSummary(**counts, seconds=time.perf_counter() - t0, total_articles=stats["articles"],
+                        total_chunks=stats["chunks"], generation=gen, errors=tuple(errors))
+
+
+def _progress(enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(unit=" files", desc="indexing", disable=not enabled or not sys.stderr.isatty(), file=sys.stderr)
+

@@ -1,0 +1,156 @@
+"""Hybrid retrieval: BM25 over character bigrams plus dense vectors, fused by normalised, language-aware weights."""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .store import CURRENT, Index
+from .text import detect_lang
+from .types import Embedder, Passage
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How lexical and dense scores are combined (weights chosen on the dev sets, see eval/README.md)."""
+
+    lexical_weight: float = 0.7  # for questions in the corpus's script (Chinese question over Chinese text)
+    cross_lexical_weight: float = 0.15  # for questions whose script differs (English question over Chinese text)
+    candidates: int = 100
+    mode: str = "weighted"  # "weighted", "rrf", "lexical", "dense"
+
+    def __post_init__(self):
+        for name in ("lexical_weight", "cross_lexical_weight"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"Fusion.{name} must be in [0, 1], got {v!r}")
+        if self.candidates < 1:
+            raise ValueError(f"Fusion.candidates must be >= 1, got {self.candidates!r}")
+        if self.mode not in ("weighted", "rrf", "lexical", "dense"):
+            raise ValueError(f"Fusion.mode must be weighted, rrf, lexical or dense, got {self.mode!r}")
+
+
+DEFAULT_FUSION = Fusion()
+
+
+class Searcher:
+    """An open index with its query embedder; reopens itself when a writer publishes a new generation."""
+
+    def __init__(self, root: str | os.PathLike, embedder: Embedder | None = None):
+        self.root = Path(root)
+        self._lock = threading.Lock()
+        self._embedder = embedder
+        self._stamp = None
+        self.index: Index | None = None
+        self._vectors = None
+        self.refresh()
+
+    def refresh(self) -> Index:
+        try:
+            stamp = (self.root / CURRENT).stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = None
+        if self.index is not None and stamp == self._stamp:
+            return self.index
+        with self._lock:
+            if self.index is None or stamp != self._stamp:
+                idx = Index.open(self.root, embedder_name=self._embedder.name if self._embedder else None)
+                if self._embedder is None:
+                    self._embedder = _shared_embedder(idx.manifest.embedder)
+                self._vectors = np.load(idx.gen_dir / "vectors.npy", mmap_mode="r", allow_pickle=False)
+                self._vec_ids = np.load(idx.gen_dir / "ids.npy", allow_pickle=False)
+                self.index, self._stamp = idx, stamp
+        return self.index
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder
+
+    def dense_scores(self, qvec: np.ndarray, chunk_ids: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(self._vec_ids, chunk_ids)
+        return np.asarray(self._vectors[pos] @ qvec, dtype=np.float32)
+
+    def search(self, question: str, k: int = 5, fusion: Fusion = DEFAULT_FUSION, date_from: str | None = None,
+               date_to: str | None = None, source: str | None = None, lexical_query: str | None = None,
+               qvec: np.ndarray | None = None) -> list[Passage]:
+        idx = self.refresh()
+        allowed = idx.allowed_ids(date_from, date_to, source)
+        n = idx.manifest.chunks
+        if n == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):
+            return []
+        ncand = min(n, max(fusion.candidates, k))
+        lex = idx.search_lexical(lexical_query or question, ncand, allowed) if fusion.mode != "dense" else []
+        dense = []
+        if fusion.mode != "lexical":
+            if qvec is None:
+                qvec = self.embedder.embed_queries([question])[0]
+            dense = idx.search_dense(qvec, ncand, allowed)
+        if fusion.mode == "lexical":
+            ranked = lex
+        elif fusion.mode == "dense":
+            ranked = dense
+        elif fusion.mode == "rrf":
+            ranked = _rrf([lex, dense])
+        else:
+            ranked = self._weighted(question, lex, dense, qvec, fusion)
+        top = ranked[:k]
+        return idx.passages([c for c, _ in top], dict(top))
+
+    def _weighted(self, question, lex, dense, qvec, fusion: Fusion) -> list[tuple[int, float]]:
+        ids = np.array(sorted({c for c, _ in lex} | {c for c, _ in dense}), dtype=np.int64)
+        if not len(ids):
+            return []
+        lex_map = dict(lex)
+        lex_s = np.array([lex_map.get(int(c), 0.0) for c in ids], dtype=np.float32)
+        dense_s = self.dense_scores(qvec, ids)
+        lex_n = lex_s / lex_s.max() if lex_s.max() > 0 else lex_s
+        # Dense cosines bunch together; rescale between the candidates' floor and the best one.
+        lo, hi = float(dense_s.min()), float(dense_s.max())
+        dense_n = (dense_s - lo) / (hi - lo) if hi > lo else np.zeros_like(dense_s)
+        w = fusion.lexical_weight if detect_lang(question) == self.corpus_lang else fusion.cross_lexical_weight
+        score = w * lex_n + (1 - w) * dense_n
+        order = np.argsort(-score, kind="stable")
+        return [(int(ids[i]), float(score[i])) for i in order]
+
+    @property
+    def corpus_lang(self) -> str:
+        return "zh"  # the corpora this tool targets are Chinese first; a per-index language is future work
+
+
+def _rrf(lists: list[list[tuple[int, float]]], k0: int = 60) -> list[tuple[int, float]]:
+    score: dict[int, float] = {}
+    for lst in lists:
+        for rank, (c, _) in enumerate(lst):
+            score[c] = score.get(c, 0.0) + 1.0 / (k0 + rank + 1)
+    return sorted(score.items(), key=lambda x: -x[1])
+
+
+_SEARCHERS: dict[str, Searcher] = {}
+_EMBEDDERS: dict[str, Embedder] = {}
+_GLOBAL = threading.Lock()
+
+
+def _shared_embedder(name: str) -> Embedder:
+    from .embedders import get_embedder
+
+    with _GLOBAL:
+        if name not in _EMBEDDERS:
+            _EMBEDDERS[name] = get_embedder(name)
+        return _EMBEDDERS[name]
+
+
+def searcher(index: str | os.PathLike | Searcher, embedder: Embedder | None = None) -> Searcher:
+    """The cached Searcher for an index directory (one per path per process)."""
+    if isinstance(index, Searcher):
+        return index
+    key = os.path.abspath(index)
+    with _GLOBAL:
+        s = _SEARCHERS.get(key)
+    if s is None or (embedder is not None and s.embedder is not embedder):
+        s = Searcher(key, embedder)
+        with _GLOBAL:
+            _SEARCHERS[key] = s
+    return s

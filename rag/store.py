@@ -1,0 +1,614 @@
+"""The index directory: SQLite metadata, FAISS vectors and a bm25s lexical index, saved as atomic generations.
+
+Layout: `DIR/CURRENT` names the live generation `DIR/gen-NNNNNN/` holding `manifest.json`, `meta.sqlite`,
+`vectors.npy` + `ids.npy` (the vectors FAISS is built from), `vectors.faiss` and `bm25/`. A save writes a whole
+new generation into a temp folder, fsyncs it, renames it into place and then swaps `CURRENT` with `os.replace`,
+so a reader (or a crash) only ever sees a complete generation, old or new.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .errors import CorruptIndexError, IndexLockedError, IndexMismatchError, RagError
+from .text import tokens
+from .types import Article, Chunk, Passage
+
+SCHEMA_VERSION = 1
+CURRENT = "CURRENT"
+LOCK = "LOCK"
+KEEP_GENERATIONS = 2
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, url TEXT NOT NULL, published TEXT NOT NULL, source TEXT NOT NULL,
+    text TEXT NOT NULL, headings TEXT NOT NULL, captions TEXT NOT NULL, content_hash TEXT NOT NULL,
+    indexed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sources (
+    path TEXT NOT NULL, article_id TEXT NOT NULL, PRIMARY KEY (path, article_id)
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY, article_id TEXT NOT NULL, ordinal INTEGER NOT NULL, start INTEGER NOT NULL,
+    end_ INTEGER NOT NULL, heading TEXT NOT NULL, text TEXT NOT NULL, text_hash TEXT NOT NULL, tokens TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+CREATE INDEX IF NOT EXISTS articles_published ON articles(published);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(dirpath))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# ---------------------------------------------------------------- FAISS choice
+
+
+def choose_faiss_kind(n: int) -> str:
+    """Exact search while it is fast enough, HNSW beyond (decided by eval/bench.py figures)."""
+    return "flat" if n <= 200_000 else "hnsw"
+
+
+def build_faiss(vectors: np.ndarray, ids: np.ndarray, kind: str = "auto"):
+    import faiss
+
+    n, dim = vectors.shape if vectors.size else (0, vectors.shape[1] if vectors.ndim == 2 else 0)
+    kind = choose_faiss_kind(n) if kind == "auto" else kind
+    if kind == "flat":
+        base = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        base = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        base.hnsw.efConstruction = 80
+        base.hnsw.efSearch = 96
+    elif kind == "hnsw-sq8":
+        base = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, 32, faiss.METRIC_INNER_PRODUCT)
+        base.hnsw.efConstruction = 80
+        base.hnsw.efSearch = 96
+        if n:
+            base.train(vectors)
+    elif kind.startswith("ivf"):
+        nlist = max(1, min(4096, int(4 * np.sqrt(max(n, 1)))))
+        quant = faiss.IndexFlatIP(dim)
+        if kind == "ivf-sq8":
+            base = faiss.IndexIVFScalarQuantizer(quant, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        else:
+            base = faiss.IndexIVFFlat(quant, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = vectors[np.random.default_rng(0).choice(n, size=min(n, 50 * nlist), replace=False)] if n else vectors
+        base.train(sample)
+        base.nprobe = max(1, nlist // 16)
+        base.own_fields = True
+        quant.this.disown()
+    else:
+        raise ValueError(f"unknown FAISS index kind {kind!r}")
+    index = faiss.IndexIDMap2(base)
+    if n:
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64))
+    return index, kind
+
+
+# ---------------------------------------------------------------- generation (read side)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    schema_version: int
+    embedder: str
+    dim: int
+    articles: int
+    chunks: int
+    faiss_kind: str
+    tokenizer: str
+    chunk_size: int
+    chunk_overlap: int
+    created: str
+    generation: str
+
+    @classmethod
+    def read(cls, path: Path) -> "Manifest":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        except FileNotFoundError:
+            raise CorruptIndexError(str(path), "manifest is missing") from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise CorruptIndexError(str(path), f"manifest is unreadable ({e.__class__.__name__}: {e})") from None
+
+
+class Index:
+    """A read-only, consistent view of one generation of an index directory (the `Store`)."""
+
+    def __init__(self, root: str | os.PathLike, gen_dir: Path, manifest: Manifest, mmap: bool = False):
+        import bm25s
+        import faiss
+
+        self.root, self.gen_dir, self.manifest = Path(root), gen_dir, manifest
+        self._local = threading.local()
+        db = gen_dir / "meta.sqlite"
+        if not db.exists():
+            raise CorruptIndexError(str(db), "SQLite file is missing")
+        try:
+            con = self._con()
+            n_chunks = con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+            n_articles = con.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+        except sqlite3.DatabaseError as e:
+            raise CorruptIndexError(str(db), f"SQLite database is damaged ({e})") from None
+        if (n_chunks, n_articles) != (manifest.chunks, manifest.articles):
+            raise CorruptIndexError(
+                str(db), f"holds {n_articles} articles / {n_chunks} chunks but the manifest says "
+                f"{manifest.articles} / {manifest.chunks}")
+        fpath = gen_dir / "vectors.faiss"
+        try:
+            flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+            self.faiss = faiss.read_index(str(fpath), flags)
+        except Exception as e:  # faiss raises RuntimeError with C++ text
+            raise CorruptIndexError(str(fpath), f"FAISS index is unreadable ({str(e).splitlines()[0][:200]})") from None
+        if self.faiss.ntotal != n_chunks:
+            raise CorruptIndexError(str(fpath), f"holds {self.faiss.ntotal} vectors but there are {n_chunks} chunks")
+        if n_chunks and self.faiss.d != manifest.dim:
+            raise CorruptIndexError(str(fpath), f"vector dimension {self.faiss.d} != manifest dimension {manifest.dim}")
+        bdir = gen_dir / "bm25"
+        try:
+            self.bm25_ids = np.load(bdir / "ids.npy", allow_pickle=False)
+            self.bm25 = bm25s.BM25.load(str(bdir), mmap=mmap, load_vocab=True) if n_chunks else None
+        except Exception as e:
+            raise CorruptIndexError(str(bdir), f"BM25 index is unreadable ({e.__class__.__name__}: {e})") from None
+        if len(self.bm25_ids) != n_chunks:
+            raise CorruptIndexError(str(bdir), f"holds {len(self.bm25_ids)} documents but there are {n_chunks} chunks")
+        self._df = None
+
+    # One connection per thread: sqlite3 connections must not be shared across threads.
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            uri = f"file:{self.gen_dir / 'meta.sqlite'}?mode=ro&immutable=1"
+            con = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self._local.con = con
+        return con
+
+    @classmethod
+    def open(cls, root: str | os.PathLike, embedder_name: str | None = None, mmap: bool = False) -> "Index":
+        root = Path(root)
+        cur = root / CURRENT
+        if not root.exists():
+            raise RagError(f"{root}: no index here yet. Build one with `rag index PATH --index {root}`.")
+        for attempt in range(5):
+            try:
+                gen = cur.read_text(encoding="utf-8").strip()
+            except FileNotFoundError:
+                raise RagError(f"{root}: not an index (no {CURRENT} file). Build one with `rag index PATH --index {root}`.") from None
+            if not gen or "/" in gen or gen.startswith("."):
+                raise CorruptIndexError(str(cur), f"names no valid generation ({gen[:40]!r})")
+            gen_dir = root / gen
+            if not gen_dir.is_dir():
+                if attempt < 4:  # a writer may have just replaced and removed it: read CURRENT again
+                    time.sleep(0.05)
+                    continue
+                raise CorruptIndexError(str(gen_dir), "the generation named by CURRENT is missing")
+            manifest = Manifest.read(gen_dir / "manifest.json")
+            if manifest.schema_version != SCHEMA_VERSION:
+                raise IndexMismatchError(
+                    f"{root}: index schema v{manifest.schema_version}, this version reads v{SCHEMA_VERSION}; "
+                    "rebuild with `rag index --rebuild PATH...`")
+            if embedder_name is not None and embedder_name != manifest.embedder:
+                raise IndexMismatchError(
+                    f"{root}: index was built with embedder {manifest.embedder!r} (dim {manifest.dim}), "
+                    f"not {embedder_name!r}. Use `--embedder {manifest.embedder}` or rebuild with "
+                    f"`rag index --rebuild --embedder {embedder_name} PATH...`.")
+            try:
+                return cls(root, gen_dir, manifest, mmap=mmap)
+            except CorruptIndexError:
+                if attempt < 4 and cur.read_text(encoding="utf-8").strip() != gen:
+                    continue  # raced with a writer
+                raise
+        raise CorruptIndexError(str(cur), "could not open a stable generation")
+
+    @property
+    def generation(self) -> str:
+        return self.gen_dir.name
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+    # ---- Store protocol
+
+    def search_dense(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        import faiss
+
+        if self.faiss.ntotal == 0 or k <= 0:
+            return []
+        q = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+        k = min(k, self.faiss.ntotal)
+        params = None
+        if allowed is not None:
+            if len(allowed) == 0:
+                return []
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64)))
+        scores, ids = self.faiss.search(q, k, params=params) if params is not None else self.faiss.search(q, k)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def search_lexical(self, query: str | list[str], k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        if self.bm25 is None or k <= 0:
+            return []
+        toks = tokens(query, self.manifest.tokenizer) if isinstance(query, str) else query
+        vocab = self.bm25.vocab_dict
+        ids = [vocab[t] for t in toks if t in vocab]
+        if not ids:
+            return []
+        scores = self.bm25.get_scores_from_ids(ids) if hasattr(self.bm25, "get_scores_from_ids") else self.bm25.get_scores(toks)
+        scores = np.asarray(scores, dtype=np.float32)
+        if allowed is not None:
+            mask = np.isin(self.bm25_ids, allowed)
+            scores = np.where(mask, scores, 0.0)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(self.bm25_ids[i]), float(scores[i])) for i in top if scores[i] > 0]
+
+    def passages(self, chunk_ids: Iterable[int], scores: dict[int, float] | None = None) -> list[Passage]:
+        chunk_ids = list(chunk_ids)
+        if not chunk_ids:
+            return []
+        marks = ",".join("?" * len(chunk_ids))
+        rows = self._con().execute(
+            f"SELECT c.id, c.article_id, a.title, c.text, c.start, c.end_, a.url, a.published, a.source, c.heading "
+            f"FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})", chunk_ids).fetchall()
+        by_id = {r[0]: r for r in rows}
+        scores = scores or {}
+        out = []
+        for cid in chunk_ids:
+            r = by_id.get(cid)
+            if r is not None:
+                out.append(Passage(r[0], r[1], r[2], r[3], r[4], r[5], float(scores.get(cid, 0.0)), r[6], r[7], r[8], r[9]))
+        return out
+
+    def doc_freq(self, terms: list[str]) -> dict[str, int]:
+        """How many chunks hold each lexical term (for IDF weights)."""
+        if self.bm25 is None:
+            return {}
+        if self._df is None:
+            self._df = np.diff(np.asarray(self.bm25.scores["indptr"]))
+        vocab = self.bm25.vocab_dict
+        return {t: int(self._df[vocab[t]]) for t in terms if t in vocab}
+
+    def neighbours(self, article_id: str, ordinal: int) -> list[tuple[int, str, int, int]]:
+        """Chunks ordinal-1..ordinal+1 of an article as (ordinal, text, start, end)."""
+        return self._con().execute(
+            "SELECT ordinal, text, start, end_ FROM chunks WHERE article_id=? AND ordinal BETWEEN ? AND ? ORDER BY ordinal",
+            (article_id, ordinal - 1, ordinal + 1)).fetchall()
+
+    def article(self, article_id: str) -> Article | None:
+        r = self._con().execute(
+            "SELECT title, text, url, published, source, headings, captions FROM articles WHERE id=?", (article_id,)
+        ).fetchone()
+        if r is None:
+            return None
+        heads = tuple((int(o), h) for o, h in json.loads(r[5]))
+        return Article(r[0], r[1], r[2], r[3], r[4], "", heads, tuple(json.loads(r[6])))
+
+    def allowed_ids(self, date_from: str | None = None, date_to: str | None = None, source: str | None = None) -> np.ndarray | None:
+        """Chunk ids passing the metadata filters, or None when no filter is set."""
+        if not (date_from or date_to or source):
+            return None
+        where, args = [], []
+        if date_from:
+            where.append("a.published >= ?")
+            args.append(date_from)
+        if date_to:
+            where.append("a.published != '' AND a.published <= ?")
+            args.append(date_to if "T" in date_to else date_to + "T23:59:59Z")
+        if source:
+            where.append("a.source = ?")
+            args.append(source)
+        rows = self._con().execute(
+            "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE " + " AND ".join(where), args).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def stats(self) -> dict:
+        con = self._con()
+        last = con.execute("SELECT MAX(indexed_at) FROM articles").fetchone()[0]
+        return {
+            "articles": self.manifest.articles,
+            "chunks": self.manifest.chunks,
+            "embedder": self.manifest.embedder,
+            "dim": self.manifest.dim,
+            "faiss": self.manifest.faiss_kind,
+            "generation": self.generation,
+            "created": self.manifest.created,
+            "last_indexed": last or "",
+        }
+
+    def article_ids(self) -> list[str]:
+        return [r[0] for r in self._con().execute("SELECT id FROM articles ORDER BY id")]
+
+
+# ---------------------------------------------------------------- write side
+
+
+class WriteLock:
+    """An exclusive advisory lock on DIR/LOCK: one writer at a time; a second waits up to `timeout` then fails."""
+
+    def __init__(self, root: Path, timeout: float = 0.0):
+        self.root, self.timeout, self._f = Path(root), timeout, None
+
+    def __enter__(self):
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.root / LOCK, "a+")
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self._f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self._f.close()
+                    raise IndexLockedError(
+                        f"{self.root}: another `rag index` is writing to this index; wait for it to finish "
+                        "(or pass --wait SECONDS)") from None
+                time.sleep(0.1)
+
+    def __exit__(self, *exc):
+        fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)
+        self._f.close()
+
+
+class Writer:
+    """Stages changes to an index in a temp generation; `commit()` publishes it atomically."""
+
+    def __init__(self, root: str | os.PathLike, embedder_name: str, dim: int, tokenizer: str = "bigram",
+                 chunk_size: int = 300, chunk_overlap: int = 60, rebuild: bool = False, faiss_kind: str = "auto"):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._cleanup_temp()
+        self.base: Index | None = None
+        if not rebuild and (self.root / CURRENT).exists():
+            self.base = Index.open(self.root)
+            m = self.base.manifest
+            if m.embedder != embedder_name:
+                raise IndexMismatchError(
+                    f"{self.root}: index was built with embedder {m.embedder!r} (dim {m.dim}), not {embedder_name!r}. "
+                    f"Use `--embedder {m.embedder}` or rebuild with `rag index --rebuild --embedder {embedder_name} PATH...`.")
+            tokenizer, chunk_size, chunk_overlap = m.tokenizer, m.chunk_size, m.chunk_overlap
+        self.embedder_name, self.dim, self.tokenizer = embedder_name, dim, tokenizer
+        self.chunk_size, self.chunk_overlap, self.faiss_kind = chunk_size, chunk_overlap, faiss_kind
+        self.tmp = Path(tempfile.mkdtemp(prefix=".tmp-gen-", dir=self.root))
+        db = self.tmp / "meta.sqlite"
+        if self.base is not None:
+            src = sqlite3.connect(f"file:{self.base.gen_dir / 'meta.sqlite'}?mode=ro", uri=True)
+            self.con = sqlite3.connect(db)
+            src.backup(self.con)
+            src.close()
+            self.vec_ids = np.load(self.base.gen_dir / "ids.npy", allow_pickle=False)
+            self.vectors = np.load(self.base.gen_dir / "vectors.npy", allow_pickle=False)
+        else:
+            self.con = sqlite3.connect(db)
+            self.vec_ids = np.zeros(0, dtype=np.int64)
+            self.vectors = np.zeros((0, dim), dtype=np.float32)
+        self.con.executescript(_SCHEMA)
+        self.con.execute("PRAGMA journal_mode=OFF")  # the temp generation is thrown away whole on failure
+        self.con.execute("PRAGMA synchronous=OFF")
+        self._new_ids: list[np.ndarray] = []
+        self._new_vecs: list[np.ndarray] = []
+        self._removed: set[int] = set()
+        self.changed = False
+
+    def _cleanup_temp(self) -> None:
+        for p in self.root.glob(".tmp-gen-*"):
+            shutil.rmtree(p, ignore_errors=True)
+
+    # ---- queries used by the indexer
+
+    def article_hash(self, article_id: str) -> str | None:
+        r = self.con.execute("SELECT content_hash FROM articles WHERE id=?", (article_id,)).fetchone()
+        return r[0] if r else None
+
+    def paths(self) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for path, aid in self.con.execute("SELECT path, article_id FROM sources"):
+            out.setdefault(path, set()).add(aid)
+        return out
+
+    def cached_vectors(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Vectors already stored for chunks with these text hashes (so unchanged text is never re-embedded)."""
+        if not hashes or not len(self.vec_ids):
+            return {}
+        pos = {int(i): n for n, i in enumerate(self.vec_ids)}
+        out: dict[str, np.ndarray] = {}
+        uniq = list(set(hashes))
+        for i in range(0, len(uniq), 500):
+            part = uniq[i : i + 500]
+            q = f"SELECT text_hash, id FROM chunks WHERE text_hash IN ({','.join('?' * len(part))})"
+            for h, cid in self.con.execute(q, part):
+                if h not in out and cid in pos and cid not in self._removed:
+                    out[h] = self.vectors[pos[cid]]
+        return out
+
+    # ---- mutations
+
+    def put_article(self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray, path: str | None) -> None:
+        """Insert or replace an article with its chunks and their vectors."""
+        if len(chunks) != len(vectors):
+            raise ValueError("one vector per chunk expected")
+        self.remove_article(article.id, keep_sources=True)
+        self.con.execute(
+            "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (article.id, article.title, article.url, article.published, article.source, article.text,
+             json.dumps(list(article.headings), ensure_ascii=False), json.dumps(list(article.captions), ensure_ascii=False),
+             article.content_hash, now_iso()))
+        ids = []
+        for c in chunks:
+            toks = " ".join(tokens(article.title + "\n" + c.text if c.ordinal == 0 else c.text, self.tokenizer))
+            cur = self.con.execute(
+                "INSERT INTO chunks (article_id, ordinal, start, end_, heading, text, text_hash, tokens) VALUES (?,?,?,?,?,?,?,?)",
+                (c.article_id, c.ordinal, c.start, c.end, c.heading, c.text, text_hash(c.text), toks))
+            ids.append(cur.lastrowid)
+        if ids:
+            self._new_ids.append(np.array(ids, dtype=np.int64))
+            self._new_vecs.append(np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim))
+        if path is not None:
+            self.add_source(path, article.id)
+        self.changed = True
+
+    def add_source(self, path: str, article_id: str) -> None:
+        cur = self.con.execute("INSERT OR IGNORE INTO sources VALUES (?,?)", (path, article_id))
+        self.changed |= cur.rowcount > 0
+
+    def drop_source(self, path: str, article_id: str | None = None) -> list[str]:
+        """Forget that `path` holds an article; returns article ids no longer held by any path (and removes them)."""
+        if article_id is None:
+            aids = [r[0] for r in self.con.execute("SELECT article_id FROM sources WHERE path=?", (path,))]
+            self.con.execute("DELETE FROM sources WHERE path=?", (path,))
+        else:
+            aids = [article_id]
+            self.con.execute("DELETE FROM sources WHERE path=? AND article_id=?", (path, article_id))
+        gone = []
+        for aid in aids:
+            if self.con.execute("SELECT 1 FROM sources WHERE article_id=? LIMIT 1", (aid,)).fetchone() is None:
+                self.remove_article(aid)
+                gone.append(aid)
+        self.changed = True
+        return gone
+
+    def remove_article(self, article_id: str, keep_sources: bool = False) -> None:
+        old = [r[0] for r in self.con.execute("SELECT id FROM chunks WHERE article_id=?", (article_id,))]
+        if old or not keep_sources:
+            self.changed = True
+        self._removed.update(old)
+        self.con.execute("DELETE FROM chunks WHERE article_id=?", (article_id,))
+        self.con.execute("DELETE FROM articles WHERE id=?", (article_id,))
+        if not keep_sources:
+            self.con.execute("DELETE FROM sources WHERE article_id=?", (article_id,))
+
+    # ---- publish
+
+    def commit(self) -> str | None:
+        """Write the staged generation and make it current. Returns its name, or None when nothing changed."""
+        import bm25s
+        import faiss
+
+        if not self.changed and self.base is not None:
+            self.abort()
+            return None
+        ids, vecs = self.vec_ids, self.vectors
+        if self._removed:
+            keep = ~np.isin(ids, np.fromiter(self._removed, dtype=np.int64))
+            ids, vecs = ids[keep], vecs[keep]
+        if self._new_ids:
+            ids = np.concatenate([ids] + self._new_ids)
+            vecs = np.concatenate([vecs] + self._new_vecs) if len(vecs) else np.concatenate(self._new_vecs)
+        order = np.argsort(ids, kind="stable")
+        ids, vecs = ids[order], np.ascontiguousarray(vecs[order], dtype=np.float32)
+        self.con.commit()
+        rows = self.con.execute("SELECT id, tokens FROM chunks ORDER BY id").fetchall()
+        n_articles = self.con.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+        chunk_ids = np.array([r[0] for r in rows], dtype=np.int64)
+        if not np.array_equal(chunk_ids, ids):
+            raise RagError("internal error: vectors and chunk rows disagree; nothing was written")
+        self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self.con.commit()
+        self.con.execute("VACUUM")
+        self.con.close()
+
+        np.save(self.tmp / "ids.npy", ids, allow_pickle=False)
+        np.save(self.tmp / "vectors.npy", vecs.reshape(len(ids), self.dim), allow_pickle=False)
+        index, kind = build_faiss(vecs.reshape(len(ids), self.dim), ids, self.faiss_kind)
+        faiss.write_index(index, str(self.tmp / "vectors.faiss"))
+        bdir = self.tmp / "bm25"
+        bdir.mkdir()
+        np.save(bdir / "ids.npy", chunk_ids, allow_pickle=False)
+        if rows:
+            corpus_tokens = [r[1].split() for r in rows]
+            retriever = bm25s.BM25(k1=1.2, b=0.75)
+            vocab: dict[str, int] = {}
+            tok_ids = [[vocab.setdefault(t, len(vocab)) for t in doc] for doc in corpus_tokens]
+            retriever.index(bm25s.tokenization.Tokenized(ids=tok_ids, vocab=vocab), show_progress=False)
+            retriever.save(str(bdir))
+        gen = self._next_generation()
+        manifest = {
+            "schema_version": SCHEMA_VERSION, "embedder": self.embedder_name, "dim": self.dim,
+            "articles": n_articles, "chunks": len(rows), "faiss_kind": kind, "tokenizer": self.tokenizer,
+            "chunk_size": self.chunk_size, "chunk_overlap": self.chunk_overlap, "created": now_iso(),
+            "generation": gen,
+        }
+        (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        _fsync_tree(self.tmp)
+        final = self.root / gen
+        os.rename(self.tmp, final)
+        _fsync_dir(self.root)
+        atomic_write_text(self.root / CURRENT, gen + "\n")
+        if self.base is not None:
+            self.base.close()
+        self._gc(keep=gen)
+        return gen
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.con.close()
+        if self.base is not None:
+            self.base.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _next_generation(self) -> str:
+        nums = [int(p.name[4:]) for p in self.root.glob("gen-*") if p.name[4:].isdigit()]
+        return f"gen-{(max(nums) + 1) if nums else 1:06d}"
+
+    def _gc(self, keep: str) -> None:
+        gens = sorted(p for p in self.root.glob("gen-*") if p.is_dir() and p.name[4:].isdigit())
+        for p in gens[:-KEEP_GENERATIONS]:
+            if p.name != keep:
+                shutil.rmtree(p, ignore_errors=True)

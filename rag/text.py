@@ -1,0 +1,119 @@
+"""Text normalisation, script detection and lexical tokens (character bigrams, jieba words, English words)."""
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+
+_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
+_CJK_RE = re.compile(f"[{_CJK}]")
+_TOKEN_RE = re.compile(f"[{_CJK}]+|[a-z0-9]+(?:['.][a-z0-9]+)*", re.UNICODE)
+_LATIN_RE = re.compile(r"[A-Za-z]")
+
+# Function words that carry no topic; dropping them sharpens BM25 and sentence overlap.
+EN_STOP = frozenset(
+    "a an the of in on at to for from by with and or but is are was were be been being do does did what which who whom "
+    "whose when where why how that this these those it its as into than then there their they them he she his her him "
+    "i you we our your my me us not no yes can could would should will shall may might must have has had about after "
+    "before during over under between up down out off also so such very just any some many much most more other".split()
+)
+ZH_STOP = frozenset("的 了 是 在 和 与 及 或 也 都 就 而 被 把 对 于 之 其 这 那 哪 什么 怎么 如何 为什么 谁 吗 呢 吧 啊 个 有 为 以 中 上 下 将".split())
+
+
+@functools.lru_cache(maxsize=1)
+def _t2s():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def fold(text: str) -> str:
+    """NFKC, lower case, Traditional -> Simplified: the form both queries and passages are matched in."""
+    return _t2s().convert(unicodedata.normalize("NFKC", text).lower())
+
+
+def clean(text: str) -> str:
+    """Drop control characters and lone surrogates that would break tokenizers, SQLite or JSON."""
+    text = text.encode("utf-8", "replace").decode("utf-8") if _has_surrogates(text) else text
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
+def cjk_ratio(text: str) -> float:
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return 0.0
+    return sum(1 for c in letters if _CJK_RE.match(c)) / len(letters)
+
+
+def detect_lang(text: str) -> str:
+    """'zh' when Chinese characters dominate the letters, 'en' when Latin letters do (good enough for routing)."""
+    if _CJK_RE.search(text) and cjk_ratio(text) >= 0.3:
+        return "zh"
+    return "en" if _LATIN_RE.search(text) else "zh"
+
+
+def _stem(word: str) -> str:
+    # A light English stemmer: plural and common verb endings, enough for question/passage overlap.
+    for suf, rep in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if word.endswith(suf) and len(word) - len(suf) >= 3:
+            return word[: len(word) - len(suf)] + rep
+    return word
+
+
+def bigram_tokens(text: str, unigrams: bool = True) -> list[str]:
+    """CJK runs -> character bigrams (+ single characters); Latin/digits -> stemmed words. Input must be folded."""
+    out: list[str] = []
+    for m in _TOKEN_RE.finditer(text):
+        tok = m.group()
+        if _CJK_RE.match(tok):
+            if unigrams or len(tok) == 1:
+                out.extend(c for c in tok if c not in ZH_STOP)
+            out.extend(tok[i : i + 2] for i in range(len(tok) - 1))
+        elif tok not in EN_STOP:
+            out.append(_stem(tok))
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _jieba():
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+def jieba_tokens(text: str) -> list[str]:
+    """jieba search-mode words for CJK runs, stemmed words for Latin. Input must be folded."""
+    jb = _jieba()
+    out: list[str] = []
+    for m in _TOKEN_RE.finditer(text):
+        tok = m.group()
+        if _CJK_RE.match(tok):
+            out.extend(w for w in jb.cut_for_search(tok) if w not in ZH_STOP)
+        elif tok not in EN_STOP:
+            out.append(_stem(tok))
+    return out
+
+
+TOKENIZERS = {"bigram": bigram_tokens, "jieba": jieba_tokens}
+
+
+def tokens(text: str, mode: str = "bigram") -> list[str]:
+    if mode == "both":
+        folded = fold(text)
+        return bigram_tokens(folded) + ["w:" + t for t in jieba_tokens(folded) if len(t) > 2]
+    try:
+        return TOKENIZERS[mode](fold(text))
+    except KeyError:
+        raise ValueError(f"unknown tokenizer {mode!r}; choose one of bigram, jieba, both") from None

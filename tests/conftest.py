@@ -1,0 +1,48 @@
+"""Shared fixtures: a fake deterministic embedder and paths to the shipped data."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+class FakeEmbedder:
+    """Hashes character unigrams and bigrams into a small normalised vector: fast, deterministic, lexical."""
+
+    def __init__(self, dim: int = 64, name: str = "fake-64"):
+        self.name, self.dim = name, dim
+        self.calls = 0  # texts embedded so far, to check that re-indexing embeds nothing
+
+    def _one(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, dtype=np.float32)
+        t = text.lower()
+        grams = list(t) + [t[i : i + 2] for i in range(len(t) - 1)]
+        for g in grams:
+            if g.strip():
+                h = int.from_bytes(hashlib.blake2b(g.encode("utf-8", "surrogatepass"), digest_size=4).digest(), "little")
+                v[h % self.dim] += 1.0
+        n = np.linalg.norm(v)
+        return v / n if n else v
+
+    def embed_documents(self, texts):
+        self.calls += len(texts)
+        return np.stack([self._one(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def embed_queries(self, texts):
+        return self.embed_documents(texts)
+
+
+@pytest.fixture
+def fake_embedder():
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def seed_file():
+    return next(SEEDS.glob("*.txt"))
