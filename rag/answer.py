@@ -1,9 +1,12 @@
 """Extractive answers: score the sentences of retrieved passages against the question, cite the best 1-3."""
 from __future__ import annotations
 
+import functools
+import json
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -26,24 +29,38 @@ _Q_WORDS = re.compile(
     r"\b(what|which|who|whom|whose|when|where|why|how)\b", re.I)
 
 
+FEATURES = (
+    "lex", "disc", "dense", "dense_rel", "rank_rr", "pscore_rel", "type_ok", "type_miss", "prev_disc", "next_disc",
+    "len_log", "novel", "first_in_passage", "cross", "cross_dense", "cross_dense_rel", "cross_latin", "cross_type_ok",
+)
+RANKER_PATH = Path(__file__).with_name("ranker.json")
+
+
+@functools.lru_cache(maxsize=4)
+def load_ranker(path: str = str(RANKER_PATH)) -> tuple[np.ndarray, float]:
+    """Logistic-regression weights over FEATURES, learned by eval/train_ranker.py (plain JSON, never pickle)."""
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    if tuple(data["features"]) != FEATURES:
+        raise ValueError(f"{path}: ranker features {data['features']} do not match this version's {list(FEATURES)}")
+    return np.asarray(data["weights"], dtype=np.float64), float(data["bias"])
+
+
 @dataclass(frozen=True)
 class AnswerConfig:
-    """Sentence scoring weights and abstention threshold (chosen on the dev sets; see eval/README.md)."""
+    """How many sentences to cite and when to decline (thresholds chosen on the dev sets; see eval/README.md)."""
 
     max_sentences: int = 3
-    lexical_weight: float = 1.0
-    dense_weight: float = 0.6
-    passage_weight: float = 0.35
-    type_bonus: float = 0.15
-    extra_ratio: float = 0.85  # a 2nd/3rd sentence must score at least this share of the best
-    min_support: float = 0.32  # abstain when the best sentence's evidence is below this
-    disc_weight: float = 1.0
+    extra_ratio: float = 0.6  # a 2nd/3rd sentence needs at least this share of the best one's probability
+    min_confidence: float = 0.12  # decline when the best sentence's probability of holding the answer is below
     topic_share: float = 0.5
-    cross_lexical_scale: float = 0.3
+    ranker: str = str(RANKER_PATH)
 
     def __post_init__(self):
         if not 1 <= self.max_sentences <= 3:
             raise ValueError(f"AnswerConfig.max_sentences must be 1..3, got {self.max_sentences!r}")
+        if not 0.0 <= self.min_confidence < 1.0:
+            raise ValueError(f"AnswerConfig.min_confidence must be in [0, 1), got {self.min_confidence!r}")
 
 
 @dataclass(frozen=True)
@@ -53,8 +70,7 @@ class Candidate:
     start: int  # span in the article text
     end: int
     text: str
-    score: float = 0.0
-    support: float = 0.0
+    score: float = 0.0  # probability that the sentence holds the answer
 
 
 def query_terms(question: str) -> list[str]:
@@ -76,8 +92,9 @@ def candidates(passages: list[Passage]) -> list[Candidate]:
     return out
 
 
-def score_candidates(question: str, cands: list[Candidate], idf: dict[str, float], dense: np.ndarray | None,
-                     cfg: AnswerConfig) -> list[Candidate]:
+def features(question: str, cands: list[Candidate], idf: dict[str, float], dense: np.ndarray | None,
+             topic_share: float = 0.5) -> np.ndarray:
+    """One row of FEATURES per candidate sentence."""
     terms = query_terms(question)
     toksets = [set(bigram_tokens(fold(c.text))) for c in cands]
     weight = {t: idf.get(t, 1.0) for t in terms}
@@ -92,35 +109,46 @@ def score_candidates(question: str, cands: list[Candidate], idf: dict[str, float
         title = set(bigram_tokens(fold(cands[idxs[0]].passage.title)))
         common = set()
         if len(idxs) >= 3:
-            for t in terms:
-                if sum(1 for i in idxs if t in toksets[i]) >= cfg.topic_share * len(idxs):
-                    common.add(t)
+            common = {t for t in terms if sum(1 for i in idxs if t in toksets[i]) >= topic_share * len(idxs)}
         topic[aid] = (title & set(terms)) | common
     wants_num, wants_time = bool(_Q_NUM.search(question)), bool(_Q_TIME.search(question))
-    q_lang = detect_lang(question)
-    out = []
+    cross = detect_lang(question) == "en"
+    latin_q = {t for t in terms if t.isascii()}
+    dense = np.zeros(len(cands)) if dense is None else np.asarray(dense, dtype=np.float64)
+    dmax = float(dense.max()) if len(dense) else 0.0
+    pmax = max((c.passage.score for c in cands), default=0.0) or 1.0
+    disc = np.zeros(len(cands))
+    rows = np.zeros((len(cands), len(FEATURES)))
     for i, c in enumerate(cands):
-        toks = toksets[i]
-        tp = topic[c.passage.article_id]
+        toks, tp = toksets[i], topic[c.passage.article_id]
         lex = sum(w for t, w in weight.items() if t in toks or t in tp) / total
         rest = {t: w for t, w in weight.items() if t not in tp}
         rest_total = sum(rest.values())
-        disc = sum(w for t, w in rest.items() if t in toks) / rest_total if rest_total else 0.0
-        den = float(dense[i]) if dense is not None else 0.0
-        bonus = 0.0
-        if wants_time and _YEAR.search(c.text):
-            bonus += cfg.type_bonus
-        elif wants_num and _DIGIT.search(c.text):
-            bonus += cfg.type_bonus
-        same_script = (q_lang == "zh") == (detect_lang(c.text) == "zh")
-        # an English question over Chinese text has little lexical signal: lean on the dense score
-        lw = 1.0 if same_script else cfg.cross_lexical_scale
-        pscore = 1.0 / (1.0 + c.rank)
-        score = lw * (cfg.lexical_weight * lex + cfg.disc_weight * disc) + cfg.dense_weight * den \
-            + cfg.passage_weight * pscore + bonus
-        support = max(lex, den) if same_script else den
-        out.append(Candidate(c.passage, c.rank, c.start, c.end, c.text, score, support))
-    return out
+        disc[i] = sum(w for t, w in rest.items() if t in toks) / rest_total if rest_total else 0.0
+        has_time, has_num = bool(_YEAR.search(c.text)), bool(_DIGIT.search(c.text))
+        type_ok = float((wants_time and has_time) or (wants_num and not wants_time and has_num))
+        type_miss = float((wants_time and not has_time) or (wants_num and not has_num))
+        novel = len(toks - set(terms)) / max(1, len(toks))
+        latin = len(latin_q & toks) / len(latin_q) if latin_q else 0.0
+        rows[i] = (lex, disc[i], dense[i], dense[i] - dmax, 1.0 / (1 + c.rank), c.passage.score / pmax, type_ok,
+                   type_miss, 0.0, 0.0, math.log1p(len(c.text)), novel, float(c.start == c.passage.start),
+                   float(cross), cross * dense[i], cross * (dense[i] - dmax), cross * latin, cross * type_ok)
+    # The answer often sits next to the sentence that restates the question: neighbours' overlap is evidence.
+    for i, c in enumerate(cands):
+        if i > 0 and cands[i - 1].passage is c.passage:
+            rows[i, 8] = disc[i - 1]
+        if i + 1 < len(cands) and cands[i + 1].passage is c.passage:
+            rows[i, 9] = disc[i + 1]
+    return rows
+
+
+def rank(cands: list[Candidate], feats: np.ndarray, cfg: AnswerConfig) -> list[Candidate]:
+    """Each candidate with its probability of holding the answer."""
+    if not cands:
+        return []
+    w, b = load_ranker(cfg.ranker)
+    prob = 1.0 / (1.0 + np.exp(-(feats @ w + b)))
+    return [Candidate(c.passage, c.rank, c.start, c.end, c.text, float(p)) for c, p in zip(cands, prob)]
 
 
 def select(scored: list[Candidate], cfg: AnswerConfig) -> list[Candidate]:

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from .answer import AnswerConfig, build_answer, candidates, idf_table, query_terms, score_candidates, select
+from .answer import (FEATURES, AnswerConfig, Candidate, build_answer, candidates, features, idf_table, query_terms,
+                     rank, select)
 from .retrieval import DEFAULT_FUSION, Fusion, Searcher, searcher
 from .text import clean, detect_lang
 from .types import Answer, Embedder, Passage
@@ -45,8 +46,8 @@ def contextualise(question: str, history: list[tuple[str, str]] | None) -> tuple
     prev_q = str(history[-1][0]) if history[-1] else ""
     if not prev_q:
         return question, question
-    short = len(query_terms(question)) <= 6
-    if _ANAPHORA.search(question) or short:
+    # A follow-up points back ("他在那里见了谁？") or is too short to stand alone ("那2023年呢？").
+    if _ANAPHORA.search(question) or len(query_terms(question)) <= 2:
         return f"{prev_q} {question}", question + " " + prev_q
     return question, question
 
@@ -60,10 +61,19 @@ def retrieve(question: str, index=None, k: int = 5, *, date_from: str | None = N
     return _resolve_index(index).search(q, k, fusion, date_from, date_to, source)
 
 
-def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]] | None = None,
-        date_from: str | None = None, date_to: str | None = None, source: str | None = None,
-        fusion: Fusion = DEFAULT_FUSION, config: AnswerConfig = DEFAULT_ANSWER) -> Answer:
-    """Answer `question` with 1-3 sentences quoted from the indexed articles, each cited; or decline."""
+@dataclass(frozen=True)
+class Evidence:
+    """What `ask` reads before it chooses: the retrieved passages and their candidate sentences with features."""
+
+    question: str
+    lang: str
+    passages: list[Passage]
+    candidates: list[Candidate]
+    features: np.ndarray
+
+
+def gather(question: str, index=None, k: int = 5, *, history=None, date_from=None, date_to=None, source=None,
+           fusion: Fusion = DEFAULT_FUSION, config: AnswerConfig = DEFAULT_ANSWER) -> Evidence:
     q = _check_question(question)
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -72,18 +82,26 @@ def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]]
     query, scoring_q = contextualise(q, history)
     qvec = s.embedder.embed_queries([query])[0]
     passages = s.search(query, max(k, 5), fusion, date_from, date_to, source, qvec=qvec)
-    if not passages:
-        return build_answer(q, [], [], lang, True)
     cands = candidates(passages[:k])
     if not cands:
-        return build_answer(q, [], passages, lang, True)
+        return Evidence(q, lang, passages, [], np.zeros((0, len(FEATURES))))
     dense = _sentence_similarity(s.embedder, scoring_q if scoring_q != q else None, qvec, [c.text for c in cands])
     terms = query_terms(scoring_q)
     idf = idf_table(terms, s.index.doc_freq(terms), s.index.manifest.chunks)
-    scored = score_candidates(scoring_q, cands, idf, dense, config)
-    picked = select(scored, config)
-    abstain = picked[0].support < config.min_support
-    return build_answer(q, picked, passages, lang, abstain)
+    return Evidence(q, lang, passages, cands, features(scoring_q, cands, idf, dense, config.topic_share))
+
+
+def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]] | None = None,
+        date_from: str | None = None, date_to: str | None = None, source: str | None = None,
+        fusion: Fusion = DEFAULT_FUSION, config: AnswerConfig = DEFAULT_ANSWER) -> Answer:
+    """Answer `question` with 1-3 sentences quoted from the indexed articles, each cited; or decline."""
+    ev = gather(question, index, k, history=history, date_from=date_from, date_to=date_to, source=source,
+                fusion=fusion, config=config)
+    if not ev.candidates:
+        return build_answer(ev.question, [], ev.passages, ev.lang, True)
+    picked = select(rank(ev.candidates, ev.features, config), config)
+    abstain = picked[0].score < config.min_confidence
+    return build_answer(ev.question, picked, ev.passages, ev.lang, abstain)
 
 
 def _sentence_similarity(embedder: Embedder, alt_question: str | None, qvec: np.ndarray, texts: list[str]) -> np.ndarray:

@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -207,6 +208,21 @@ class Index:
             raise CorruptIndexError(str(bdir), f"BM25 index is unreadable ({e.__class__.__name__}: {e})") from None
         if len(self.bm25_ids) != n_chunks:
             raise CorruptIndexError(str(bdir), f"holds {len(self.bm25_ids)} documents but there are {n_chunks} chunks")
+        if self.bm25 is not None:
+            ptr, nnz = np.asarray(self.bm25.scores["indptr"]), len(self.bm25.scores["indices"])
+            if not len(ptr) or ptr[0] != 0 or ptr[-1] != nnz or len(self.bm25.scores["data"]) != nnz or np.any(np.diff(ptr) < 0):
+                raise CorruptIndexError(str(bdir / "indptr.csc.index.npy"), "BM25 index is inconsistent")
+        # the vectors the dense scores are read from (loaded without pickle, checked against the chunk ids)
+        for name in ("ids.npy", "vectors.npy"):
+            try:
+                arr = np.load(gen_dir / name, mmap_mode="r" if name == "vectors.npy" else None, allow_pickle=False)
+            except Exception as e:
+                raise CorruptIndexError(str(gen_dir / name), f"array file is unreadable ({e.__class__.__name__}: {e})") from None
+            if name == "ids.npy" and not np.array_equal(arr, self.bm25_ids):
+                raise CorruptIndexError(str(gen_dir / name), "chunk ids disagree with the BM25 index and the database")
+            if name == "vectors.npy" and arr.shape != (n_chunks, manifest.dim):
+                raise CorruptIndexError(str(gen_dir / name), f"shape {arr.shape} != ({n_chunks}, {manifest.dim})")
+            setattr(self, "vec_ids" if name == "ids.npy" else "vectors", arr)
         self._df = None
 
     # One connection per thread: sqlite3 connections must not be shared across threads.
@@ -226,10 +242,12 @@ class Index:
             raise RagError(f"{root}: no index here yet. Build one with `rag index PATH --index {root}`.")
         for attempt in range(5):
             try:
-                gen = cur.read_text(encoding="utf-8").strip()
+                gen = cur.read_bytes()[:200].decode("utf-8", "replace").strip()
             except FileNotFoundError:
                 raise RagError(f"{root}: not an index (no {CURRENT} file). Build one with `rag index PATH --index {root}`.") from None
-            if not gen or "/" in gen or gen.startswith("."):
+            except OSError as e:  # a directory, unreadable...
+                raise CorruptIndexError(str(cur), f"cannot be read ({e.strerror or e})") from None
+            if not re.fullmatch(r"gen-\d{1,12}", gen):
                 raise CorruptIndexError(str(cur), f"names no valid generation ({gen[:40]!r})")
             gen_dir = root / gen
             if not gen_dir.is_dir():
@@ -450,6 +468,8 @@ class Writer:
     def _cleanup_temp(self) -> None:
         for p in self.root.glob(".tmp-gen-*"):
             shutil.rmtree(p, ignore_errors=True)
+        for p in self.root.glob(CURRENT + ".*.tmp"):  # a CURRENT swap cut short (atomic_write_text's temp file)
+            p.unlink(missing_ok=True)
 
     # ---- queries used by the indexer
 

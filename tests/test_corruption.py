@@ -1,0 +1,329 @@
+"""Damaged index files: every truncated, emptied, overwritten, missing or inconsistent file gives a clear
+CorruptIndexError (or another RagError) that names the file and says `rag index --rebuild`; `rag ask` exits 2 with
+one line on stderr and no traceback; `rag index --rebuild` recovers."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FakeEmbedder
+from rag import cli, retrieval
+from rag.errors import CorruptIndexError, IndexMismatchError, RagError
+from rag.indexer import index_paths
+from rag.store import Index
+
+QUESTION = "北京的气温是多少度？"
+GEN = "gen-000001"
+FILES = ["vectors.faiss", "meta.sqlite", "manifest.json", "vectors.npy", "ids.npy", "bm25/ids.npy",
+         "bm25/data.csc.index.npy", "bm25/indices.csc.index.npy", "bm25/indptr.csc.index.npy",
+         "bm25/params.index.json", "bm25/vocab.index.json"]
+
+
+def truncate(p: Path) -> None:
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+
+
+def empty(p: Path) -> None:
+    p.write_bytes(b"")
+
+
+def overwrite_header(p: Path) -> None:
+    data = bytearray(p.read_bytes())
+    data[:64] = random.Random(7).randbytes(64)
+    p.write_bytes(bytes(data))
+
+
+def delete(p: Path) -> None:
+    p.unlink()
+
+
+DAMAGES = [truncate, empty, overwrite_header, delete]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus")
+    with open(folder / "news.jsonl", "w", encoding="utf-8") as f:
+        for i in range(12):
+            f.write(json.dumps({"title": f"第{i}号新闻", "url": f"https://news.example/{i}",
+                                "text": f"第{i}篇文章。北京今天下雨了，气温是{i}度。\n\n经济增长了{i}个百分点。"},
+                               ensure_ascii=False) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory, corpus) -> Path:
+    root = tmp_path_factory.mktemp("template") / "idx"
+    index_paths([corpus], root, FakeEmbedder(), progress=False)
+    assert (root / "CURRENT").read_text().strip() == GEN
+    return root
+
+
+@pytest.fixture
+def index_dir(template, tmp_path) -> Path:
+    d = tmp_path / "idx"
+    shutil.copytree(template, d)
+    return d
+
+
+@pytest.fixture
+def fake_cli(monkeypatch):
+    """`rag` in-process, with the index's 'fake-64' embedder resolvable by name."""
+    import rag.embedders
+
+    real = rag.embedders.get_embedder
+    monkeypatch.setattr(rag.embedders, "get_embedder",
+                        lambda spec="use", **kw: FakeEmbedder() if spec == "fake-64" else real(spec, **kw))
+    monkeypatch.setitem(retrieval._EMBEDDERS, "fake-64", FakeEmbedder())
+
+
+def assert_clear(err: RagError, names: Path | str) -> None:
+    msg = str(err)
+    assert str(names) in msg, msg
+    assert "rag index --rebuild" in msg, msg
+    assert "\n" not in msg
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = cli.main(list(argv))  # an exception escaping here is the traceback a user would see
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---------------------------------------------------------------- each file, each kind of damage
+
+
+@pytest.mark.parametrize("damage", DAMAGES, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("name", FILES)
+def test_damaged_file_is_named_with_the_rebuild_hint(index_dir, name, damage):
+    path = index_dir / GEN / name
+    damage(path)
+    with pytest.raises(CorruptIndexError) as e:
+        Index.open(index_dir)
+    # bm25s reads its folder as one unit: its files are named by the folder
+    assert_clear(e.value, path.parent if name.startswith("bm25/") else path)
+
+
+def _sqlite_row_deleted(gen: Path):
+    con = sqlite3.connect(gen / "meta.sqlite")
+    con.execute("DELETE FROM chunks WHERE id = (SELECT MAX(id) FROM chunks)")
+    con.commit()
+    con.close()
+    return gen / "meta.sqlite"
+
+
+def _sqlite_replaced_by_empty_db(gen: Path):
+    (gen / "meta.sqlite").unlink()
+    sqlite3.connect(gen / "meta.sqlite").close()
+    return gen / "meta.sqlite"
+
+
+def _manifest_edit(**changes):
+    def edit(gen: Path):
+        m = json.loads((gen / "manifest.json").read_text())
+        for k, v in changes.items():
+            if v is None:
+                m.pop(k)
+            else:
+                m[k] = v
+        (gen / "manifest.json").write_text(json.dumps(m))
+        return gen / ("meta.sqlite" if "articles" in changes or "chunks" in changes else
+                      "vectors.faiss" if "dim" in changes else "manifest.json")
+    return edit
+
+
+def _faiss_fewer_vectors(gen: Path):
+    import faiss
+
+    index = faiss.read_index(str(gen / "vectors.faiss"))
+    index.remove_ids(np.array([index.id_map.at(0)], dtype=np.int64))
+    faiss.write_index(index, str(gen / "vectors.faiss"))
+    return gen / "vectors.faiss"
+
+
+def _ids_shuffled(gen: Path):
+    ids = np.load(gen / "ids.npy")
+    np.save(gen / "ids.npy", ids[::-1].copy())
+    return gen / "ids.npy"
+
+
+def _ids_shifted(gen: Path):  # a flipped bit in the last id
+    ids = np.load(gen / "ids.npy")
+    ids[-1] += 1
+    np.save(gen / "ids.npy", ids)
+    return gen / "ids.npy"
+
+
+def _vectors_wrong_shape(gen: Path):
+    v = np.load(gen / "vectors.npy")
+    np.save(gen / "vectors.npy", v[:, :-1].copy())
+    return gen / "vectors.npy"
+
+
+def _bm25_indptr_scrambled(gen: Path):
+    p = gen / "bm25" / "indptr.csc.index.npy"
+    ptr = np.load(p)
+    ptr[len(ptr) // 2] = -5
+    np.save(p, ptr)
+    return p
+
+
+ALTERED = {
+    "sqlite: a chunk row deleted": _sqlite_row_deleted,
+    "sqlite: replaced by an empty database": _sqlite_replaced_by_empty_db,
+    "manifest: article count edited": _manifest_edit(articles=99),
+    "manifest: chunk count edited": _manifest_edit(chunks=1),
+    "manifest: dimension edited": _manifest_edit(dim=32),
+    "manifest: a field removed": _manifest_edit(faiss_kind=None),
+    "manifest: wrong type": _manifest_edit(articles="many"),
+    "faiss: one vector fewer": _faiss_fewer_vectors,
+    "ids.npy: reordered": _ids_shuffled,
+    "ids.npy: one id altered": _ids_shifted,
+    "vectors.npy: wrong shape": _vectors_wrong_shape,
+    "bm25: pointer array scrambled": _bm25_indptr_scrambled,
+}
+
+
+@pytest.mark.parametrize("alter", ALTERED.values(), ids=ALTERED.keys())
+def test_altered_but_well_formed_file_is_caught(index_dir, alter):
+    path = alter(index_dir / GEN)
+    with pytest.raises(CorruptIndexError) as e:
+        Index.open(index_dir)
+    assert_clear(e.value, path)
+
+
+def test_newer_schema_asks_for_a_rebuild(index_dir):
+    _manifest_edit(schema_version=99)(index_dir / GEN)
+    with pytest.raises(IndexMismatchError, match="rag index --rebuild"):
+        Index.open(index_dir)
+
+
+CURRENTS = {
+    "empty": b"",
+    "whitespace": b" \n\t\n",
+    "binary garbage": bytes(range(256)),
+    "missing generation": b"gen-999999\n",
+    "path traversal": b"../../etc\n",
+    "absolute path": b"/etc\n",
+    "another file": b"LOCK\n",
+    "NUL byte": b"gen-000001\x00\n",
+    "name too long": b"g" * 5000,
+}
+
+
+@pytest.mark.parametrize("content", CURRENTS.values(), ids=CURRENTS.keys())
+def test_bad_current_pointer(index_dir, content):
+    (index_dir / "CURRENT").write_bytes(content)
+    with pytest.raises(CorruptIndexError) as e:
+        Index.open(index_dir)
+    assert "rag index --rebuild" in str(e.value) and "\n" not in str(e.value)
+    assert str(index_dir) in str(e.value)
+
+
+def test_current_is_a_directory(index_dir):
+    (index_dir / "CURRENT").unlink()
+    (index_dir / "CURRENT").mkdir()
+    with pytest.raises(CorruptIndexError) as e:
+        Index.open(index_dir)
+    assert_clear(e.value, index_dir / "CURRENT")
+
+
+def test_generation_folder_deleted(index_dir):
+    shutil.rmtree(index_dir / GEN)
+    with pytest.raises(CorruptIndexError) as e:
+        Index.open(index_dir)
+    assert_clear(e.value, index_dir / GEN)
+
+
+def test_no_current_at_all_says_how_to_build(index_dir, tmp_path):
+    (index_dir / "CURRENT").unlink()
+    with pytest.raises(RagError, match="rag index"):
+        Index.open(index_dir)
+    with pytest.raises(RagError, match="no index here yet"):
+        Index.open(tmp_path / "nowhere")
+
+
+def test_planted_pickle_is_refused_not_run(index_dir, tmp_path):
+    """An index file carrying a pickle that would run code when loaded is reported as corrupt; the code never runs."""
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    arr = np.empty(len(np.load(index_dir / GEN / "ids.npy")), dtype=object)
+    arr[0] = Payload()
+    for name in ("ids.npy", "vectors.npy", "bm25/ids.npy"):
+        d = tmp_path / name.replace("/", "_")
+        shutil.copytree(index_dir, d)
+        np.save(d / GEN / name, arr, allow_pickle=True)
+        with pytest.raises(CorruptIndexError, match="rag index --rebuild"):
+            Index.open(d)
+        assert not marker.exists()
+
+
+# ---------------------------------------------------------------- what a user sees
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("name", FILES)
+def test_random_byte_flips_never_crash_the_cli(index_dir, name, seed, fake_cli, capsys):
+    """Bytes flipped anywhere in a file: `rag ask` answers (a flip in vector or score data is not detectable
+    without checksums) or exits 2 with one line; it never dies with a traceback."""
+    path = index_dir / GEN / name
+    data = bytearray(path.read_bytes())
+    rng = random.Random(f"{name}-{seed}")
+    at = rng.randrange(len(data))
+    for i in range(at, min(len(data), at + 16)):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    code, out, err = run_cli(capsys, "ask", QUESTION, "--index", str(index_dir))
+    assert code in (0, 2), err
+    if code == 2:
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("name,damage", [("vectors.faiss", truncate), ("meta.sqlite", overwrite_header),
+                                         ("manifest.json", empty), ("vectors.npy", truncate), ("CURRENT", overwrite_header)])
+def test_rag_ask_subprocess_exits_2_with_one_line(index_dir, name, damage):
+    path = index_dir / name if name == "CURRENT" else index_dir / GEN / name
+    damage(path)
+    p = subprocess.run([sys.executable, "-m", "rag.cli", "ask", QUESTION, "--index", str(index_dir)],
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+    assert "rag index --rebuild" in lines[0] and str(index_dir) in lines[0]
+
+
+@pytest.mark.parametrize("name,damage", [("vectors.faiss", truncate), ("meta.sqlite", delete),
+                                         ("manifest.json", overwrite_header), ("ids.npy", empty),
+                                         ("bm25/vocab.index.json", truncate), ("CURRENT", overwrite_header),
+                                         (GEN, lambda p: shutil.rmtree(p))])
+def test_rebuild_recovers(index_dir, corpus, name, damage, fake_cli, capsys):
+    path = index_dir / name if name in ("CURRENT", GEN) else index_dir / GEN / name
+    damage(path)
+    code, _, err = run_cli(capsys, "ask", QUESTION, "--index", str(index_dir))
+    assert code == 2 and "rag index --rebuild" in err
+    # a plain update refuses to build on a damaged index (and leaves it as it was)
+    code, _, err = run_cli(capsys, "index", str(corpus), "--index", str(index_dir), "--embedder", "fake-64", "-q")
+    assert code == 2 and "rag index --rebuild" in err
+    code, out, err = run_cli(capsys, "index", "--rebuild", str(corpus), "--index", str(index_dir),
+                             "--embedder", "fake-64", "-q")
+    assert code == 0, err
+    assert "index holds 12 articles" in out
+    code, out, err = run_cli(capsys, "ask", QUESTION, "--index", str(index_dir))
+    assert code == 0, err
+    assert "气温" in out
+    assert len(Index.open(index_dir).article_ids()) == 12
