@@ -44,7 +44,7 @@ LANG_CHOICES = list(LANGS)
 EXAMPLES = [
     "布林肯星期二前往哪个国家？",
     "国务院星期一对谁实施了签证限制？",
-    "Who did Blinken meet in Guatemala?",
+    "Where did Blinken travel on Tuesday?",
 ]
 
 TEXT: dict[str, dict[str, str]] = {
@@ -101,7 +101,7 @@ TEXT: dict[str, dict[str, str]] = {
         "title": "# News Q&A\nAnswers quoted sentence by sentence from the indexed articles, each with its source.",
         "chat": "Chat",
         "question": "Question",
-        "placeholder": "Ask a question, e.g. Who did Blinken meet in Guatemala?",
+        "placeholder": "Ask a question, e.g. Where did Blinken travel on Tuesday?",
         "send": "Ask",
         "clear": "Clear chat",
         "settings": "Settings and upload",

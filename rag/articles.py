@@ -220,7 +220,7 @@ def parse_date(value) -> str:
 
 _LINE_BREAKS = re.compile(r"\r\n?|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\ufeff]")
-_TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>", re.S)
+_TAG = re.compile(r"<!--(?:(?!<!--).)*?-->|</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>", re.S)  # linear on "<!--"*n
 _ENTITY = re.compile(r"&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
 _SENTENCE_END = ("。", "！", "？", ".", "!", "?", "；", ";")
 
@@ -384,7 +384,29 @@ def _html_blocks(root: LexborNode | None) -> list[tuple[str, bool]]:
 
 
 def _fragment_blocks(fragment: str) -> list[tuple[str, bool]]:
+    if _too_deep(fragment):  # keep the text, skip the (quadratic) parse
+        text = _collapse(_TAG.sub(" ", fragment))
+        return [(text, False)] if text else []
     return _html_blocks(LexborHTMLParser(fragment).body)
+
+
+MAX_HTML_DEPTH = 1000  # browsers stop nesting at 512; the HTML parser slows down quadratically with depth
+_OPEN_CLOSE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)[^<>]*?(/?)>")
+_FLAT_TAGS = frozenset(  # void elements and those whose end tag may be left out: they do not nest
+    "area base br col embed hr img input link meta param source track wbr p li dt dd tr td th option optgroup "
+    "tbody thead tfoot colgroup caption rb rt rp rtc html head body".split())
+
+
+def _too_deep(markup: str) -> bool:
+    """Whether tags nest more than MAX_HTML_DEPTH levels (a "nesting bomb": a small file that stalls the parser)."""
+    depth = 0
+    for m in _OPEN_CLOSE.finditer(markup):
+        if m.group(3) or m.group(2).lower() in _FLAT_TAGS:
+            continue
+        depth = max(0, depth - 1) if m.group(1) else depth + 1
+        if depth > MAX_HTML_DEPTH:
+            return True
+    return False
 
 
 def _node_text(node: LexborNode | None) -> str:
@@ -446,6 +468,8 @@ _DATE_SELECTORS = (
 
 
 def _parse_html_page(text: str, path: str) -> Article:
+    if _too_deep(text):
+        raise ArticleError(path, f"HTML nested more than {MAX_HTML_DEPTH} levels deep")
     parser = LexborHTMLParser(text)
     title = _node_text(parser.css_first("title")) or _collapse(_attr(parser, 'meta[property="og:title"]', "content"))
     published = ""
@@ -481,7 +505,7 @@ def _parse_html_page(text: str, path: str) -> Article:
 # ---------------------------------------------------------------- VOA seed format
 
 _VOA_START = re.compile(r"\A\s*<!--\s*(\d{9,14})\s*-->")
-_MD_LINK_LINE = re.compile(r"^\[(.*)\]\((\S*?)\)$")
+_MD_LINK_LINE = re.compile(r"^\[(.*)\]\(([^\s\]]*?)\)$")  # no "]" in the URL: linear on "[](x](x](x..."
 _RULE = re.compile(r"^([-*_=])(?:\s*\1){2,}$")
 
 
@@ -514,6 +538,8 @@ def _parse_voa(text: str, path: str, start: re.Match) -> Article:
     # timestamp looks like a crawl/update time, while the date line is the publication time shown to readers.
     published = ""
     captions: tuple[str, ...] = ()
+    if _too_deep(body):
+        raise ArticleError(path, f"HTML nested more than {MAX_HTML_DEPTH} levels deep")
     if _TAG.search(body):
         root = LexborHTMLParser(body).body
         for italic in root.css("div > i") if root is not None else ():
@@ -540,8 +566,9 @@ def _parse_voa(text: str, path: str, start: re.Match) -> Article:
 # ---------------------------------------------------------------- markdown / plain text
 
 _ATX = re.compile(r"^(#{1,6})(?:\s+(.*?))?(?:\s+#+)?\s*$")
-_MD_IMAGE = re.compile(r"\s*!\[([^\]]*)\]\([^)]*\)")
-_MD_LINK = re.compile(r"\[([^\]]+)\]\((?:[^()\s]|\([^()]*\))*(?:\s+\"[^\"]*\")?\)")
+# link text and targets stop at the next bracket, so "[[[[..." or "![a](((..." stay linear (not quadratic)
+_MD_IMAGE = re.compile(r"\s*!\[([^\[\]]*)\]\([^()]*\)")
+_MD_LINK = re.compile(r"\[([^\[\]]+)\]\((?:[^()\s]|\([^()]*\))*(?:\s+\"[^\"]*\")?\)")
 _FRONT_KEY = re.compile(r"^([A-Za-z_][\w-]*)\s*:\s*(.*)$")
 _FRONT_FIELDS = {
     "title": "title", "date": "published", "published": "published", "pubdate": "published",

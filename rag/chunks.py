@@ -41,7 +41,8 @@ class Chunker:
         # A piece can start where the previous one did and extend it (the overlap the splitter carried over was the
         # previous piece minus stripped whitespace): keep only the longer one.
         spans = [(p, s) for n, (p, s) in enumerate(zip(pieces, starts)) if n + 1 == len(starts) or starts[n + 1] != s]
-        return [Chunk(article.id, n, piece, start, start + len(piece), article.heading_at(start))
+        aid = article.id  # a property that hashes the whole text: compute once
+        return [Chunk(aid, n, piece, start, start + len(piece), article.heading_at(start))
                 for n, (piece, start) in enumerate(spans)]
 
 
@@ -51,14 +52,31 @@ _WS = re.compile(r"\s*")
 def _place(text: str, pieces: list[str], overlap: int) -> list[int]:
     """Start offset of each piece in `text`.
 
-    A piece can occur several times (repeated text), so the first match is not always right: choose offsets so that
-    starts increase (or stay put when a piece extends the previous one), each piece begins at most `overlap` chars before the previous one ends and only whitespace lies
-    between consecutive pieces (and before the first / after the last). The splitter's own layout satisfies these
-    rules, so a depth-first search over the few candidates in each window (dead ends memoised) always finds one.
+    A piece can occur several times (repeated text), so the first match after the previous piece is not always
+    right. Choose offsets such that starts increase (or stay put when a piece extends the previous one), each piece
+    begins at most `overlap` chars before the previous one ends, and only whitespace lies between consecutive pieces,
+    before the first and after the last. The splitter's own layout obeys these rules, so a depth-first search over the
+    few matches in each window (dead ends memoised) finds one. For pathological periodic text the search is capped
+    (tried with the earliest, then the latest match first) and falls back to the first match after the previous piece.
     """
     if not pieces:
         return []
+    for latest_first in (False, True):
+        pos = _search(text, pieces, overlap, latest_first, budget=50 * len(pieces) + 1000)
+        if pos is not None:
+            return pos
+    pos, prev = [], -1
+    for piece in pieces:
+        prev = text.find(piece, prev + 1)
+        if prev < 0:
+            raise ValueError("chunk not found in the article text")
+        pos.append(prev)
+    return pos
+
+
+def _search(text: str, pieces: list[str], overlap: int, latest_first: bool, budget: int) -> list[int] | None:
     last = len(pieces) - 1
+    dead: set[tuple[int, int]] = set()
 
     def candidates(i: int, prev_start: int, prev_end: int):
         grows = i > 0 and len(pieces[i]) >= prev_end - prev_start  # may then start where the previous did
@@ -70,12 +88,12 @@ def _place(text: str, pieces: list[str], overlap: int) -> list[int]:
             if (i, s) not in dead and (i < last or _WS.match(text, s + len(piece)).end() == len(text)):
                 found.append(s)
             s = text.find(piece, s + 1, hi + len(piece))
-        return reversed(found)  # latest first: usually the right one
+        return reversed(found) if latest_first else iter(found)
 
-    dead: set[tuple[int, int]] = set()
     pos: list[int] = []
     stack = [candidates(0, -1, 0)]
-    while stack:
+    while stack and budget > 0:
+        budget -= 1
         s = next(stack[-1], None)
         if s is None:
             stack.pop()
@@ -86,14 +104,7 @@ def _place(text: str, pieces: list[str], overlap: int) -> list[int]:
         if len(pos) == len(pieces):
             return pos
         stack.append(candidates(len(pos), s, s + len(pieces[len(pos) - 1])))
-    # cannot happen for a splitter that only cuts and strips; kept as a guard: first match after the previous start
-    pos, prev = [], -1
-    for piece in pieces:
-        prev = text.find(piece, prev + 1)
-        if prev < 0:
-            raise ValueError("chunk not found in the article text")
-        pos.append(prev)
-    return pos
+    return None
 
 
 def split_article(article: Article, size: int = 300, overlap: int = 60) -> list[Chunk]:

@@ -120,6 +120,7 @@ def index_stream(
             known = w.paths()
             seen_ids: set[str] = set()
             pending = _Pending()
+            stale: list[tuple[str, str]] = []
 
             def flush():
                 if not pending.items:
@@ -170,10 +171,13 @@ def index_stream(
                     pending.add(article, cs, key)
                     if pending.n >= EMBED_BATCH:
                         flush()
-                for aid in before - in_file:  # the file no longer holds these (edited file): forget them
-                    counts["removed"] += len(w.drop_source(key, aid))
+                # the file no longer holds these (edited file): forget them after the last flush, so that the
+                # vectors of their unchanged chunks can still be reused (an edited article without URL gets a new id)
+                stale.extend((key, aid) for aid in sorted(before - in_file))
                 bar.update(1)
             flush()
+            for key, aid in stale:
+                counts["removed"] += len(w.drop_source(key, aid))
             bar.close()
             if prune:
                 for path in list(w.paths()):

@@ -100,7 +100,8 @@ def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]]
     if not ev.candidates:
         return build_answer(ev.question, [], ev.passages, ev.lang, True)
     picked = select(rank(ev.candidates, ev.features, config), config)
-    abstain = picked[0].score < config.min_confidence
+    cross = ev.lang != detect_lang(picked[0].text)
+    abstain = picked[0].score < (config.min_confidence_cross if cross else config.min_confidence)
     return build_answer(ev.question, picked, ev.passages, ev.lang, abstain)
 
 

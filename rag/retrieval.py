@@ -45,13 +45,12 @@ class Searcher:
         self._embedder = embedder
         self._stamp = None
         self.index: Index | None = None
-        self._vectors = None
         self.refresh()
 
     def refresh(self) -> Index:
-        try:
-            stamp = (self.root / CURRENT).stat().st_mtime_ns
-        except FileNotFoundError:
+        try:  # the generation name itself, not an mtime: two quick publishes must not look alike
+            stamp = (self.root / CURRENT).read_text(encoding="utf-8").strip()
+        except (FileNotFoundError, UnicodeDecodeError, IsADirectoryError):
             stamp = None
         if self.index is not None and stamp == self._stamp:
             return self.index
@@ -60,8 +59,6 @@ class Searcher:
                 idx = Index.open(self.root, embedder_name=self._embedder.name if self._embedder else None)
                 if self._embedder is None:
                     self._embedder = _shared_embedder(idx.manifest.embedder)
-                self._vectors = np.load(idx.gen_dir / "vectors.npy", mmap_mode="r", allow_pickle=False)
-                self._vec_ids = np.load(idx.gen_dir / "ids.npy", allow_pickle=False)
                 self.index, self._stamp = idx, stamp
         return self.index
 
@@ -69,9 +66,10 @@ class Searcher:
     def embedder(self) -> Embedder:
         return self._embedder
 
-    def dense_scores(self, qvec: np.ndarray, chunk_ids: np.ndarray) -> np.ndarray:
-        pos = np.searchsorted(self._vec_ids, chunk_ids)
-        return np.asarray(self._vectors[pos] @ qvec, dtype=np.float32)
+    @staticmethod
+    def dense_scores(idx: Index, qvec: np.ndarray, chunk_ids: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(idx.vec_ids, chunk_ids)
+        return np.asarray(idx.vectors[pos] @ qvec, dtype=np.float32)
 
     def search(self, question: str, k: int = 5, fusion: Fusion = DEFAULT_FUSION, date_from: str | None = None,
                date_to: str | None = None, source: str | None = None, lexical_query: str | None = None,
@@ -95,17 +93,17 @@ class Searcher:
         elif fusion.mode == "rrf":
             ranked = _rrf([lex, dense])
         else:
-            ranked = self._weighted(question, lex, dense, qvec, fusion)
+            ranked = self._weighted(idx, question, lex, dense, qvec, fusion)
         top = ranked[:k]
         return idx.passages([c for c, _ in top], dict(top))
 
-    def _weighted(self, question, lex, dense, qvec, fusion: Fusion) -> list[tuple[int, float]]:
+    def _weighted(self, idx: Index, question, lex, dense, qvec, fusion: Fusion) -> list[tuple[int, float]]:
         ids = np.array(sorted({c for c, _ in lex} | {c for c, _ in dense}), dtype=np.int64)
         if not len(ids):
             return []
         lex_map = dict(lex)
         lex_s = np.array([lex_map.get(int(c), 0.0) for c in ids], dtype=np.float32)
-        dense_s = self.dense_scores(qvec, ids)
+        dense_s = self.dense_scores(idx, qvec, ids)
         lex_n = lex_s / lex_s.max() if lex_s.max() > 0 else lex_s
         # Dense cosines bunch together; rescale between the candidates' floor and the best one.
         lo, hi = float(dense_s.min()), float(dense_s.max())

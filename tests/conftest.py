@@ -46,3 +46,22 @@ def fake_embedder():
 @pytest.fixture
 def seed_file():
     return next(SEEDS.glob("*.txt"))
+
+
+@pytest.fixture
+def seed_index(tmp_path, fake_embedder):
+    """An index of seeds/ built with the test's `fake_embedder` (the same instance), at tmp_path/'seed-index'."""
+    from rag.indexer import index_paths
+
+    root = tmp_path / "seed-index"
+    summary = index_paths([SEEDS], root, fake_embedder, progress=False)
+    assert summary.added == 1 and summary.total_chunks > 0, summary
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_st_model(tmp_path_factory):
+    """A tiny random BERT + mean-pooling sentence-transformers model directory, built offline (tests/tiny_model.py)."""
+    from tiny_model import build_tiny_st_model
+
+    return build_tiny_st_model(tmp_path_factory.mktemp("st-model") / "tiny-bert")

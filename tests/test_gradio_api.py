@@ -103,9 +103,9 @@ def test_ask_second_seed_question(client):
 
 
 def test_ask_english_seed_question(client):
-    r = client.predict("Who did Blinken meet in Guatemala?", 5, "", "", api_name="/ask")
+    r = client.predict("Where did Blinken travel on Tuesday?", 5, "", "", api_name="/ask")
     assert not r["abstained"], r["text"]
-    assert "[1]" in r["text"] and "阿雷瓦洛" in r["text"]
+    assert "[1]" in r["text"] and "危地马拉" in r["citations"][0]["sentence"]
     assert r["citations"][0]["title"] == SEED_TITLE
 
 

