@@ -6,6 +6,12 @@ from dataclasses import dataclass
 
 from .types import Article, Chunk
 
+# Chosen with eval/chunk_sizes.py (lexical hit@1 on 400 questions per set, cmrc2018 / drcd / xquad-zh):
+# 200:40 -> .843/.912/.845, 300:60 -> .890/.915/.868, 500:100 -> .953/.940/.873, 800:150 -> .970/.943/.877.
+# 500 keeps most of the gain while a passage stays short enough to read beside the answer.
+CHUNK_SIZE = 500
+CHUNK_OVERLAP = 100
+
 SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", "!", "?", ";", ". ", "，", ",", "、", " ", ""]
 
 
@@ -13,8 +19,8 @@ SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", "!", "?", ";", ". ", "�
 class Chunker:
     """Recursive character splitting (langchain-text-splitters) tuned for Chinese and English punctuation."""
 
-    size: int = 300
-    overlap: int = 60
+    size: int = CHUNK_SIZE
+    overlap: int = CHUNK_OVERLAP
 
     def __post_init__(self):
         if not isinstance(self.size, int) or self.size < 20:
@@ -107,5 +113,5 @@ def _search(text: str, pieces: list[str], overlap: int, latest_first: bool, budg
     return None
 
 
-def split_article(article: Article, size: int = 300, overlap: int = 60) -> list[Chunk]:
+def split_article(article: Article, size: int = CHUNK_SIZE, overlap: int = CHUNK_OVERLAP) -> list[Chunk]:
     return Chunker(size, overlap).run(article)

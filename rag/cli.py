@@ -6,6 +6,7 @@ import json
 import os
 import sys
 
+from .chunks import CHUNK_OVERLAP, CHUNK_SIZE
 from .errors import RagError
 
 
@@ -101,8 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", action="store_true", help="drop articles whose files are gone")
     p.add_argument("--rebuild", action="store_true", help="start a new index from these paths (replaces the old one)")
     p.add_argument("--max-mb", type=float, default=5.0, help="skip files larger than this (default 5 MB)")
-    p.add_argument("--chunk-size", type=int, default=300)
-    p.add_argument("--chunk-overlap", type=int, default=60)
+    p.add_argument("--chunk-size", type=int, default=CHUNK_SIZE, help=f"characters (default {CHUNK_SIZE})")
+    p.add_argument("--chunk-overlap", type=int, default=CHUNK_OVERLAP)
     p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for another writer (default: fail at once)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_index)

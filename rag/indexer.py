@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .chunks import Chunker
+from .chunks import CHUNK_OVERLAP, CHUNK_SIZE, Chunker
 from .errors import ArticleError
 from .store import WriteLock, Writer, text_hash
 from .types import Article, Chunk, Embedder
@@ -97,8 +97,8 @@ def index_stream(
     prune: bool = False,
     rebuild: bool = False,
     progress: bool = True,
-    chunk_size: int = 300,
-    chunk_overlap: int = 60,
+    chunk_size: int = CHUNK_SIZE,
+    chunk_overlap: int = CHUNK_OVERLAP,
     tokenizer: str = "bigram",
     wait: float = 0.0,
 ) -> IndexSummary:

@@ -439,7 +439,7 @@ class Writer:
     """Stages changes to an index in a temp generation; `commit()` publishes it atomically."""
 
     def __init__(self, root: str | os.PathLike, embedder_name: str, dim: int, tokenizer: str = "bigram",
-                 chunk_size: int = 300, chunk_overlap: int = 60, rebuild: bool = False, faiss_kind: str = "auto"):
+                 chunk_size: int = 500, chunk_overlap: int = 100, rebuild: bool = False, faiss_kind: str = "auto"):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._cleanup_temp()

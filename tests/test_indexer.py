@@ -84,7 +84,9 @@ def test_changed_file_reembeds_only_changed_chunks(tmp_path, fake_embedder, url)
     paragraphs = [para(i) for i in range(8)]
     write_article(src, "多段文章", paragraphs, url)
     root = tmp_path / "idx"
-    first = index_paths([src.parent], root, fake_embedder, progress=False)
+    # chunk size 300: one paragraph per chunk (with the 500 default, chunks merge paragraphs and an edit that
+    # changes a paragraph's length moves the boundaries of all later chunks)
+    first = index_paths([src.parent], root, fake_embedder, progress=False, chunk_size=300, chunk_overlap=60)
     assert first.total_chunks >= 6
     paragraphs[3] = "第3段。这一段改写过，内容完全不同：市政府宣布地铁延长运营时间。"
     write_article(src, "多段文章", paragraphs, url)
