@@ -17,7 +17,7 @@ What is synthetic (said again in bench.md):
   are real corpus sentences shuffled into new articles; a synthetic chunk's vector is the mean of the real vectors
   of the chunks its sentences came from, plus Gaussian noise, re-normalised (no USE call). They go through the
   store's Writer API (`Writer.put_article` + `commit`), so BM25, FAISS and SQLite are built by the product code.
-- 1M: the same dev corpus plus ~1M one-chunk synthetic articles (sentences recombined, <= 300 chars), written by
+- 1M: the same dev corpus plus ~1M one-chunk synthetic articles (sentences recombined, <= the chunk size), written by
   a bench-side bulk builder into the store's generation layout (SQLite rows, vectors.npy, `build_faiss`, a bm25s
   index whose scores are computed with numpy and checked against bm25s on a sample), then opened and queried with
   the product read path (`Index.open`, `Searcher.search`, `ask`). The Writer cannot build 1M chunks on this
@@ -103,6 +103,17 @@ def rss_mb() -> float:
     import psutil
 
     return psutil.Process().memory_info().rss / 2**20
+
+
+def rss_split_mb() -> dict:
+    """Resident memory split into anonymous (heap: arrays, Python objects) and file-backed (mmap'd files) pages."""
+    out = {}
+    with contextlib.suppress(OSError):
+        for line in open("/proc/self/status", encoding="ascii"):
+            if line.startswith(("RssAnon", "RssFile")):
+                k, v = line.split(":")
+                out[k.strip().lower()] = round(int(v.split()[0]) / 1024)
+    return out
 
 
 def peak_rss_mb() -> float:
@@ -263,7 +274,7 @@ def chunk_texts(paths: list[str]) -> tuple[list[str], float, int]:
     from rag.chunks import Chunker
 
     t0 = now()
-    chunker = Chunker(300, 60)
+    chunker = Chunker()  # the indexer's defaults
     texts, seen, n_chunks = [], set(), 0
     ids = set()
     for _, arts, _ in iter_articles(paths):
@@ -504,6 +515,7 @@ def worker_build_big(spec: dict) -> dict:
     con.execute("PRAGMA synchronous=OFF")
     real = con.execute("SELECT id, tokens, length(text) FROM chunks ORDER BY id").fetchall()
     n_real_articles = con.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+    size, overlap = bidx.manifest.chunk_size, bidx.manifest.chunk_overlap
     real_ids = np.array([r[0] for r in real], dtype=np.int64)
     chunk_lens = [r[2] for r in real]
     real_vecs = base_vecs[np.searchsorted(np.load(bidx.gen_dir / "ids.npy"), real_ids)]
@@ -516,7 +528,7 @@ def worker_build_big(spec: dict) -> dict:
     slen = [len(s) for s in sents]
     n_syn = n_target - len(real)
 
-    # documents: real sentences drawn at random until the length of a real chunk is reached (<= 300 chars)
+    # documents: real sentences drawn at random until the length of a real chunk is reached (<= chunk size)
     t_gen = now()
     draws = rng.integers(0, len(sents), size=n_syn * 8).tolist()
     targets = rng.choice(np.array(chunk_lens), size=n_syn).tolist()
@@ -528,7 +540,7 @@ def worker_build_big(spec: dict) -> dict:
         while length < target:
             j = draws[k]
             k = (k + 1) % len(draws)
-            if length and length + slen[j] > 300:
+            if length and length + slen[j] > size:
                 break
             seq.append(j)
             length += slen[j]
@@ -618,11 +630,11 @@ def worker_build_big(spec: dict) -> dict:
     faiss_s = now() - t_f
     manifest = {"schema_version": SCHEMA_VERSION, "embedder": EMBEDDER_NAME, "dim": DIM,
                 "articles": n_real_articles + n_syn, "chunks": len(ids), "faiss_kind": kind, "tokenizer": "bigram",
-                "chunk_size": 300, "chunk_overlap": 60, "created": now_iso(), "generation": gen.name}
+                "chunk_size": size, "chunk_overlap": overlap, "created": now_iso(), "generation": gen.name}
     (gen / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     (root / CURRENT).write_text(gen.name + "\n", encoding="utf-8")
     size = sum(f.stat().st_size for f in gen.rglob("*") if f.is_file())
-    return {"chunks": len(ids), "real_chunks": len(real_ids), "faiss_kind": kind, "bm25_nnz": nnz,
+    return {"chunks": len(ids), "real_chunks": len(real_ids), "faiss_kind": kind, "bm25_nnz": nnz, "chunk_size": size,
             "bm25_check_max_abs_diff": check, "sqlite_s": round(sqlite_s, 1), "vectors_s": round(vec_s, 1),
             "bm25_s": round(bm25_s, 1), "faiss_s": round(faiss_s, 1), "total_s": round(now() - t0, 1),
             "disk_gb": round(size / 2**30, 2), "peak_rss_mb": round(peak_rss_mb())}
@@ -647,6 +659,19 @@ def worker_ours(spec: dict) -> dict:
     rss0 = rss_mb()
     index = spec["index"]
     qs = json.loads(Path(spec["questions"]).read_text(encoding="utf-8"))
+    variant = spec.get("variant")
+    if variant == "mmap":  # what-if, not the product default: BM25 + FAISS memory-mapped, no readahead on vectors
+        import mmap as _mmap
+
+        from rag import retrieval, store
+
+        class MIndex(store.Index):
+            def __init__(self, root, gen_dir, manifest, mmap=False):
+                super().__init__(root, gen_dir, manifest, mmap=True)
+                with contextlib.suppress(Exception):
+                    self.vectors._mmap.madvise(_mmap.MADV_RANDOM)
+
+        retrieval.Index = MIndex
     t0 = now()
     s = searcher(index)
     s.embedder.embed_queries(["warm"])
@@ -697,7 +722,7 @@ def worker_ours(spec: dict) -> dict:
         "hit5": round(100 * sum(hits) / len(hits), 1),
         "components_p50_ms": {k: round(med(v), 2) for k, v in parts.items() if v},
         "rss_start_mb": round(rss0), "rss_open_mb": round(rss_open), "rss_mb": round(rss_after),
-        "peak_rss_mb": round(peak_rss_mb()), "load": load_avg(),
+        "rss_split_mb": rss_split_mb(), "peak_rss_mb": round(peak_rss_mb()), "load": load_avg(), "variant": variant,
     }
 
 
@@ -731,6 +756,7 @@ def worker_peer(spec: dict) -> dict:
     rss0 = rss_mb()
     qs = json.loads(Path(spec["questions"]).read_text(encoding="utf-8"))
     idx = Index.open(spec["index"])
+    chunk_size, chunk_overlap = idx.manifest.chunk_size, idx.manifest.chunk_overlap  # the same as the store's
     con = idx._con()
     articles = con.execute("SELECT id, title, text FROM articles ORDER BY id").fetchall()
     chunk_rows = con.execute("SELECT id, text FROM chunks").fetchall()
@@ -767,8 +793,8 @@ def worker_peer(spec: dict) -> dict:
             return model.embed_queries([text])[0].tolist()
 
     t0 = now()
-    splitter = RecursiveCharacterTextSplitter(separators=SEPARATORS, chunk_size=300, chunk_overlap=60,
-                                              keep_separator="end", strip_whitespace=True)
+    splitter = RecursiveCharacterTextSplitter(separators=SEPARATORS, chunk_size=chunk_size,
+                                              chunk_overlap=chunk_overlap, keep_separator="end", strip_whitespace=True)
     docs = splitter.split_documents([Document(page_content=text, metadata={"article_id": aid, "title": title})
                                      for aid, title, text in articles])
     del articles
@@ -801,7 +827,7 @@ def worker_peer(spec: dict) -> dict:
         "p50_ms": round(pct(lat, 50), 1), "p95_ms": round(pct(lat, 95), 1),
         "hit5": round(100 * sum(hits) / len(hits), 1),
         "rss_start_mb": round(rss0), "rss_mb": round(rss_open), "rss_after_mb": round(rss_mb()),
-        "peak_rss_mb": round(peak_rss_mb()), "load": load_avg(),
+        "rss_split_mb": rss_split_mb(), "peak_rss_mb": round(peak_rss_mb()), "load": load_avg(),
     }
 
 
@@ -1143,12 +1169,21 @@ def summary_table(R: dict) -> list[str]:
         rows.append([f"{o['chunks']:,} chunks ({o['faiss_kind']}), retrieve p50 / p95",
                      f"{o['retrieve_p50_ms']} / {o['retrieve_p95_ms']} ms (ask {o['ask_p50_ms']} / {o['ask_p95_ms']})",
                      "<= 150 ms"])
-        rows.append([f"{o['chunks']:,} chunks, RSS / peak", f"{o['rss_mb'] / 1024:.2f} / {o['peak_rss_mb'] / 1024:.2f} GB",
-                     "<= 4 GB"])
+        rows.append([f"{o['chunks']:,} chunks, RSS / peak", f"{o['rss_mb'] / 1024:.2f} / {o['peak_rss_mb'] / 1024:.2f} GB "
+                     f"({_split(o)})", "<= 4 GB"])
+        if m.get("mmap"):
+            w = m["mmap"]
+            rows.append([f"{o['chunks']:,} chunks, what-if BM25/FAISS mmap'd", f"RSS {w['rss_mb'] / 1024:.2f} GB, retrieve p50 "
+                         f"{w['retrieve_p50_ms']} ms (not the default)", "<= 4 GB"])
     c = R.get("cold")
     if c:
         rows.append(["cold start `rag ask` (seed index)", f"{c['median_s']} s median ({c['first_s']} s first)", "<= 3 s"])
     return _tbl(["measure", "result", "goal"], rows)
+
+
+def _split(o: dict) -> str:
+    sp = o.get("rss_split_mb") or {}
+    return f"anonymous {sp.get('rssanon')} MB, file-backed {sp.get('rssfile')} MB" if sp else "split unknown"
 
 
 def _busy(ctx: dict) -> str:
@@ -1219,6 +1254,9 @@ def render_md(R: dict) -> str:
             L += ["", f"Same {o['chunks']:,}-chunk store with exact (flat) search instead of {o['faiss_kind']}: ask p50/p95 "
                   f"{f['ask_p50_ms']} / {f['ask_p95_ms']} ms, retrieve {f['retrieve_p50_ms']} / {f['retrieve_p95_ms']} ms, "
                   f"RSS {f['rss_mb']} MB, hit@5 {f['hit5']}% (vs {o['hit5']}% with {o['faiss_kind']})."]
+        L += ["", "Resident memory split (anonymous / file-backed MB): " + "; ".join(
+            f"{s['n']}: ours {_split(s['ours'])}" + (f", peer {_split(s['peer'])}" if s.get("peer") else "")
+            for s in R["sizes"])]
         L += ["", "Where one `ask` spends its time (medians, ms):", ""]
         keys = ["embed_query", "lexical", "dense", "search_rest", "sentence_embed", "n_sentences"]
         L += _tbl(["chunks"] + keys, [[s["n"] if s["n"] == "dev" else s["ours"]["chunks"]] +
@@ -1254,9 +1292,16 @@ def render_md(R: dict) -> str:
               f"builder peak RSS {b['peak_rss_mb']} MB."]
         if m.get("ours"):
             o = m["ours"]
-            L += [f"Query process: open {o['open_s']} s; retrieve p50/p95 {o['retrieve_p50_ms']} / {o['retrieve_p95_ms']} ms; "
-                  f"ask p50/p95 {o['ask_p50_ms']} / {o['ask_p95_ms']} ms; RSS {o['rss_mb']} MB (peak {o['peak_rss_mb']}); "
-                  f"hit@5 {o['hit5']}%; components {o['components_p50_ms']}."]
+            L += ["", f"Query process (product read path): open {o['open_s']} s; retrieve p50/p95 {o['retrieve_p50_ms']} / "
+                  f"{o['retrieve_p95_ms']} ms; ask p50/p95 {o['ask_p50_ms']} / {o['ask_p95_ms']} ms; RSS {o['rss_mb']} MB "
+                  f"after the questions ({_split(o)}; {o['rss_open_mb']} MB after opening + warm-up; peak {o['peak_rss_mb']}); "
+                  f"hit@5 {o['hit5']}%; components (ms) {o['components_p50_ms']}."]
+        if m.get("mmap"):
+            o = m["mmap"]
+            L += ["", f"What-if, not the product default (`Index(..., mmap=True)` for BM25 and FAISS, `MADV_RANDOM` on "
+                  f"vectors.npy): open {o['open_s']} s; retrieve p50/p95 {o['retrieve_p50_ms']} / {o['retrieve_p95_ms']} ms; "
+                  f"ask p50/p95 {o['ask_p50_ms']} / {o['ask_p95_ms']} ms; RSS {o['rss_mb']} MB ({_split(o)}; peak "
+                  f"{o['peak_rss_mb']})."]
     c = R.get("cold")
     if c:
         L += ["", "## Cold start", "",
@@ -1469,7 +1514,14 @@ def main(argv=None) -> int:
                                            "warmup": cfg["warmup"]})
         o = R["million"]["ours"]
         log(f"  retrieve p50/p95 {o['retrieve_p50_ms']}/{o['retrieve_p95_ms']} ms, ask {o['ask_p50_ms']}/"
-            f"{o['ask_p95_ms']} ms, RSS {o['rss_mb']} MB, peak {o['peak_rss_mb']} MB, hit@5 {o['hit5']}")
+            f"{o['ask_p95_ms']} ms, RSS {o['rss_mb']} MB {o['rss_split_mb']}, peak {o['peak_rss_mb']} MB, hit@5 {o['hit5']}")
+        save()
+        log("1M: query process, what-if: BM25 and FAISS memory-mapped (Index mmap=True), no readahead on vectors")
+        R["million"]["mmap"] = run_worker({"task": "ours", "index": str(root), "questions": str(qpath),
+                                           "warmup": cfg["warmup"], "variant": "mmap", "components": False})
+        o = R["million"]["mmap"]
+        log(f"  retrieve p50/p95 {o['retrieve_p50_ms']}/{o['retrieve_p95_ms']} ms, ask {o['ask_p50_ms']}/"
+            f"{o['ask_p95_ms']} ms, RSS {o['rss_mb']} MB {o['rss_split_mb']}, peak {o['peak_rss_mb']} MB")
         save()
         if "faiss" not in skip:
             gdir = root / "gen-000001"

@@ -19,10 +19,10 @@ DEFAULT_BATCH_SIZE = 64
 
 
 def default_threads() -> int:
-    # 1 BLAS thread by default: on the 2-core box threads=1 beat threads=2 in every run of eval/bench.py
-    # (embedding only, 100-200 chunks: 96 vs 16 passages/s at load ~5; see docs/performance.md), and the
-    # micro-batches (~384 tokens) are too small for a second thread to pay off even when idle.
-    # Pass threads=N (or get_embedder("use", threads=N)) on a dedicated many-core machine.
+    # 1 BLAS thread by default (eval/bench.py, docs/performance.md). On the 2-core box with other jobs running,
+    # threads=2 was 4-13x SLOWER (embedding 200 chunks: 142 vs 30 passages/s at load ~3, 96 vs 16 at load ~5;
+    # ask() p50 101 vs 1356 ms); on the idle box it was only 1.37x faster for batches (160 vs 219 passages/s)
+    # and ask() went from 38 to 34 ms. Pass threads=N on a dedicated machine to index faster.
     return 1
 
 
