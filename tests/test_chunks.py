@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag.articles import load_file
-from rag.chunks import Chunker, split_article
+from rag.chunks import CHUNK_SIZE, Chunker, split_article
 from rag.types import Article
 
 # CMRC 2018-style passage: long Chinese sentences, full-width punctuation, quotes, numbers, a few Latin words.
@@ -71,8 +71,8 @@ def assert_chunk_invariants(article: Article, chunks, size: int) -> None:
 def test_seed_article(seed_file):
     (article,) = load_file(seed_file)
     chunks = Chunker().run(article)
-    assert len(chunks) >= 3  # a ~2,000-char article at 300-char chunks
-    assert_chunk_invariants(article, chunks, 300)
+    assert len(chunks) >= 3  # a ~2,000-char article at the default chunk size
+    assert_chunk_invariants(article, chunks, CHUNK_SIZE)
     assert "布林肯" in chunks[0].text
     # consecutive chunks share text (overlap) or are separated only by whitespace
     for a, b in zip(chunks, chunks[1:]):
@@ -145,7 +145,7 @@ def test_long_periodic_text_is_fast_and_covered():
     t0 = time.perf_counter()
     chunks = Chunker().run(article)
     assert time.perf_counter() - t0 < 10
-    assert_chunk_invariants(article, chunks, 300)
+    assert_chunk_invariants(article, chunks, CHUNK_SIZE)
 
 
 # ---------------------------------------------------------------- property-based
