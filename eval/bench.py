@@ -633,11 +633,11 @@ def worker_build_big(spec: dict) -> dict:
                 "chunk_size": size, "chunk_overlap": overlap, "created": now_iso(), "generation": gen.name}
     (gen / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     (root / CURRENT).write_text(gen.name + "\n", encoding="utf-8")
-    size = sum(f.stat().st_size for f in gen.rglob("*") if f.is_file())
+    disk = sum(f.stat().st_size for f in gen.rglob("*") if f.is_file())
     return {"chunks": len(ids), "real_chunks": len(real_ids), "faiss_kind": kind, "bm25_nnz": nnz, "chunk_size": size,
             "bm25_check_max_abs_diff": check, "sqlite_s": round(sqlite_s, 1), "vectors_s": round(vec_s, 1),
             "bm25_s": round(bm25_s, 1), "faiss_s": round(faiss_s, 1), "total_s": round(now() - t0, 1),
-            "disk_gb": round(size / 2**30, 2), "peak_rss_mb": round(peak_rss_mb())}
+            "disk_gb": round(disk / 2**30, 2), "peak_rss_mb": round(peak_rss_mb())}
 
 
 # ---------------------------------------------------------------- ours / peer query workers
@@ -1322,7 +1322,7 @@ def render_md(R: dict) -> str:
           "the real vectors of their source chunks + N(0, 0.02²) noise, re-normalised; inserted with `Writer.put_article`.",
           "- 1M: as above but one chunk per synthetic article, bulk-written into the generation layout; queried through "
           "the product read path. The FAISS recall figures are on these vectors and are indicative only: real "
-          "embeddings of 1M distinct news chunks are less clustered than vectors made from 4.5k real ones.",
+          "embeddings of 1M distinct news chunks are less clustered than vectors mixed from a few thousand real ones.",
           "- hit@5 at 10k/100k/1M counts only the gold article, so synthetic copies of gold sentences act as distractors "
           "for both systems.", ""]
     return "\n".join(L)

@@ -101,11 +101,11 @@ def now_iso() -> str:
 def choose_faiss_kind(n: int) -> str:
     """Exact search up to 50k chunks, IVF with 8-bit scalar quantisation beyond (eval/bench.py, docs/performance.md).
 
-    Measured on the 2-core box with the real dev questions as queries: at 100k chunks flat search took 17 ms
-    (1 thread, idle) to 52 ms (2 threads, busy machine) per query, ivf-sq8 0.7 ms and hnsw 0.4 ms, with the same
-    end-to-end hit@5 (92.5 / 92.5 / 92.0%) and recall@10 ~0.91 for both approximate kinds. ivf-sq8 builds in
-    ~4 s against 20-25 s for HNSW (each commit rebuilds the index) and takes a quarter of the memory, which is
-    what keeps 1M chunks inside 4 GB. Below ~50k chunks exact search costs < 10 ms and IVF recall drops.
+    At 100k chunks (2-core box, real dev questions as queries): ivf-sq8 keeps end-to-end hit@5 equal to exact
+    search (94.2% both) at recall@10 0.94, builds in 4 s (HNSW: 24 s and recall@10 0.82; every commit rebuilds the
+    index), takes 52 MB (flat 196 MB) and cuts ask() p50 from 116 to 66 ms. At 1M: 31 s to build, 0.5 GB (flat
+    2 GB), 30-40 ms per search (flat 210-450 ms); HNSW would take ~5 min to build. Below ~50k chunks exact search
+    stays near 10 ms on one thread and IVF's recall is lower.
     """
     return "flat" if n <= 50_000 else "ivf-sq8"
 
@@ -130,8 +130,8 @@ def build_faiss(vectors: np.ndarray, ids: np.ndarray, kind: str = "auto"):
     elif kind.startswith("ivf"):
         # ~2*sqrt(n) lists, k-means on 40 vectors per list (at 1M: 31 s to build on the 2-core box; the former
         # 4*sqrt(n) lists / 50 per list meant 5x the k-means work for the same recall at 100k). Probe a quarter of
-        # the lists, at most 256: recall@10 on the dev questions ~0.94 at 100k and 1M, where 1/8 gave ~0.90 and
-        # cost end-to-end hit@5 (eval/bench.py sweep; the 1M search stays ~20 ms).
+        # the lists, at most 256: recall@10 on the dev questions 0.94 at 100k and 0.89 at 1M, where the former 1/8
+        # (at most 128) gave ~0.89 and 0.84 and cost end-to-end hit@5 (eval/bench.py sweep; 1M search 30-40 ms).
         nlist = max(1, min(4096, n, int(2 * np.sqrt(max(n, 1)))))
         quant = faiss.IndexFlatIP(dim)
         if kind == "ivf-sq8":
