@@ -81,13 +81,14 @@ def gather(question: str, index=None, k: int = 5, *, history=None, date_from=Non
     lang = detect_lang(q)
     query, scoring_q = contextualise(q, history)
     qvec = s.embedder.embed_queries([query])[0]
-    passages = s.search(query, max(k, 5), fusion, date_from, date_to, source, qvec=qvec)
+    idx = s.refresh()  # one generation for passages and IDF alike, even if a writer publishes meanwhile
+    passages = s.search(query, max(k, 5), fusion, date_from, date_to, source, qvec=qvec, idx=idx)
     cands = candidates(passages[:k])
     if not cands:
         return Evidence(q, lang, passages, [], np.zeros((0, len(FEATURES))))
     dense = _sentence_similarity(s.embedder, scoring_q if scoring_q != q else None, qvec, [c.text for c in cands])
     terms = query_terms(scoring_q)
-    idf = idf_table(terms, s.index.doc_freq(terms), s.index.manifest.chunks)
+    idf = idf_table(terms, idx.doc_freq(terms), idx.manifest.chunks)
     return Evidence(q, lang, passages, cands, features(scoring_q, cands, idf, dense, config.topic_share))
 
 

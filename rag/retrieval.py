@@ -72,15 +72,16 @@ class Searcher:
         return np.asarray(idx.vectors[pos] @ qvec, dtype=np.float32)
 
     def search(self, question: str, k: int = 5, fusion: Fusion = DEFAULT_FUSION, date_from: str | None = None,
-               date_to: str | None = None, source: str | None = None, lexical_query: str | None = None,
-               qvec: np.ndarray | None = None) -> list[Passage]:
-        idx = self.refresh()
+               date_to: str | None = None, source: str | None = None, qvec: np.ndarray | None = None,
+               idx: Index | None = None) -> list[Passage]:
+        """Ranked passages from `idx` (default: the current generation; pass one to read a single generation)."""
+        idx = idx or self.refresh()
         allowed = idx.allowed_ids(date_from, date_to, source)
         n = idx.manifest.chunks
         if n == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):
             return []
         ncand = min(n, max(fusion.candidates, k))
-        lex = idx.search_lexical(lexical_query or question, ncand, allowed) if fusion.mode != "dense" else []
+        lex = idx.search_lexical(question, ncand, allowed) if fusion.mode != "dense" else []
         dense = []
         if fusion.mode != "lexical":
             if qvec is None:
