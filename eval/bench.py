@@ -15,13 +15,16 @@ the busiest other processes are recorded with every section).
 What is synthetic (said again in bench.md):
 - 10k / 100k: the real dev corpus (eval/corpus + seeds, real USE vectors) plus synthetic articles whose sentences
   are real corpus sentences shuffled into new articles; a synthetic chunk's vector is the mean of the real vectors
-  of the chunks its sentences came from, plus Gaussian noise, re-normalised (no USE call). They go through the
-  store's Writer API (`Writer.put_article` + `commit`), so BM25, FAISS and SQLite are built by the product code.
+  of the chunks its sentences came from, plus Gaussian noise, re-normalised (no USE call). Synthetic sentence vectors
+  are copies: each synthetic sentence is stored with the vector of the real sentence it copies, plus the same noise.
+  They go through the store's Writer API (`Writer.put_article` + `commit`), so BM25, FAISS and SQLite are built by the
+  product code.
 - 1M: the same dev corpus plus ~1M one-chunk synthetic articles (sentences recombined, <= the chunk size), written by
-  a bench-side bulk builder into the store's generation layout (SQLite rows, vectors.npy, `build_faiss`, a bm25s
-  index whose scores are computed with numpy and checked against bm25s on a sample), then opened and queried with
-  the product read path (`Index.open`, `Searcher.search`, `ask`). The Writer cannot build 1M chunks on this
-  machine in the time budget (it holds every token of the corpus as Python strings while building BM25).
+  a bench-side bulk builder into the store's generation layout (SQLite rows, vectors.npy, sentvecs.npy, `build_faiss`,
+  BM25 scores computed with numpy/scipy, checked against `Lexical.build` on a sample and stored with
+  `Lexical.from_csc`), then opened and queried with the product read path (`Index.open`, `Searcher.search`, `ask`).
+  The Writer cannot build 1M chunks on this machine in the time budget (it holds every token of the corpus as Python
+  strings while building BM25).
 - Queries are always the real dev questions, embedded by the real model.
 """
 from __future__ import annotations
@@ -268,14 +271,16 @@ def corpus_paths(out: Path, n_articles: int | None) -> list[str]:
     return [str(sub), str(ROOT / "seeds")]
 
 
-def chunk_texts(paths: list[str]) -> tuple[list[str], float, int]:
-    """The unique chunk texts the indexer would embed (same parser and chunker), and the seconds spent."""
+def corpus_texts(paths: list[str]) -> tuple[list[str], list[str], float, int]:
+    """What the indexer embeds (same parser, chunker and sentence splitter): unique chunk texts, unique sentence
+    texts of every article, the seconds spent and the number of chunks."""
     from rag.articles import iter_articles
     from rag.chunks import Chunker
+    from rag.sentences import split_sentences
 
     t0 = now()
     chunker = Chunker()  # the indexer's defaults
-    texts, seen, n_chunks = [], set(), 0
+    texts, stexts, n_chunks = {}, {}, 0
     ids = set()
     for _, arts, _ in iter_articles(paths):
         if isinstance(arts, Exception):
@@ -286,10 +291,10 @@ def chunk_texts(paths: list[str]) -> tuple[list[str], float, int]:
             ids.add(a.id)
             for c in chunker.run(a):
                 n_chunks += 1
-                if c.text not in seen:
-                    seen.add(c.text)
-                    texts.append(c.text)
-    return texts, now() - t0, n_chunks
+                texts.setdefault(c.text, None)
+            for s, e in split_sentences(a.text):
+                stexts.setdefault(a.text[s:e], None)
+    return list(texts), list(stexts), now() - t0, n_chunks
 
 
 def bench_build(cfg: dict, out: Path, threads: int) -> dict:
@@ -299,20 +304,21 @@ def bench_build(cfg: dict, out: Path, threads: int) -> dict:
     paths = corpus_paths(out, cfg["build_articles"])
     emb = USEEmbedder(threads=threads)
     emb.embed_documents(["预热", "warm up"])  # model load is not part of either timing
-    texts, parse_chunk_s, n_chunks = chunk_texts(paths)
+    texts, stexts, parse_s, n_chunks = corpus_texts(paths)
     embed_s, pipe, summaries = [], [], []
     dev = out / "dev-index"
     for r in range(cfg["build_reps"]):
         t0 = now()
-        emb.embed_documents(texts)
+        emb.embed_documents(texts + stexts)  # the pipeline embeds chunks and sentences in the same calls
         embed_s.append(now() - t0)
         target = out / f"build-{r}"
         shutil.rmtree(target, ignore_errors=True)
         s = index_paths(paths, target, emb, rebuild=True, progress=False)
         pipe.append(s.seconds)
         summaries.append(s)
-        log(f"  build rep {r}: embed-only {len(texts) / embed_s[-1]:.1f} passages/s, pipeline "
-            f"{s.passages_per_second:.1f} passages/s ({s.chunks} chunks, {s.embedded} embedded, {s.seconds:.1f} s)")
+        log(f"  build rep {r}: embed-only {n_chunks / embed_s[-1]:.1f} passages/s ({len(texts)} chunk + {len(stexts)} "
+            f"sentence texts), pipeline {s.passages_per_second:.1f} passages/s ({s.chunks} chunks, {s.embedded} + "
+            f"{s.sentences_embedded} embedded, {s.seconds:.1f} s)")
     shutil.rmtree(dev, ignore_errors=True)
     os.rename(out / f"build-{cfg['build_reps'] - 1}", dev)
     for r in range(cfg["build_reps"] - 1):
@@ -322,46 +328,71 @@ def bench_build(cfg: dict, out: Path, threads: int) -> dict:
         s2 = index_paths(paths, dev, emb, progress=False)
         re_s.append(s2.seconds)
     s = summaries[-1]
-    ratios = [e / p for e, p in zip(embed_s, pipe)]  # same texts embedded; = pipeline pps / embedder pps
-    res = {
+    ratios = [e / p for e, p in zip(embed_s, pipe)]  # same texts embedded: = pipeline pps / embedder-only pps
+    return {
         "paths": [os.path.relpath(p, ROOT) for p in paths], "articles": s.total_articles, "chunks": s.chunks,
-        "unique_texts": len(texts), "embedded": s.embedded, "threads": threads,
+        "unique_texts": len(texts), "unique_sentence_texts": len(stexts), "embedded": s.embedded,
+        "sentences_embedded": s.sentences_embedded, "threads": threads,
         "embed_only_s": [round(x, 2) for x in embed_s], "pipeline_s": [round(x, 2) for x in pipe],
-        "embed_only_pps": round(len(texts) / med(embed_s), 1),
+        "embed_only_pps": round(s.chunks / med(embed_s), 1),
+        "embed_only_texts_per_s": round((len(texts) + len(stexts)) / med(embed_s), 1),
         "pipeline_pps": round(s.chunks / med(pipe), 1),
         "pipeline_over_embedder": round(med(ratios), 3), "ratio_per_rep": [round(x, 3) for x in ratios],
-        "parse_chunk_s": round(parse_chunk_s, 2),
+        "parse_chunk_split_s": round(parse_s, 2),
         "non_embedding_s": round(med(pipe) - med(embed_s), 2),
         "reindex_s": [round(x, 3) for x in re_s], "reindex_unchanged_skipped": s2.skipped,
         "reindex_speedup": round(med(pipe) / med(re_s), 1),
     }
-    return res
+
+
+def usable_index(root: Path) -> bool:
+    """Whether `root` holds an index this version opens (an old schema or a damaged bench index is rebuilt)."""
+    from rag.errors import RagError
+    from rag.store import Index
+
+    if not (root / "CURRENT").exists():
+        return False
+    try:
+        Index.open(root).close()
+        return True
+    except RagError as e:
+        log(f"  {os.path.relpath(root, ROOT)} cannot be used ({e}); rebuilding it")
+        return False
 
 
 # ---------------------------------------------------------------- synthetic corpora
 
 
-def _sentence_pool(index: Path):
-    """(sentences, row of the source chunk's vector, real article lengths, real titles, vectors) of an index."""
-    from rag.sentences import sentences
-    from rag.store import Index
+def _sentence_pool(index: Path) -> SimpleNamespace:
+    """The stored sentences of an index (>= 4 characters) to recombine into synthetic articles.
+
+    sents: texts; hashes: their text hashes; srow: row of each in sentvecs.npy; crow: row in vectors.npy of the chunk
+    holding its start; vecs / svecs: the chunk and sentence vectors; lens / titles: real article lengths and titles.
+    """
+    from rag.store import Index, text_hash
 
     idx = Index.open(index)
     con = idx._con()
-    rows = con.execute("SELECT id, text FROM chunks ORDER BY id").fetchall()
-    lens = [r[0] for r in con.execute("SELECT length(text) FROM articles")]
+    text = dict(con.execute("SELECT id, text FROM articles"))
     titles = [r[0] for r in con.execute("SELECT title FROM articles")]
-    vec_ids = np.load(idx.gen_dir / "ids.npy")
-    vecs = np.load(idx.gen_dir / "vectors.npy")
+    chunks: dict[str, list[tuple[int, int, int]]] = {}
+    for cid, aid, start, end in con.execute("SELECT id, article_id, start, end_ FROM chunks ORDER BY article_id, start"):
+        chunks.setdefault(aid, []).append((start, end, cid))
+    rows = con.execute("SELECT id, article_id, start, end_ FROM sentences ORDER BY id").fetchall()
+    vec_ids, vecs = np.load(idx.gen_dir / "ids.npy"), np.load(idx.gen_dir / "vectors.npy")
+    sent_ids, svecs = np.load(idx.gen_dir / "sent_ids.npy"), np.load(idx.gen_dir / "sentvecs.npy")
     idx.close()
-    pos = np.searchsorted(vec_ids, [r[0] for r in rows])
-    sents, srow = [], []
-    for (cid, text), p in zip(rows, pos):
-        for s in sentences(text):
-            if len(s) >= 4:
-                sents.append(s)
-                srow.append(int(p))
-    return sents, np.array(srow, dtype=np.int64), lens, titles, vecs
+    sents, sids, cids = [], [], []
+    for sid, aid, start, end in rows:
+        cid = next((c for a, b, c in chunks.get(aid, ()) if a <= start < b), None)
+        if end - start >= 4 and cid is not None:
+            sents.append(text[aid][start:end])
+            sids.append(sid)
+            cids.append(cid)
+    return SimpleNamespace(sents=sents, hashes=[text_hash(x) for x in sents],
+                           srow=np.searchsorted(sent_ids, sids).astype(np.int64),
+                           crow=np.searchsorted(vec_ids, cids).astype(np.int64),
+                           vecs=vecs, svecs=svecs, lens=[len(t) for t in text.values()], titles=titles)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -369,48 +400,63 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _noisy(x: np.ndarray, rng) -> np.ndarray:
+    """float32 copy of `x` + N(0, NOISE²) per dimension, re-normalised (how every synthetic vector is made)."""
+    x = np.array(x, dtype=np.float32)
+    noise = rng.standard_normal(x.shape, dtype=np.float32)
+    noise *= NOISE
+    x += noise
+    return _unit(x)
+
+
+def _synthetic_article(pool, rng, i: int):
+    """An article of real sentences drawn at random up to a real article's length: (Article, spans with pool index)."""
+    from rag.types import Article
+
+    target_len = int(pool.lens[rng.integers(len(pool.lens))])
+    parts, spans, pos, k = [], [], 0, 0
+    while pos < target_len:
+        j = int(rng.integers(len(pool.sents)))
+        if k and k % int(rng.integers(2, 6)) == 0:
+            parts.append("\n\n")
+            pos += 2
+        parts.append(pool.sents[j])
+        spans.append((pos, pos + len(pool.sents[j]), j))
+        pos += len(pool.sents[j])
+        k += 1
+    title = pool.titles[rng.integers(len(pool.titles))][:30] + f"（合成 {i}）"
+    return Article(title=title, text="".join(parts), url=f"synthetic://bench/{i}", source="synthetic"), spans
+
+
 def worker_build_synth(spec: dict) -> dict:
     """Real dev index + synthetic articles up to spec['n'] chunks, through Writer.put_article / commit."""
     from rag.chunks import Chunker
+    from rag.sentences import split_sentences
     from rag.store import Writer
-    from rag.types import Article
 
     base, root, n_target = Path(spec["base"]), Path(spec["root"]), spec["n"]
     rng = np.random.default_rng(spec.get("seed", 1))
     shutil.rmtree(root, ignore_errors=True)
     shutil.copytree(base, root)
     t0 = now()
-    sents, srow, lens, titles, vecs = _sentence_pool(base)
+    pool = _sentence_pool(base)
     w = Writer(root, EMBEDDER_NAME, DIM)
-    n_have = int(len(w.vec_ids))
-    n_real = n_have
+    n_have = n_real = int(len(w.vec_ids))
     chunker = Chunker(w.chunk_size, w.chunk_overlap)
-    i = 0
+    i = n_sent = same_split = 0
     t_gen = now()
     while n_have < n_target:
-        target_len = int(lens[rng.integers(len(lens))])
-        parts, spans, pos, k = [], [], 0, 0
-        while pos < target_len:
-            j = int(rng.integers(len(sents)))
-            s = sents[j]
-            if k and k % int(rng.integers(2, 6)) == 0:
-                parts.append("\n\n")
-                pos += 2
-            parts.append(s)
-            spans.append((pos, pos + len(s), srow[j]))
-            pos += len(s)
-            k += 1
-        text = "".join(parts)
-        title = titles[rng.integers(len(titles))][:30] + f"（合成 {i}）"
-        art = Article(title=title, text=text, url=f"synthetic://bench/{i}", source="synthetic")
+        art, spans = _synthetic_article(pool, rng, i)
         cs = chunker.run(art)[: n_target - n_have]
         mix = np.zeros((len(cs), DIM), dtype=np.float32)
         for ci, c in enumerate(cs):
-            rows_ = [r for a, b, r in spans if a < c.end and b > c.start] or [spans[0][2]]
-            mix[ci] = vecs[rows_].mean(axis=0)
-        mix += rng.standard_normal(mix.shape, dtype=np.float32) * NOISE
-        w.put_article(art, cs, _unit(mix), "memory:bench-synthetic")
+            rows_ = [pool.crow[j] for a, b, j in spans if a < c.end and b > c.start] or [pool.crow[spans[0][2]]]
+            mix[ci] = pool.vecs[rows_].mean(axis=0)
+        svecs = _noisy(pool.svecs[[j for _, _, j in spans]], rng)
+        w.put_article(art, cs, _noisy(mix, rng), "memory:bench-synthetic", [(a, b) for a, b, _ in spans], svecs)
+        same_split += i < 500 and split_sentences(art.text) == [(a, b) for a, b, _ in spans]
         n_have += len(cs)
+        n_sent += len(spans)
         i += 1
     gen_s = now() - t_gen
     t_c = now()
@@ -418,8 +464,13 @@ def worker_build_synth(spec: dict) -> dict:
     commit_s = now() - t_c
     man = json.loads((root / gen / "manifest.json").read_text())
     return {"chunks": man["chunks"], "articles": man["articles"], "real_chunks": n_real, "synthetic_articles": i,
+            "synthetic_sentences": n_sent, "same_spans_as_splitter": round(same_split / max(1, min(i, 500)), 3),
             "faiss_kind": man["faiss_kind"], "generate_and_put_s": round(gen_s, 1), "commit_s": round(commit_s, 1),
-            "total_s": round(now() - t0, 1), "peak_rss_mb": round(peak_rss_mb())}
+            "total_s": round(now() - t0, 1), "disk_mb": round(_disk(root / gen) / 2**20), "peak_rss_mb": round(peak_rss_mb())}
+
+
+def _disk(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 # ---------------------------------------------------------------- 1M bulk builder
@@ -466,71 +517,38 @@ def _bm25_csc(blocks, n_docs: int, n_vocab: int, k1=1.2, b=0.75):
     return csc.data.astype(np.float32, copy=False), csc.indices.astype(np.int32, copy=False), csc.indptr.astype(np.int64)
 
 
-def _save_bm25(bdir: Path, data, indices, indptr, n_docs: int, vocab: dict) -> None:
-    import bm25s
-
-    r = bm25s.BM25(k1=1.2, b=0.75)
-    r.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": n_docs}
-    r.vocab_dict = vocab
-    r.nonoccurrence_array = None
-    r.save(str(bdir), show_progress=False)
+def _bm25_entries(lex, term_id: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(term id * docs + doc, impact, dequantised score) of every stored entry of a Lexical, sorted by key."""
+    cols = np.repeat(np.arange(len(lex.terms)), np.diff(lex.indptr))
+    keys = term_id[cols].astype(np.int64) * len(lex.ids) + lex.docs
+    order = np.argsort(keys, kind="stable")
+    return keys[order], lex.impact[order].astype(np.int64), (lex.impact * lex.scale[cols])[order]
 
 
-def _check_bm25_builder(docs_tokens: list[list[int]], vocab_size: int) -> float:
-    """Max |score difference| between _bm25_csc and bm25s.BM25.index on the same token ids (inf: layout differs)."""
-    import bm25s
+def _check_bm25_builder(docs_tokens: list[list[int]], vocab_size: int) -> dict:
+    """_bm25_csc + Lexical.from_csc against the product's Lexical.build (bm25s) on the same tokens: max |score
+    difference|, max difference in 8-bit impact steps, entries that differ (same_entries False: layouts differ)."""
+    from rag.store import Lexical
 
-    r = bm25s.BM25(k1=1.2, b=0.75)
-    vocab = {str(i): i for i in range(vocab_size)}
-    r.index(bm25s.tokenization.Tokenized(ids=docs_tokens, vocab=vocab), show_progress=False, create_empty_token=False)
+    ids = np.arange(len(docs_tokens), dtype=np.int64)
+    ref = Lexical.build([[str(t) for t in d] for d in docs_tokens], ids)
     lens = np.array([len(d) for d in docs_tokens], dtype=np.int64)
     flat = np.concatenate([np.asarray(d, np.int64) for d in docs_tokens])
     data, ind, ptr = _bm25_csc([(flat, lens)], len(docs_tokens), vocab_size)
-    ref = r.scores
-    if not (np.array_equal(np.asarray(ref["indptr"]), ptr) and np.array_equal(np.asarray(ref["indices"]), ind)):
-        return float("inf")
-    return float(np.abs(np.asarray(ref["data"]) - data).max())
+    ours = Lexical.from_csc(ids, [str(i) for i in range(vocab_size)], ptr, ind, data)
+    k_ref, i_ref, s_ref = _bm25_entries(ref, np.array([int(t) for t in ref.terms], dtype=np.int64))
+    k_ours, i_ours, s_ours = _bm25_entries(ours, np.arange(vocab_size, dtype=np.int64))
+    if not np.array_equal(k_ref, k_ours) or not len(k_ref):
+        return {"same_entries": bool(len(k_ref) and np.array_equal(k_ref, k_ours)), "entries": len(k_ref)}
+    return {"same_entries": True, "entries": len(k_ref), "max_abs_diff": float(np.abs(s_ref - s_ours).max()),
+            "max_steps": int(np.abs(i_ref - i_ours).max()), "differing": int((i_ref != i_ours).sum())}
 
 
-def worker_build_big(spec: dict) -> dict:
-    """Dev index + (n - real) one-chunk synthetic articles written straight into a generation (see module doc)."""
-    import faiss
-
-    from rag.store import CURRENT, SCHEMA_VERSION, Index, build_faiss, now_iso
-    from rag.text import tokens
-
-    base, root, n_target = Path(spec["base"]), Path(spec["root"]), spec["n"]
-    rng = np.random.default_rng(spec.get("seed", 2))
-    t0 = now()
-    shutil.rmtree(root, ignore_errors=True)
-    gen = root / "gen-000001"
-    (gen / "bm25").mkdir(parents=True)
-    sents, srow, _, titles, base_vecs = _sentence_pool(base)
-    bidx = Index.open(base)
-    src = sqlite3.connect(f"file:{bidx.gen_dir / 'meta.sqlite'}?mode=ro", uri=True)
-    con = sqlite3.connect(gen / "meta.sqlite")
-    src.backup(con)
-    src.close()
-    con.execute("PRAGMA journal_mode=OFF")
-    con.execute("PRAGMA synchronous=OFF")
-    real = con.execute("SELECT id, tokens, length(text) FROM chunks ORDER BY id").fetchall()
-    n_real_articles = con.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
-    size, overlap = bidx.manifest.chunk_size, bidx.manifest.chunk_overlap
-    real_ids = np.array([r[0] for r in real], dtype=np.int64)
-    chunk_lens = [r[2] for r in real]
-    real_vecs = base_vecs[np.searchsorted(np.load(bidx.gen_dir / "ids.npy"), real_ids)]
-    bidx.close()
-
-    vocab: dict[str, int] = {}
-    real_tok = [np.array([vocab.setdefault(t, len(vocab)) for t in r[1].split()], dtype=np.int32) for r in real]
-    sent_tok = [np.array([vocab.setdefault(t, len(vocab)) for t in tokens(s)], dtype=np.int32) for s in sents]
-    vocab[""] = len(vocab)  # the Writer's bm25s index adds the empty token too
-    slen = [len(s) for s in sents]
-    n_syn = n_target - len(real)
-
-    # documents: real sentences drawn at random until the length of a real chunk is reached (<= chunk size)
-    t_gen = now()
-    draws = rng.integers(0, len(sents), size=n_syn * 8).tolist()
+def _big_documents(pool, rng, n_syn: int, chunk_lens: list[int], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pool sentences drawn at random until the length of a real chunk is reached (<= chunk size), per document:
+    (sentence sequence, start of each document in it)."""
+    slen = [len(x) for x in pool.sents]
+    draws = rng.integers(0, len(slen), size=n_syn * 8).tolist()
     targets = rng.choice(np.array(chunk_lens), size=n_syn).tolist()
     seq: list[int] = []
     starts = [0]
@@ -545,32 +563,91 @@ def worker_build_big(spec: dict) -> dict:
             seq.append(j)
             length += slen[j]
         starts.append(len(seq))
+    return np.array(seq, dtype=np.int64), np.array(starts, dtype=np.int64)
+
+
+def _big_sqlite(con, pool, seq: np.ndarray, starts: np.ndarray, first_id: int, first_sid: int) -> None:
+    """One article, one chunk and its sentences per synthetic document."""
+    from rag.store import now_iso
+
+    stamp, titles = now_iso(), pool.titles
+    rows_a, rows_c, rows_s = [], [], []
+    sid = first_sid
+    for d in range(len(starts) - 1):
+        aid, pos, parts = f"syn{d:09d}", 0, []
+        for j in seq[starts[d]:starts[d + 1]].tolist():
+            n = len(pool.sents[j])
+            rows_s.append((sid, aid, pos, pos + n, pool.hashes[j]))
+            parts.append(pool.sents[j])
+            sid += 1
+            pos += n
+        text = "".join(parts)
+        rows_a.append((aid, titles[d % len(titles)][:30], f"synthetic://bench/big/{d}", "", "synthetic", text, "[]",
+                       "[]", aid, stamp))
+        rows_c.append((first_id + d, aid, 0, 0, len(text), "", text, "", ""))
+        if len(rows_a) >= 50_000 or d == len(starts) - 2:
+            con.executemany("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)", rows_a)
+            con.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?)", rows_c)
+            con.executemany("INSERT INTO sentences VALUES (?,?,?,?,?)", rows_s)
+            rows_a, rows_c, rows_s = [], [], []
+
+
+def _big_sentvecs(path: Path, pool, seq: np.ndarray, rng) -> None:
+    """sentvecs.npy: the real sentences' vectors, then per synthetic sentence a noisy copy of the one it copies."""
+    n_real = len(pool.svecs)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(n_real + len(seq), DIM))
+    out[:n_real] = pool.svecs
+    for s in range(0, len(seq), 100_000):
+        e = min(len(seq), s + 100_000)
+        out[n_real + s: n_real + e] = _noisy(pool.svecs[pool.srow[seq[s:e]]], rng)
+    out.flush()
+    del out
+
+
+def worker_build_big(spec: dict) -> dict:
+    """Dev index + (n - real) one-chunk synthetic articles written straight into a generation (see module doc)."""
+    import faiss
+
+    from rag.store import CURRENT, SCHEMA_VERSION, Index, Lexical, build_faiss, now_iso
+    from rag.text import tokens
+
+    base, root, n_target = Path(spec["base"]), Path(spec["root"]), spec["n"]
+    rng = np.random.default_rng(spec.get("seed", 2))
+    t0 = now()
+    shutil.rmtree(root, ignore_errors=True)
+    gen = root / "gen-000001"
+    gen.mkdir(parents=True)
+    pool = _sentence_pool(base)
+    bidx = Index.open(base)
+    src = sqlite3.connect(f"file:{bidx.gen_dir / 'meta.sqlite'}?mode=ro", uri=True)
+    con = sqlite3.connect(gen / "meta.sqlite")
+    src.backup(con)
+    src.close()
+    con.execute("PRAGMA journal_mode=OFF")
+    con.execute("PRAGMA synchronous=OFF")
+    real = con.execute("SELECT id, tokens, length(text) FROM chunks ORDER BY id").fetchall()
+    n_real_articles = con.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+    size, overlap = bidx.manifest.chunk_size, bidx.manifest.chunk_overlap
+    real_ids = np.array([r[0] for r in real], dtype=np.int64)
+    real_vecs = pool.vecs[np.searchsorted(np.load(bidx.gen_dir / "ids.npy"), real_ids)]
+    real_sids = np.load(bidx.gen_dir / "sent_ids.npy")
+    bidx.close()
+
+    vocab: dict[str, int] = {}
+    real_tok = [np.array([vocab.setdefault(t, len(vocab)) for t in r[1].split()], dtype=np.int32) for r in real]
+    sent_tok = [np.array([vocab.setdefault(t, len(vocab)) for t in tokens(s)], dtype=np.int32) for s in pool.sents]
+    n_syn = n_target - len(real)
+
+    t_gen = now()
+    seq_a, starts_a = _big_documents(pool, rng, n_syn, [r[2] for r in real], size)
     first_id = int(real_ids.max()) + 1 if len(real_ids) else 1
-    stamp = now_iso()
-    batch_a, batch_c = [], []
-    n_title = len(titles)
-    for d in range(n_syn):
-        text = "".join([sents[j] for j in seq[starts[d]:starts[d + 1]]])
-        aid = f"syn{d:09d}"
-        batch_a.append((aid, titles[d % n_title][:30], f"synthetic://bench/big/{d}", "", "synthetic", text, "[]", "[]",
-                        aid, stamp))
-        batch_c.append((first_id + d, aid, 0, 0, len(text), "", text, "", ""))
-        if len(batch_a) >= 50_000:
-            con.executemany("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)", batch_a)
-            con.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?)", batch_c)
-            batch_a, batch_c = [], []
-    if batch_a:
-        con.executemany("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)", batch_a)
-        con.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?)", batch_c)
-    del batch_a, batch_c
+    first_sid = int(real_sids.max()) + 1 if len(real_sids) else 1
+    _big_sqlite(con, pool, seq_a, starts_a, first_id, first_sid)
     con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
     con.commit()
     con.close()
     sqlite_s = now() - t_gen
 
-    seq_a = np.array(seq, dtype=np.int64)
-    starts_a = np.array(starts, dtype=np.int64)
-    del seq, starts
     # vectors: mean of the source chunks' real vectors + noise, in blocks
     t_v = now()
     ids = np.concatenate([real_ids, np.arange(first_id, first_id + n_syn, dtype=np.int64)])
@@ -580,7 +657,7 @@ def worker_build_big(spec: dict) -> dict:
     for s in range(0, n_syn, blk):
         e = min(n_syn, s + blk)
         a, z = starts_a[s], starts_a[e]
-        sums = np.add.reduceat(base_vecs[srow[seq_a[a:z]]], starts_a[s:e] - a, axis=0)
+        sums = np.add.reduceat(pool.vecs[pool.crow[seq_a[a:z]]], starts_a[s:e] - a, axis=0)
         sums /= np.diff(starts_a[s:e + 1])[:, None].astype(np.float32)
         sums += rng.standard_normal(sums.shape, dtype=np.float32) * NOISE
         vecs[len(real_ids) + s: len(real_ids) + e] = _unit(sums)
@@ -588,6 +665,11 @@ def worker_build_big(spec: dict) -> dict:
     del vecs
     np.save(gen / "ids.npy", ids)
     vec_s = now() - t_v
+
+    t_sv = now()
+    _big_sentvecs(gen / "sentvecs.npy", pool, seq_a, rng)
+    np.save(gen / "sent_ids.npy", np.concatenate([real_sids, np.arange(first_sid, first_sid + len(seq_a), dtype=np.int64)]))
+    sentvec_s = now() - t_sv
 
     # BM25: a synthetic document's tokens are its sentences' tokens; scores computed with numpy/scipy
     t_b = now()
@@ -617,10 +699,11 @@ def worker_build_big(spec: dict) -> dict:
     sample += [x.tolist() for x in np.split(flat, np.cumsum(per_doc)[:-1])]
     check = _check_bm25_builder(sample, len(vocab))
     data, indices, indptr = _bm25_csc(blocks(), len(ids), len(vocab))
-    np.save(gen / "bm25" / "ids.npy", ids)
-    _save_bm25(gen / "bm25", data, indices, indptr, len(ids), vocab)
     nnz = len(data)
+    lex = Lexical.from_csc(ids, list(vocab), indptr, indices, data)
     del data, indices, indptr
+    lex.save(gen / "bm25")
+    del lex
     bm25_s = now() - t_b
 
     t_f = now()
@@ -633,11 +716,16 @@ def worker_build_big(spec: dict) -> dict:
                 "chunk_size": size, "chunk_overlap": overlap, "created": now_iso(), "generation": gen.name}
     (gen / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     (root / CURRENT).write_text(gen.name + "\n", encoding="utf-8")
-    disk = sum(f.stat().st_size for f in gen.rglob("*") if f.is_file())
+    peak = peak_rss_mb()  # before the check below opens the generation
+    Index.open(root).close()
     return {"chunks": len(ids), "real_chunks": len(real_ids), "faiss_kind": kind, "bm25_nnz": nnz, "chunk_size": size,
-            "bm25_check_max_abs_diff": check, "sqlite_s": round(sqlite_s, 1), "vectors_s": round(vec_s, 1),
-            "bm25_s": round(bm25_s, 1), "faiss_s": round(faiss_s, 1), "total_s": round(now() - t0, 1),
-            "disk_gb": round(disk / 2**30, 2), "peak_rss_mb": round(peak_rss_mb())}
+            "sentences": len(real_sids) + len(seq_a), "synthetic_sentences": len(seq_a),
+            "bm25_check": check, "sqlite_s": round(sqlite_s, 1), "vectors_s": round(vec_s, 1),
+            "sentvecs_s": round(sentvec_s, 1), "bm25_s": round(bm25_s, 1), "faiss_s": round(faiss_s, 1),
+            "total_s": round(now() - t0, 1), "disk_gb": round(_disk(gen) / 2**30, 2),
+            "sentvecs_gb": round((gen / "sentvecs.npy").stat().st_size / 2**30, 2),
+            "bm25_gb": round(_disk(gen / "bm25") / 2**30, 2),
+            "sqlite_gb": round((gen / "meta.sqlite").stat().st_size / 2**30, 2), "peak_rss_mb": round(peak)}
 
 
 # ---------------------------------------------------------------- ours / peer query workers
@@ -653,25 +741,11 @@ def _hit5(passages, q) -> bool:
 def worker_ours(spec: dict) -> dict:
     """Open the index as `rag ask` does, warm up, then time ask() and retrieve() on every question."""
     from rag.pipeline import ask, retrieve
-    from rag.answer import candidates
     from rag.retrieval import searcher
 
     rss0 = rss_mb()
     index = spec["index"]
     qs = json.loads(Path(spec["questions"]).read_text(encoding="utf-8"))
-    variant = spec.get("variant")
-    if variant == "mmap":  # what-if, not the product default: BM25 + FAISS memory-mapped, no readahead on vectors
-        import mmap as _mmap
-
-        from rag import retrieval, store
-
-        class MIndex(store.Index):
-            def __init__(self, root, gen_dir, manifest, mmap=False):
-                super().__init__(root, gen_dir, manifest, mmap=True)
-                with contextlib.suppress(Exception):
-                    self.vectors._mmap.madvise(_mmap.MADV_RANDOM)
-
-        retrieval.Index = MIndex
     t0 = now()
     s = searcher(index)
     s.embedder.embed_queries(["warm"])
@@ -680,8 +754,7 @@ def worker_ours(spec: dict) -> dict:
         ask(q["question"], index)
     rss_open = rss_mb()
     ask_ms, ret_ms, hits = [], [], []
-    parts: dict[str, list[float]] = {k: [] for k in ("embed_query", "lexical", "dense", "search_rest",
-                                                     "sentence_embed", "n_sentences")}
+    parts: dict[str, list[float]] = {k: [] for k in COMPONENTS}
     for q in qs:
         t = now()
         ask(q["question"], index)
@@ -692,28 +765,8 @@ def worker_ours(spec: dict) -> dict:
         hits.append(_hit5(ps, q))
     rss_after = rss_mb()
     if spec.get("components", True):
-        idx = s.index
         for q in qs:
-            t = now()
-            qv = s.embedder.embed_queries([q["question"]])[0]
-            t1 = now()
-            idx.search_lexical(q["question"], 100)
-            t2 = now()
-            idx.search_dense(qv, 100)
-            t3 = now()
-            ps = s.search(q["question"], 5, qvec=qv)
-            t4 = now()
-            texts = [c.text for c in candidates(ps[:5])]
-            t5 = now()
-            if texts:
-                s.embedder.embed_documents(texts)
-            t6 = now()
-            parts["embed_query"].append((t1 - t) * 1000)
-            parts["lexical"].append((t2 - t1) * 1000)
-            parts["dense"].append((t3 - t2) * 1000)
-            parts["search_rest"].append(max(0.0, (t4 - t3) * 1000 - (t2 - t1) * 1000 - (t3 - t2) * 1000))
-            parts["sentence_embed"].append((t6 - t5) * 1000)
-            parts["n_sentences"].append(len(texts))
+            _components(s, q["question"], parts)
     return {
         "chunks": s.index.manifest.chunks, "faiss_kind": s.index.manifest.faiss_kind, "questions": len(qs),
         "embedder": repr(s.embedder), "open_s": round(open_s, 2),
@@ -722,8 +775,43 @@ def worker_ours(spec: dict) -> dict:
         "hit5": round(100 * sum(hits) / len(hits), 1),
         "components_p50_ms": {k: round(med(v), 2) for k, v in parts.items() if v},
         "rss_start_mb": round(rss0), "rss_open_mb": round(rss_open), "rss_mb": round(rss_after),
-        "rss_split_mb": rss_split_mb(), "peak_rss_mb": round(peak_rss_mb()), "load": load_avg(), "variant": variant,
+        "rss_split_mb": rss_split_mb(), "peak_rss_mb": round(peak_rss_mb()), "load": load_avg(),
     }
+
+
+COMPONENTS = ("embed_query", "lexical", "dense", "search_rest", "sentence_rows", "sentence_vectors", "n_sentences",
+              "n_embedded")
+
+
+def _components(s, question: str, parts: dict) -> None:
+    """One `ask`'s retrieval and sentence reads, timed piece by piece as `gather` does them."""
+    from rag.answer import candidates
+
+    idx = s.refresh()
+    t = now()
+    qv = s.embedder.embed_queries([question])[0]
+    t1 = now()
+    idx.search_lexical(question, 100)
+    t2 = now()
+    idx.search_dense(qv, 100)
+    t3 = now()
+    ps = s.search(question, 5, qvec=qv, idx=idx)
+    t4 = now()
+    cands = candidates(ps, idx.sentences(ps))
+    t5 = now()
+    idx.sentence_vectors([c.sentence_id for c in cands if c.sentence_id >= 0])
+    missing = [c.text for c in cands if c.sentence_id < 0]
+    if missing:
+        s.embedder.embed_documents(missing)
+    t6 = now()
+    parts["embed_query"].append((t1 - t) * 1000)
+    parts["lexical"].append((t2 - t1) * 1000)
+    parts["dense"].append((t3 - t2) * 1000)
+    parts["search_rest"].append(max(0.0, (t4 - t3) * 1000 - (t2 - t1) * 1000 - (t3 - t2) * 1000))
+    parts["sentence_rows"].append((t5 - t4) * 1000)
+    parts["sentence_vectors"].append((t6 - t5) * 1000)
+    parts["n_sentences"].append(len(cands))
+    parts["n_embedded"].append(len(missing))
 
 
 def worker_peer(spec: dict) -> dict:
@@ -937,6 +1025,7 @@ def bench_cold(out: Path, reps: int, threads: int) -> dict:
     from rag.evaluation import load_questions
 
     seed_index = out / "seed-index"
+    shutil.rmtree(seed_index, ignore_errors=True)
     index_paths([str(ROOT / "seeds")], seed_index, USEEmbedder(threads=threads), rebuild=True, progress=False)
     q = next(x for x in load_questions(ROOT / "eval" / "sets" / "seed.jsonl").questions if x.lang == "zh").question
     rag = Path(sys.executable).parent / "rag"
@@ -951,7 +1040,7 @@ def bench_cold(out: Path, reps: int, threads: int) -> dict:
     subprocess.run([sys.executable, "-c", "pass"], check=True)
     py_s = now() - t
     t = now()
-    subprocess.run([sys.executable, "-c", "import rag.pipeline, rag.retrieval, faiss, bm25s"], check=True, cwd=str(ROOT))
+    subprocess.run([sys.executable, "-c", "import rag.pipeline, rag.retrieval, faiss"], check=True, cwd=str(ROOT))
     imp_s = now() - t
     t = now()
     subprocess.run([sys.executable, "-c", "from rag.embedders.use import USEEmbedder; USEEmbedder().embed_queries(['x'])"],
@@ -1171,14 +1260,17 @@ def summary_table(R: dict) -> list[str]:
                      "<= 150 ms"])
         rows.append([f"{o['chunks']:,} chunks, RSS / peak", f"{o['rss_mb'] / 1024:.2f} / {o['peak_rss_mb'] / 1024:.2f} GB "
                      f"({_split(o)})", "<= 4 GB"])
-        if m.get("mmap"):
-            w = m["mmap"]
-            rows.append([f"{o['chunks']:,} chunks, what-if BM25/FAISS mmap'd", f"RSS {w['rss_mb'] / 1024:.2f} GB, retrieve p50 "
-                         f"{w['retrieve_p50_ms']} ms (not the default)", "<= 4 GB"])
     c = R.get("cold")
     if c:
         rows.append(["cold start `rag ask` (seed index)", f"{c['median_s']} s median ({c['first_s']} s first)", "<= 3 s"])
     return _tbl(["measure", "result", "goal"], rows)
+
+
+def _bm25_check_text(c: dict) -> str:
+    if not c.get("same_entries"):
+        return f"**stored entries differ** ({c.get('entries')} in the reference)"
+    return (f"same {c['entries']:,} entries, {c['differing']} of them off by up to {c['max_steps']} impact step, "
+            f"max |diff| {c['max_abs_diff']:.2g}")
 
 
 def _split(o: dict) -> str:
@@ -1213,21 +1305,30 @@ def render_md(R: dict) -> str:
     b = R.get("build")
     if b:
         L += ["", "## Index build", "",
-              f"`index_paths` on {', '.join(b['paths'])}: {b['articles']} articles, {b['chunks']} chunks "
-              f"({b['unique_texts']} unique texts), USE threads={b['threads']}, model preloaded for both timings.", ""]
+              f"`index_paths` on {', '.join(b['paths'])}: {b['articles']} articles, {b['chunks']} chunks. The pipeline "
+              f"embeds chunk texts and the sentences of every article; the embedder-only baseline embeds the same unique "
+              f"texts in one call: {b['unique_texts']} chunk + {b['unique_sentence_texts']} sentence texts (pipeline: "
+              f"{b['embedded']} + {b['sentences_embedded']} embedded). passages/s = chunks / seconds for both. USE "
+              f"threads={b['threads']}, model preloaded for both timings.", ""]
         L += _tbl(["", "seconds per run", "passages/s (median)"],
-                  [["embedder only (same texts)", b["embed_only_s"], b["embed_only_pps"]],
+                  [["embedder only (same texts)", b["embed_only_s"],
+                    f"{b['embed_only_pps']} ({b['embed_only_texts_per_s']} texts/s)"],
                    ["full pipeline (parse, chunk, embed, SQLite, BM25, FAISS, fsync)", b["pipeline_s"], b["pipeline_pps"]],
                    ["re-index, unchanged", b["reindex_s"], "–"]])
         L += ["", f"Pipeline / embedder-only = {b['pipeline_over_embedder']} (per run {b['ratio_per_rep']}); everything that "
-              f"is not embedding takes ~{b['non_embedding_s']} s, of which parsing + chunking ~{b['parse_chunk_s']} s. "
+              f"is not embedding takes ~{b['non_embedding_s']} s, of which parsing, chunking and sentence splitting "
+              f"~{b['parse_chunk_split_s']} s. "
               f"Re-index is {b['reindex_speedup']}x faster than the first build."]
     syn = R.get("synthetic_builds")
     if syn:
         L += ["", "## Synthetic stores (Writer API)", ""]
-        L += _tbl(["target", "chunks", "real chunks", "synthetic articles", "FAISS", "generate+put s", "commit s", "peak RSS MB"],
-                  [[k, v["chunks"], v["real_chunks"], v["synthetic_articles"], v["faiss_kind"], v["generate_and_put_s"],
-                    v["commit_s"], v["peak_rss_mb"]] for k, v in syn.items()])
+        L += _tbl(["target", "chunks", "real chunks", "synthetic articles", "synthetic sentences", "FAISS",
+                   "generate+put s", "commit s", "disk MB", "peak RSS MB"],
+                  [[k, v["chunks"], v["real_chunks"], v["synthetic_articles"], v["synthetic_sentences"], v["faiss_kind"],
+                    v["generate_and_put_s"], v["commit_s"], v["disk_mb"], v["peak_rss_mb"]] for k, v in syn.items()])
+        L += ["", "Synthetic sentences are stored with the spans they were pasted at; `split_sentences` on the synthetic "
+              "text gives exactly those spans for " + ", ".join(f"{k}: {v['same_spans_as_splitter']:.0%}" for k, v in
+                                                               syn.items()) + " of the articles checked (first 500)."]
     if R.get("sizes"):
         L += ["", "## ask() vs the LangChain peer", "",
               "Ours: `ask(question, INDEX)` and `retrieve(question, INDEX, k=5)` in a fresh process per size (index opened, "
@@ -1257,8 +1358,9 @@ def render_md(R: dict) -> str:
         L += ["", "Resident memory split (anonymous / file-backed MB): " + "; ".join(
             f"{s['n']}: ours {_split(s['ours'])}" + (f", peer {_split(s['peer'])}" if s.get("peer") else "")
             for s in R["sizes"])]
-        L += ["", "Where one `ask` spends its time (medians, ms):", ""]
-        keys = ["embed_query", "lexical", "dense", "search_rest", "sentence_embed", "n_sentences"]
+        L += ["", "Where one `ask` spends its time (medians, ms; sentence_rows: `Index.sentences`, sentence_vectors: "
+              "`Index.sentence_vectors` plus embedding candidates without a stored vector, n_embedded of them):", ""]
+        keys = list(COMPONENTS)
         L += _tbl(["chunks"] + keys, [[s["n"] if s["n"] == "dev" else s["ours"]["chunks"]] +
                                       [s["ours"]["components_p50_ms"].get(k) for k in keys] for s in R["sizes"]])
         L += ["", "Peer build (seconds): " + "; ".join(
@@ -1286,9 +1388,11 @@ def render_md(R: dict) -> str:
         b = m["build"]
         L += ["", "## 1M chunks (synthetic, store path)", "",
               f"Bulk-built generation: {b['chunks']:,} chunks ({b['real_chunks']} real), FAISS {b['faiss_kind']}, "
-              f"BM25 nnz {b['bm25_nnz']:,} (numpy scores vs bm25s on a 3k-doc sample: max |diff| "
-              f"{b['bm25_check_max_abs_diff']:.2g}); {b['disk_gb']} GB on disk; built in {b['total_s']} s "
-              f"(SQLite {b['sqlite_s']}, vectors {b['vectors_s']}, BM25 {b['bm25_s']}, FAISS {b['faiss_s']}), "
+              f"{b['sentences']:,} sentences ({b['synthetic_sentences']:,} synthetic); BM25 nnz {b['bm25_nnz']:,} "
+              f"(numpy scores stored with `Lexical.from_csc` vs the product's `Lexical.build` on a 3k-doc sample: "
+              f"{_bm25_check_text(b['bm25_check'])}); {b['disk_gb']} GB on disk (sentvecs.npy {b['sentvecs_gb']}, "
+              f"bm25/ {b['bm25_gb']}, SQLite {b['sqlite_gb']}); built in {b['total_s']} s (SQLite {b['sqlite_s']}, vectors "
+              f"{b['vectors_s']}, sentence vectors {b['sentvecs_s']}, BM25 {b['bm25_s']}, FAISS {b['faiss_s']}), "
               f"builder peak RSS {b['peak_rss_mb']} MB."]
         if m.get("ours"):
             o = m["ours"]
@@ -1296,17 +1400,11 @@ def render_md(R: dict) -> str:
                   f"{o['retrieve_p95_ms']} ms; ask p50/p95 {o['ask_p50_ms']} / {o['ask_p95_ms']} ms; RSS {o['rss_mb']} MB "
                   f"after the questions ({_split(o)}; {o['rss_open_mb']} MB after opening + warm-up; peak {o['peak_rss_mb']}); "
                   f"hit@5 {o['hit5']}%; components (ms) {o['components_p50_ms']}."]
-        if m.get("mmap"):
-            o = m["mmap"]
-            L += ["", f"What-if, not the product default (`Index(..., mmap=True)` for BM25 and FAISS, `MADV_RANDOM` on "
-                  f"vectors.npy): open {o['open_s']} s; retrieve p50/p95 {o['retrieve_p50_ms']} / {o['retrieve_p95_ms']} ms; "
-                  f"ask p50/p95 {o['ask_p50_ms']} / {o['ask_p95_ms']} ms; RSS {o['rss_mb']} MB ({_split(o)}; peak "
-                  f"{o['peak_rss_mb']})."]
     c = R.get("cold")
     if c:
         L += ["", "## Cold start", "",
               f"`{c['command']}` as a subprocess, {len(c['runs_s'])} runs: {c['runs_s']} s (median {c['median_s']}). "
-              f"Parts: Python start {c['python_startup_s']} s; `import rag.pipeline, rag.retrieval, faiss, bm25s` "
+              f"Parts: Python start {c['python_startup_s']} s; `import rag.pipeline, rag.retrieval, faiss` "
               f"{c['imports_s']} s; USE model load + first embedding {c['model_load_and_first_embed_s']} s (each in its own "
               f"process, including Python start)."]
     p = R.get("profile")
@@ -1320,8 +1418,12 @@ def render_md(R: dict) -> str:
     L += ["", "## What is synthetic", "",
           "- 10k/100k: real dev corpus + synthetic articles (real sentences recombined); synthetic chunk vectors = mean of "
           "the real vectors of their source chunks + N(0, 0.02²) noise, re-normalised; inserted with `Writer.put_article`.",
-          "- 1M: as above but one chunk per synthetic article, bulk-written into the generation layout; queried through "
-          "the product read path. The FAISS recall figures are on these vectors and are indicative only: real "
+          "- Synthetic sentence vectors are copies: each synthetic sentence gets the stored vector of the real sentence it "
+          "copies + the same N(0, 0.02²) noise, re-normalised, so `ask()` reads stored sentence vectors as on a real "
+          "index, but no sentence was embedded for them.",
+          "- 1M: as above but one chunk per synthetic article, bulk-written into the generation layout (SQLite rows, "
+          "vectors.npy, sentvecs.npy, `build_faiss`, BM25 via `Lexical.from_csc`); queried through the product read path. "
+          "Its BM25 leaves out the synthetic titles the Writer would add to a first chunk's tokens. The FAISS recall figures are on these vectors and are indicative only: real "
           "embeddings of 1M distinct news chunks are less clustered than vectors mixed from a few thousand real ones.",
           "- hit@5 at 10k/100k/1M counts only the gold article, so synthetic copies of gold sentences act as distractors "
           "for both systems.", ""]
@@ -1347,9 +1449,10 @@ def render_doc(R: dict) -> str:
     L += ["", "Notes:", "",
           "- 10k/100k chunks are the real dev corpus plus synthetic articles (real sentences recombined) with synthetic "
           "vectors derived from the real ones, inserted through the store's Writer; 1M chunks are bulk-written synthetic "
-          "data queried through the product read path. Queries are real dev questions.",
+          "data queried through the product read path. Synthetic sentence vectors are copies of the real sentences' "
+          "stored vectors (plus noise), not embeddings. Queries are real dev questions.",
           "- The LangChain peer only retrieves (EnsembleRetriever over FAISS + BM25Retriever); `ask()` also embeds and "
-          "ranks the candidate sentences it cites, which is most of its time.",
+          "ranks the candidate sentences it cites (reading their stored vectors).",
           "- FAISS kind by corpus size (`choose_faiss_kind`): "
           + ", ".join(f"{n:,} -> {k}" for n, k in R.get("auto_kinds", {}).items()) + ".", ""]
     return "\n".join(L)
@@ -1405,7 +1508,7 @@ def main(argv=None) -> int:
     from rag.embedders.use import default_threads
 
     # 1. threads
-    sample_texts, _, _ = chunk_texts([p for p in CORPUS if p.endswith(".jsonl")][:1])
+    sample_texts = corpus_texts([p for p in CORPUS if p.endswith(".jsonl")][:1])[0]
     rnd = random.Random(0)
     threads = default_threads()
     if "threads" not in skip:
@@ -1418,7 +1521,7 @@ def main(argv=None) -> int:
 
     # 2. build
     dev = out / "dev-index"
-    if "build" not in skip or not (dev / "CURRENT").exists():
+    if "build" not in skip or not usable_index(dev):
         log("build: pipeline vs embedder only, re-index")
         R["build"] = bench_build(cfg, out, threads)
         R["build"]["context"] = context()
@@ -1443,7 +1546,8 @@ def main(argv=None) -> int:
             log(f"build synthetic store {n:,} chunks via Writer")
             res = run_worker({"task": "build_synth", "base": str(dev), "root": str(root), "n": n, "seed": n})
             R["synthetic_builds"][f"{n // 1000}k"] = res
-            log(f"  {res['chunks']} chunks ({res['faiss_kind']}) in {res['total_s']} s, peak RSS {res['peak_rss_mb']} MB")
+            log(f"  {res['chunks']} chunks, {res['synthetic_sentences']} synthetic sentences ({res['faiss_kind']}) in "
+                f"{res['total_s']} s, peak RSS {res['peak_rss_mb']} MB")
             stores[n] = root
             save()
         R["sizes"] = []
@@ -1506,8 +1610,8 @@ def main(argv=None) -> int:
         log(f"1M: bulk-build {n:,} chunks")
         R["million"] = {"build": run_worker({"task": "build_big", "base": str(dev), "root": str(root), "n": n, "seed": 7})}
         b = R["million"]["build"]
-        log(f"  built in {b['total_s']} s ({b['faiss_kind']}), bm25 check {b['bm25_check_max_abs_diff']:.2g}, "
-            f"{b['disk_gb']} GB, builder peak {b['peak_rss_mb']} MB")
+        log(f"  built in {b['total_s']} s ({b['faiss_kind']}), {b['sentences']:,} sentences, bm25 check "
+            f"{b['bm25_check']}, {b['disk_gb']} GB, builder peak {b['peak_rss_mb']} MB")
         save()
         log("1M: query process")
         R["million"]["ours"] = run_worker({"task": "ours", "index": str(root), "questions": str(qpath),
@@ -1515,13 +1619,6 @@ def main(argv=None) -> int:
         o = R["million"]["ours"]
         log(f"  retrieve p50/p95 {o['retrieve_p50_ms']}/{o['retrieve_p95_ms']} ms, ask {o['ask_p50_ms']}/"
             f"{o['ask_p95_ms']} ms, RSS {o['rss_mb']} MB {o['rss_split_mb']}, peak {o['peak_rss_mb']} MB, hit@5 {o['hit5']}")
-        save()
-        log("1M: query process, what-if: BM25 and FAISS memory-mapped (Index mmap=True), no readahead on vectors")
-        R["million"]["mmap"] = run_worker({"task": "ours", "index": str(root), "questions": str(qpath),
-                                           "warmup": cfg["warmup"], "variant": "mmap", "components": False})
-        o = R["million"]["mmap"]
-        log(f"  retrieve p50/p95 {o['retrieve_p50_ms']}/{o['retrieve_p95_ms']} ms, ask {o['ask_p50_ms']}/"
-            f"{o['ask_p95_ms']} ms, RSS {o['rss_mb']} MB {o['rss_split_mb']}, peak {o['peak_rss_mb']} MB")
         save()
         if "faiss" not in skip:
             gdir = root / "gen-000001"

@@ -1,4 +1,5 @@
-"""Calibrate when `ask` declines: the best sentence's probability for answerable vs unanswerable questions.
+"""Calibrate when `ask` declines: its confidence (the highest probability of any candidate sentence) for answerable
+vs unanswerable questions.
 
 Unanswerable questions are made by hiding the question's paragraph: the same question is asked with retrieval
 restricted (source filter) to a sub-corpus that does not hold it. Answerable ones are asked against their own
@@ -18,7 +19,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import AnswerConfig, rank  # noqa: E402
+from rag.answer import AnswerConfig, confidence, rank  # noqa: E402
 from rag.evaluation import contains_answer, load_questions  # noqa: E402
 from rag.pipeline import gather  # noqa: E402
 
@@ -35,8 +36,8 @@ def best_prob(q, index, source):
     if not ev.candidates:
         return 0.0, False
     ranked = rank(ev.candidates, ev.features, AnswerConfig())
-    top = max(ranked, key=lambda c: c.score)
-    return top.score, contains_answer(top.text, q.answers)
+    top = max(ranked, key=lambda c: c.order)  # the sentence `ask` would cite first
+    return confidence(ranked), contains_answer(top.text, q.answers)
 
 
 def main() -> int:

@@ -1,6 +1,7 @@
 """Extractive answers: score the sentences of retrieved passages against the question, cite the best 1-3."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -32,19 +33,33 @@ _Q_WORDS = re.compile(
 FEATURES = (
     "lex", "disc", "dense", "dense_rel", "rank_rr", "pscore_rel", "type_ok", "type_miss", "prev_disc", "next_disc",
     "len_log", "novel", "first_in_passage", "cross", "cross_dense", "cross_dense_rel", "cross_latin", "cross_type_ok",
-    "cross_lex",
+    "cross_lex", "run", "run_log", "run_rel", "focus",
 )
 RANKER_PATH = Path(__file__).with_name("ranker.json")
 
 
+@dataclass(frozen=True)
+class Ranker:
+    """Two linear heads over FEATURES, learned by eval/train_ranker.py and stored as plain JSON (never pickle):
+    `order` (trained listwise: which sentence of this question holds the answer) picks and orders the sentences;
+    `weights`/`bias` (logistic regression) give the probability a sentence holds the answer, for abstaining."""
+
+    order: np.ndarray
+    weights: np.ndarray
+    bias: float
+
+
 @functools.lru_cache(maxsize=4)
-def load_ranker(path: str = str(RANKER_PATH)) -> tuple[np.ndarray, float]:
-    """Logistic-regression weights over FEATURES, learned by eval/train_ranker.py (plain JSON, never pickle)."""
+def load_ranker(path: str = str(RANKER_PATH)) -> Ranker:
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
     if tuple(data["features"]) != FEATURES:
         raise ValueError(f"{path}: ranker features {data['features']} do not match this version's {list(FEATURES)}")
-    return np.asarray(data["weights"], dtype=np.float64), float(data["bias"])
+    w = np.asarray(data["weights"], dtype=np.float64)
+    order = np.asarray(data.get("order", data["weights"]), dtype=np.float64)
+    if w.shape != (len(FEATURES),) or order.shape != (len(FEATURES),):
+        raise ValueError(f"{path}: expected {len(FEATURES)} weights per head")
+    return Ranker(order, w, float(data["bias"]))
 
 
 @dataclass(frozen=True)
@@ -52,20 +67,23 @@ class AnswerConfig:
     """How many sentences to cite and when to decline (thresholds chosen on the dev sets; see eval/README.md)."""
 
     max_sentences: int = 3
-    extra_ratio: float = 0.6  # a 2nd/3rd sentence needs at least this share of the best one's probability
-    # Decline when the best sentence's probability of holding the answer is below these (eval/calibrate_abstention.py,
+    extra_ratio: float = 0.6  # a 2nd/3rd sentence needs at least this share of the confidence (best probability)
+    # Decline when the confidence (best probability of any sentence) is below these (eval/calibrate_abstention.py,
     # 150 questions per set: zh 0.12 -> 4.0% of answerable questions declined, 69% of unanswerable ones declined;
-    # English over Chinese 0.08 -> 3.3% / 15%: cross-lingual confidence separates poorly, so it rarely declines).
+    # English over Chinese 0.08 -> 4.0% / 15%: cross-lingual confidence separates poorly, so it rarely declines).
     min_confidence: float = 0.12
     min_confidence_cross: float = 0.08
     topic_share: float = 0.5
     ranker: str = str(RANKER_PATH)
 
     def __post_init__(self):
-        if not 1 <= self.max_sentences <= 3:
-            raise ValueError(f"AnswerConfig.max_sentences must be 1..3, got {self.max_sentences!r}")
-        if not 0.0 <= self.min_confidence < 1.0:
-            raise ValueError(f"AnswerConfig.min_confidence must be in [0, 1), got {self.min_confidence!r}")
+        if not isinstance(self.max_sentences, int) or not 1 <= self.max_sentences <= 3:
+            raise ValueError(f"AnswerConfig.max_sentences must be an integer 1..3, got {self.max_sentences!r}")
+        for name, hi_open in (("min_confidence", True), ("min_confidence_cross", True), ("extra_ratio", False),
+                              ("topic_share", False)):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not (0.0 <= v < 1.0 if hi_open else 0.0 <= v <= 1.0):
+                raise ValueError(f"AnswerConfig.{name} must be in [0, 1{')' if hi_open else ']'}, got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -76,6 +94,8 @@ class Candidate:
     end: int
     text: str
     score: float = 0.0  # probability that the sentence holds the answer
+    order: float = 0.0  # ranking score among this question's candidates
+    sentence_id: int = -1  # the index's sentence row (its vector is stored), or -1
 
 
 def query_terms(question: str) -> list[str]:
@@ -83,17 +103,31 @@ def query_terms(question: str) -> list[str]:
     return list(dict.fromkeys(bigram_tokens(q)))
 
 
-def candidates(passages: list[Passage]) -> list[Candidate]:
-    """Every sentence of the passages once (overlapping chunks repeat sentences), with article spans."""
-    seen: set[tuple[str, int]] = set()
+def candidates(passages: list[Passage], stored: list[list[tuple[int, int, int]]] | None = None) -> list[Candidate]:
+    """Every sentence of the passages once (overlapping chunks repeat sentences), with article spans.
+
+    `stored` gives, per passage, the index's sentences overlapping it as (sentence id, start, end); a sentence cut
+    by the passage's edge is quoted only as far as the passage goes (its whole sentence usually sits in the
+    overlapping neighbour chunk). Without `stored`, the passage text is split here and candidates have no id.
+    """
+    seen: set = set()
     out = []
     for rank, p in enumerate(passages):
-        for s, e in split_sentences(p.text):
-            key = (p.article_id, p.start + s)
-            if key in seen:
+        spans = stored[rank] if stored is not None and stored[rank] else [
+            (-1, p.start + s, p.start + e) for s, e in split_sentences(p.text)]
+        for sid, s, e in spans:
+            s, e = max(s, p.start), min(e, p.end)
+            text = p.text[s - p.start : e - p.start]
+            stripped = text.strip()
+            if not stripped:
                 continue
-            seen.add(key)
-            out.append(Candidate(p, rank, p.start + s, p.start + e, p.text[s:e]))
+            s += len(text) - len(text.lstrip())
+            e = s + len(stripped)
+            key = sid if sid >= 0 else (p.article_id, s)
+            if key in seen or (p.article_id, s) in seen:
+                continue
+            seen.update((key, (p.article_id, s)))
+            out.append(Candidate(p, rank, s, e, stripped, sentence_id=sid))
     return out
 
 
@@ -117,7 +151,8 @@ def features(question: str, cands: list[Candidate], idf: dict[str, float], dense
             common = {t for t in terms if sum(1 for i in idxs if t in toksets[i]) >= topic_share * len(idxs)}
         topic[aid] = (title & set(terms)) | common
     wants_num, wants_time = bool(_Q_NUM.search(question)), bool(_Q_TIME.search(question))
-    cross = detect_lang(question) == "en"
+    qlang = detect_lang(question)
+    qcore, focus = _core_and_focus(question)
     latin_q = {t for t in terms if t.isascii()}
     dense = np.zeros(len(cands)) if dense is None else np.asarray(dense, dtype=np.float64)
     dmax = float(dense.max()) if len(dense) else 0.0
@@ -126,6 +161,7 @@ def features(question: str, cands: list[Candidate], idf: dict[str, float], dense
     rows = np.zeros((len(cands), len(FEATURES)))
     for i, c in enumerate(cands):
         toks, tp = toksets[i], topic[c.passage.article_id]
+        cross = is_cross(qlang, c.text)
         lex = sum(w for t, w in weight.items() if t in toks or t in tp) / total
         rest = {t: w for t, w in weight.items() if t not in tp}
         rest_total = sum(rest.values())
@@ -138,7 +174,11 @@ def features(question: str, cands: list[Candidate], idf: dict[str, float], dense
         rows[i] = (lex, disc[i], dense[i], dense[i] - dmax, 1.0 / (1 + c.rank), c.passage.score / pmax, type_ok,
                    type_miss, 0.0, 0.0, math.log1p(len(c.text)), novel, float(c.start == c.passage.start),
                    float(cross), cross * dense[i], cross * (dense[i] - dmax), cross * latin, cross * type_ok,
-                   cross * lex)
+                   cross * lex, 0.0, 0.0, 0.0, len(focus & toks) / len(focus) if focus else 0.0)
+        run = _longest_shared_run(qcore, fold(c.text))
+        rows[i, 19:21] = run / max(1, len(qcore)), math.log1p(run)
+    if len(cands):
+        rows[:, 21] = rows[:, 19] - rows[:, 19].max()
     # The answer often sits next to the sentence that restates the question: neighbours' overlap is evidence.
     for i, c in enumerate(cands):
         if i > 0 and cands[i - 1].passage is c.passage:
@@ -148,24 +188,66 @@ def features(question: str, cands: list[Candidate], idf: dict[str, float], dense
     return rows
 
 
+def is_cross(question_lang: str, sentence: str) -> bool:
+    """An English question over a Chinese sentence: the direction the cross-lingual features were trained on
+    (XQuAD en over zh). A Chinese question over English text has no training data: it is scored as monolingual,
+    so without shared words it is declined rather than answered from loose similarity."""
+    return question_lang == "en" and detect_lang(sentence) == "zh"
+
+
+def _core_and_focus(question: str) -> tuple[str, set[str]]:
+    """The question without its question words, and the terms right next to them (the asked-about thing:
+    "花冠是什么颜色" -> 花冠, 颜色), which the answer sentence tends to repeat."""
+    fq = fold(question)
+    core = "".join(p.strip() for p in _Q_WORDS.split(fq) if p and p.strip())
+    focus: set[str] = set()
+    for m in _Q_WORDS.finditer(fq):
+        for seg in (fq[max(0, m.start() - 3) : m.start()], fq[m.end() : m.end() + 3]):
+            focus.update(bigram_tokens(seg.strip()))
+    return core, focus
+
+
+def _longest_shared_run(q: str, s: str) -> int:
+    """Length of the longest substring of `q` that occurs in `s` (binary search; `in` runs in C)."""
+    lo, hi = 0, min(len(q), len(s), 64)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if any(q[i : i + mid] in s for i in range(len(q) - mid + 1)):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def rank(cands: list[Candidate], feats: np.ndarray, cfg: AnswerConfig) -> list[Candidate]:
     """Each candidate with its probability of holding the answer."""
     if not cands:
         return []
-    w, b = load_ranker(cfg.ranker)
-    prob = 1.0 / (1.0 + np.exp(-(feats @ w + b)))
-    return [Candidate(c.passage, c.rank, c.start, c.end, c.text, float(p)) for c, p in zip(cands, prob)]
+    r = load_ranker(cfg.ranker)
+    prob = 1.0 / (1.0 + np.exp(-(feats @ r.weights + r.bias)))
+    order = feats @ r.order
+    return [dataclasses.replace(c, score=float(p), order=float(o)) for c, p, o in zip(cands, prob, order)]
+
+
+def confidence(scored: list[Candidate]) -> float:
+    """How sure `ask` is that the passages answer at all: the best probability of any candidate (measured better
+    than the first-ranked sentence's own probability at telling unanswerable questions apart)."""
+    return max((c.score for c in scored), default=0.0)
 
 
 def select(scored: list[Candidate], cfg: AnswerConfig) -> list[Candidate]:
+    """The best sentence by the order head, then up to two more whose probability is close to the confidence."""
     if not scored:
         return []
-    ranked = sorted(scored, key=lambda c: -c.score)
+    ranked = sorted(scored, key=lambda c: -c.order)
     best = ranked[0]
     picked = [best]
+    floor = cfg.extra_ratio * confidence(scored)
     for c in ranked[1:]:
-        if len(picked) >= cfg.max_sentences or c.score < cfg.extra_ratio * best.score:
+        if len(picked) >= cfg.max_sentences:
             break
+        if c.score < floor:
+            continue
         if any(c.text in p.text or p.text in c.text for p in picked):
             continue
         picked.append(c)

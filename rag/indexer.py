@@ -12,6 +12,7 @@ import numpy as np
 
 from .chunks import CHUNK_OVERLAP, CHUNK_SIZE, Chunker
 from .errors import ArticleError
+from .sentences import split_sentences
 from .store import WriteLock, Writer, text_hash
 from .types import Article, Chunk, Embedder
 
@@ -32,6 +33,7 @@ class IndexSummary:
     removed: int = 0
     chunks: int = 0  # chunks written in this run
     embedded: int = 0  # chunks whose vectors were computed in this run (the rest came from the cache)
+    sentences_embedded: int = 0  # sentences whose vectors were computed in this run
     seconds: float = 0.0
     total_articles: int = 0
     total_chunks: int = 0
@@ -47,7 +49,7 @@ class IndexSummary:
             f"articles: {self.added} added, {self.updated} updated, {self.skipped} unchanged, "
             f"{self.failed} failed, {self.removed} removed",
             f"chunks: {self.chunks} written, {self.embedded} embedded "
-            f"({self.chunks - self.embedded} from cache); index holds {self.total_articles} articles / "
+            f"({self.chunks - self.embedded} from cache), {self.sentences_embedded} sentences embedded; index holds {self.total_articles} articles / "
             f"{self.total_chunks} chunks",
             f"time: {self.seconds:.1f} s, {self.passages_per_second:.1f} passages/s",
         ]
@@ -110,7 +112,7 @@ def index_stream(
 
         embedder = get_embedder(embedder)
     emb = embedder
-    counts = dict(added=0, updated=0, skipped=0, failed=0, removed=0, chunks=0, embedded=0)
+    counts = dict(added=0, updated=0, skipped=0, failed=0, removed=0, chunks=0, embedded=0, sentences_embedded=0)
     errors: list[str] = []
     with WriteLock(root, timeout=wait):
         w = Writer(root, emb.name, emb.dim, tokenizer=tokenizer, chunk_size=chunk_size,
@@ -125,17 +127,24 @@ def index_stream(
             def flush():
                 if not pending.items:
                     return
+                spans = [split_sentences(a.text) for a, _, _ in pending.items]
                 texts = [c.text for _, cs, _ in pending.items for c in cs]
-                hashes = [text_hash(t) for t in texts]
-                cache = w.cached_vectors(hashes)
-                todo = sorted({h: t for h, t in zip(hashes, texts) if h not in cache}.items())
-                if todo:
-                    vecs = emb.embed_documents([t for _, t in todo])
-                    cache.update({h: v for (h, _), v in zip(todo, vecs)})
+                stexts = [a.text[s:e] for (a, _, _), sp in zip(pending.items, spans) for s, e in sp]
+                cache = w.cached_vectors([text_hash(t) for t in texts])
+                scache = w.cached_sentence_vectors([text_hash(t) for t in stexts])
+                todo = sorted({text_hash(t): t for t in texts if text_hash(t) not in cache}.items())
+                stodo = sorted({text_hash(t): t for t in stexts if text_hash(t) not in scache}.items())
+                if todo or stodo:  # one call: the embedder batches chunks and sentences together
+                    vecs = emb.embed_documents([t for _, t in todo] + [t for _, t in stodo])
+                    cache.update({h: v for (h, _), v in zip(todo, vecs[: len(todo)])})
+                    scache.update({h: v for (h, _), v in zip(stodo, vecs[len(todo):])})
                     counts["embedded"] += len(todo)
-                for article, cs, path in pending.items:
+                    counts["sentences_embedded"] += len(stodo)
+                for (article, cs, path), sp in zip(pending.items, spans):
                     vecs = np.stack([cache[text_hash(c.text)] for c in cs]) if cs else np.zeros((0, emb.dim), np.float32)
-                    w.put_article(article, cs, vecs, path)
+                    svecs = (np.stack([scache[text_hash(article.text[s:e])] for s, e in sp]) if sp
+                             else np.zeros((0, emb.dim), np.float32))
+                    w.put_article(article, cs, vecs, path, sp, svecs)
                     counts["chunks"] += len(cs)
                 pending.items.clear()
                 pending.n = 0

@@ -10,7 +10,6 @@ _END = re.compile(
     r"""|(?<![A-Z])(?<!\b(?:Mr|Ms|Dr|St|Jr|Sr|vs|No|Mt))(?<!\b(?:Mrs|Gen|Col|Gov|Sen|Rep|etc))\.[”’"')\]]*(?=\s+[A-Z0-9“"(\u4e00-\u9fff]|\s*$|[\u4e00-\u9fff])"""
     r"""|\n+"""
 )
-_MIN_CHARS = 2
 
 
 def split_sentences(text: str, max_chars: int = 240) -> list[tuple[int, int]]:
@@ -24,36 +23,52 @@ def split_sentences(text: str, max_chars: int = 240) -> list[tuple[int, int]]:
         _add(text, pos, m.end(), spans, max_chars)
         pos = m.end()
     _add(text, pos, len(text), spans, max_chars)
-    return spans
+    return [(s, e) for s, e in spans if _content(text, s, e, 1)]  # punctuation alone answers nothing
+
+
+def _content(text: str, start: int, end: int, need: int) -> bool:
+    """At least `need` letters, digits or CJK characters in text[start:end]."""
+    n = 0
+    for ch in text[start:end]:
+        if ch.isalnum():
+            n += 1
+            if n >= need:
+                return True
+    return False
 
 
 def _add(text: str, start: int, end: int, spans: list[tuple[int, int]], max_chars: int) -> None:
+    # Long run without an end mark: cut after the last comma before the limit (else the last space, else hard).
+    start, end = _strip(text, start, end)
+    while end - start > max_chars:
+        window = text[start : start + max_chars]
+        cut = max(window.rfind(c) for c in "，,、：:；")
+        if cut <= max_chars // 3:
+            cut = window.rfind(" ")
+        cut = start + (cut + 1 if cut > max_chars // 3 else max_chars)
+        _put(text, start, cut, spans, max_chars)
+        start, end = _strip(text, cut, end)
+    _put(text, start, end, spans, max_chars)
+
+
+def _put(text: str, start: int, end: int, spans: list[tuple[int, int]], max_chars: int) -> None:
+    start, end = _strip(text, start, end)
+    if start >= end:
+        return
+    # "是。", a closing quote, "!!" or "<!--": too little to stand alone (and hostile input must not make one
+    # sentence per mark); it joins the sentence before when that stays within the limit
+    if spans and not _content(text, start, end, 2) and end - spans[-1][0] <= max_chars:
+        spans[-1] = (spans[-1][0], end)
+    else:
+        spans.append((start, end))
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
-    if end - start < _MIN_CHARS:
-        if end > start and spans and text[start:end].strip("”’\"'」』）)]") == "":
-            spans[-1] = (spans[-1][0], end)  # a stray closing quote belongs to the sentence before
-        elif end > start and not spans:
-            spans.append((start, end))
-        return
-    if end - start <= max_chars:
-        spans.append((start, end))
-        return
-    # Long run without an end mark: cut after the last comma before the limit.
-    while end - start > max_chars:
-        window = text[start : start + max_chars]
-        cut = max(window.rfind(c) for c in "，,、：:")
-        cut = start + (cut + 1 if cut > max_chars // 3 else max_chars)
-        spans.append((start, cut))
-        start = cut
-        while start < end and text[start].isspace():
-            start += 1
-    if end - start >= _MIN_CHARS:
-        spans.append((start, end))
-    elif spans and end > start:
-        spans[-1] = (spans[-1][0], end)
+    return start, end
 
 
 def sentences(text: str, max_chars: int = 240) -> list[str]:

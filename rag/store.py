@@ -1,9 +1,10 @@
 """The index directory: SQLite metadata, FAISS vectors and a bm25s lexical index, saved as atomic generations.
 
 Layout: `DIR/CURRENT` names the live generation `DIR/gen-NNNNNN/` holding `manifest.json`, `meta.sqlite`,
-`vectors.npy` + `ids.npy` (the vectors FAISS is built from), `vectors.faiss` and `bm25/`. A save writes a whole
-new generation into a temp folder, fsyncs it, renames it into place and then swaps `CURRENT` with `os.replace`,
-so a reader (or a crash) only ever sees a complete generation, old or new.
+`vectors.npy` + `ids.npy` (the chunk vectors FAISS is built from), `vectors.faiss`, `bm25/` and
+`sentvecs.npy` + `sent_ids.npy` (float16 vectors of every sentence, so answering never embeds article text).
+A save writes a whole new generation into a temp folder, fsyncs it, renames it into place and then swaps
+`CURRENT` with `os.replace`, so a reader (or a crash) only ever sees a complete generation, old or new.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from .errors import CorruptIndexError, IndexLockedError, IndexMismatchError, Rag
 from .text import tokens
 from .types import Article, Chunk, Passage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CURRENT = "CURRENT"
 LOCK = "LOCK"
 KEEP_GENERATIONS = 2
@@ -47,6 +48,11 @@ CREATE TABLE IF NOT EXISTS chunks (
     end_ INTEGER NOT NULL, heading TEXT NOT NULL, text TEXT NOT NULL, text_hash TEXT NOT NULL, tokens TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+CREATE TABLE IF NOT EXISTS sentences (
+    id INTEGER PRIMARY KEY, article_id TEXT NOT NULL, start INTEGER NOT NULL, end_ INTEGER NOT NULL,
+    text_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sentences_article ON sentences(article_id, start);
 CREATE INDEX IF NOT EXISTS articles_published ON articles(published);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -113,6 +119,17 @@ def choose_faiss_kind(n: int) -> str:
 def build_faiss(vectors: np.ndarray, ids: np.ndarray, kind: str = "auto"):
     import faiss
 
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # training and adding use every core; queries use one
+    try:
+        return _build_faiss(vectors, ids, kind)
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def _build_faiss(vectors: np.ndarray, ids: np.ndarray, kind: str):
+    import faiss
+
     n, dim = vectors.shape if vectors.size else (0, vectors.shape[1] if vectors.ndim == 2 else 0)
     kind = choose_faiss_kind(n) if kind == "auto" else kind
     if kind == "flat":
@@ -151,7 +168,121 @@ def build_faiss(vectors: np.ndarray, ids: np.ndarray, kind: str = "auto"):
     return index, kind
 
 
+# ---------------------------------------------------------------- lexical index
+
+
+class Lexical:
+    """BM25 (scored by bm25s at build time) kept as 8-bit impacts per (term, chunk) in CSC order.
+
+    Each term's scores are quantised against that term's best score (error <= 0.2% of it), which quarters the
+    memory of bm25s's float32 matrix: at 1M chunks of 500 characters, 2.2 GB instead of 3.6 GB (eval/bench.py).
+    Files in `bm25/`: terms.json (term per column), indptr.npy, docs.npy (row of each entry), impact.npy (uint8),
+    scale.npy (per-term score of impact 1), ids.npy (chunk id of each row).
+    """
+
+    FILES = ("terms.json", "indptr.npy", "docs.npy", "impact.npy", "scale.npy")
+
+    def __init__(self, ids: np.ndarray, terms: list[str], indptr: np.ndarray, docs: np.ndarray, impact: np.ndarray,
+                 scale: np.ndarray):
+        self.ids, self.terms, self.indptr, self.docs, self.impact, self.scale = ids, terms, indptr, docs, impact, scale
+        self.vocab = {t: i for i, t in enumerate(terms)}
+
+    @classmethod
+    def build(cls, corpus_tokens: list[list[str]], ids: np.ndarray, k1: float = 1.2, b: float = 0.75) -> "Lexical":
+        import bm25s
+
+        if not corpus_tokens:
+            z = np.zeros(0, dtype=np.int64)
+            return cls(ids, [], np.zeros(1, dtype=np.int64), z.astype(np.int32), z.astype(np.uint8), z.astype(np.float32))
+        vocab: dict[str, int] = {}
+        tok_ids = [[vocab.setdefault(t, len(vocab)) for t in doc] for doc in corpus_tokens]
+        terms = list(vocab)  # before indexing: bm25s adds an empty token of its own to the dict it is given
+        retriever = bm25s.BM25(k1=k1, b=b)
+        retriever.index(bm25s.tokenization.Tokenized(ids=tok_ids, vocab=vocab), show_progress=False)
+        sc = retriever.scores
+        if len(sc["indptr"]) != len(terms) + 1:
+            raise RagError(f"internal error: bm25s returned {len(sc['indptr']) - 1} term columns for {len(terms)} terms")
+        return cls.from_csc(ids, terms, sc["indptr"], sc["indices"], sc["data"])
+
+    @classmethod
+    def from_csc(cls, ids, terms: list[str], indptr, docs, data) -> "Lexical":
+        """Quantise a term-major (CSC) BM25 score matrix; every stored entry keeps an impact >= 1."""
+        indptr = np.asarray(indptr, dtype=np.int64)
+        data = np.asarray(data, dtype=np.float32)
+        counts = np.diff(indptr)
+        top = np.zeros(len(terms), dtype=np.float32)
+        nz = counts > 0
+        top[nz] = np.maximum.reduceat(data, indptr[:-1][nz]) if len(data) else 0
+        top[top <= 0] = 1.0
+        impact = np.empty(len(data), dtype=np.uint8)
+        for s in range(0, len(data), 1 << 24):  # in slices: a float64 temporary of the whole matrix would double RAM
+            e = min(len(data), s + (1 << 24))
+            col = np.searchsorted(indptr, np.arange(s, e), side="right") - 1
+            impact[s:e] = np.clip(np.rint(data[s:e] / top[col] * 255.0), 1, 255)
+        return cls(np.asarray(ids, dtype=np.int64), list(terms), indptr, np.asarray(docs, dtype=np.int32), impact,
+                   (top / 255.0).astype(np.float32))
+
+    def save(self, bdir: Path) -> None:
+        bdir.mkdir(parents=True, exist_ok=True)
+        np.save(bdir / "ids.npy", self.ids, allow_pickle=False)
+        (bdir / "terms.json").write_text(json.dumps(self.terms, ensure_ascii=False), encoding="utf-8")
+        for name, arr in (("indptr", self.indptr), ("docs", self.docs), ("impact", self.impact), ("scale", self.scale)):
+            np.save(bdir / f"{name}.npy", arr, allow_pickle=False)
+
+    @classmethod
+    def load(cls, bdir: Path, n_chunks: int, mmap: bool = False) -> "Lexical":
+        def bad(name, why):
+            return CorruptIndexError(str(bdir / name), f"BM25 index is {why}")
+
+        arrs = {}
+        for name in ("ids",) + tuple(f[:-4] for f in cls.FILES[1:]):
+            try:
+                arrs[name] = np.load(bdir / f"{name}.npy", allow_pickle=False,
+                                     mmap_mode="r" if mmap and name in ("docs", "impact") else None)
+            except Exception as e:
+                raise bad(f"{name}.npy", f"unreadable ({e.__class__.__name__}: {e})") from None
+        try:
+            terms = json.loads((bdir / "terms.json").read_text(encoding="utf-8"))
+            if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+                raise ValueError("not a list of strings")
+        except Exception as e:
+            raise bad("terms.json", f"unreadable ({e.__class__.__name__}: {e})") from None
+        ids, ptr, docs, impact, scale = (arrs[k] for k in ("ids", "indptr", "docs", "impact", "scale"))
+        if ids.shape != (n_chunks,):
+            raise bad("ids.npy", f"inconsistent: holds {len(ids)} documents but there are {n_chunks} chunks")
+        if (ptr.ndim != 1 or len(ptr) != len(terms) + 1 or ptr[0] != 0 or np.any(np.diff(ptr) < 0)
+                or ptr[-1] != len(docs) or len(impact) != len(docs) or len(scale) != len(terms)):
+            raise bad("indptr.npy", "inconsistent (pointers, entries, terms and scales disagree)")
+        if docs.dtype != np.int32 or impact.dtype != np.uint8 or (len(docs) and not mmap and (docs.min() < 0 or docs.max() >= n_chunks)):
+            raise bad("docs.npy", "inconsistent (an entry points outside the chunks)")
+        return cls(ids, terms, ptr, docs, impact, scale)
+
+    def scores(self, toks: list[str]) -> np.ndarray | None:
+        """BM25 score of every row for a query (a term asked twice counts twice, as in bm25s), or None if no term is known."""
+        cols = [self.vocab[t] for t in toks if t in self.vocab]
+        if not cols:
+            return None
+        out = np.zeros(len(self.ids), dtype=np.float32)
+        for c in cols:
+            s, e = int(self.indptr[c]), int(self.indptr[c + 1])
+            out[self.docs[s:e]] += self.impact[s:e] * self.scale[c]  # rows are unique within a column
+        return out
+
+    def doc_freq(self, terms: list[str]) -> dict[str, int]:
+        return {t: int(self.indptr[self.vocab[t] + 1] - self.indptr[self.vocab[t]]) for t in terms if t in self.vocab}
+
+
 # ---------------------------------------------------------------- generation (read side)
+
+
+def _random_access(arr: np.ndarray) -> None:
+    """Queries read a few scattered rows: kernel read-ahead would pull (and keep resident) far more of the file."""
+    import mmap
+
+    m = getattr(arr, "_mmap", None)
+    if m is not None and len(m) and hasattr(m, "madvise"):
+        with contextlib.suppress(OSError, ValueError):
+            m.madvise(mmap.MADV_RANDOM)
 
 
 @dataclass(frozen=True)
@@ -183,7 +314,6 @@ class Index:
     """A read-only, consistent view of one generation of an index directory (the `Store`)."""
 
     def __init__(self, root: str | os.PathLike, gen_dir: Path, manifest: Manifest, mmap: bool = False):
-        import bm25s
         import faiss
 
         self.root, self.gen_dir, self.manifest = Path(root), gen_dir, manifest
@@ -202,6 +332,9 @@ class Index:
                 str(db), f"holds {n_articles} articles / {n_chunks} chunks but the manifest says "
                 f"{manifest.articles} / {manifest.chunks}")
         fpath = gen_dir / "vectors.faiss"
+        # One OpenMP thread per single-query search: on a 2-core laptop that is busy (embedding an upload, serving
+        # another user) FAISS's thread team spin-waits, adding ~7 ms to every search (docs/performance.md).
+        faiss.omp_set_num_threads(1)
         try:
             flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
             self.faiss = faiss.read_index(str(fpath), flags)
@@ -211,18 +344,8 @@ class Index:
             raise CorruptIndexError(str(fpath), f"holds {self.faiss.ntotal} vectors but there are {n_chunks} chunks")
         if n_chunks and self.faiss.d != manifest.dim:
             raise CorruptIndexError(str(fpath), f"vector dimension {self.faiss.d} != manifest dimension {manifest.dim}")
-        bdir = gen_dir / "bm25"
-        try:
-            self.bm25_ids = np.load(bdir / "ids.npy", allow_pickle=False)
-            self.bm25 = bm25s.BM25.load(str(bdir), mmap=mmap, load_vocab=True) if n_chunks else None
-        except Exception as e:
-            raise CorruptIndexError(str(bdir), f"BM25 index is unreadable ({e.__class__.__name__}: {e})") from None
-        if len(self.bm25_ids) != n_chunks:
-            raise CorruptIndexError(str(bdir), f"holds {len(self.bm25_ids)} documents but there are {n_chunks} chunks")
-        if self.bm25 is not None:
-            ptr, nnz = np.asarray(self.bm25.scores["indptr"]), len(self.bm25.scores["indices"])
-            if not len(ptr) or ptr[0] != 0 or ptr[-1] != nnz or len(self.bm25.scores["data"]) != nnz or np.any(np.diff(ptr) < 0):
-                raise CorruptIndexError(str(bdir / "indptr.csc.index.npy"), "BM25 index is inconsistent")
+        self.bm25 = Lexical.load(gen_dir / "bm25", n_chunks, mmap=mmap)
+        self.bm25_ids = self.bm25.ids
         # the vectors the dense scores are read from (loaded without pickle, checked against the chunk ids)
         for name in ("ids.npy", "vectors.npy"):
             try:
@@ -234,7 +357,19 @@ class Index:
             if name == "vectors.npy" and arr.shape != (n_chunks, manifest.dim):
                 raise CorruptIndexError(str(gen_dir / name), f"shape {arr.shape} != ({n_chunks}, {manifest.dim})")
             setattr(self, "vec_ids" if name == "ids.npy" else "vectors", arr)
-        self._df = None
+        _random_access(self.vectors)
+        n_sent = con.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
+        for name in ("sent_ids.npy", "sentvecs.npy"):
+            try:
+                arr = np.load(gen_dir / name, mmap_mode="r" if name == "sentvecs.npy" else None, allow_pickle=False)
+            except Exception as e:
+                raise CorruptIndexError(str(gen_dir / name), f"array file is unreadable ({e.__class__.__name__}: {e})") from None
+            if name == "sent_ids.npy" and (arr.shape != (n_sent,) or (n_sent and np.any(np.diff(arr) <= 0))):
+                raise CorruptIndexError(str(gen_dir / name), f"holds {arr.shape} ids, not the {n_sent} sorted sentence ids")
+            if name == "sentvecs.npy" and arr.shape != (n_sent, manifest.dim):
+                raise CorruptIndexError(str(gen_dir / name), f"shape {arr.shape} != ({n_sent}, {manifest.dim})")
+            setattr(self, "sent_ids" if name == "sent_ids.npy" else "sent_vectors", arr)
+        _random_access(self.sent_vectors)
 
     # One connection per thread: sqlite3 connections must not be shared across threads.
     def _con(self) -> sqlite3.Connection:
@@ -312,15 +447,12 @@ class Index:
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
     def search_lexical(self, query: str | list[str], k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        if self.bm25 is None or k <= 0:
+        if not len(self.bm25_ids) or k <= 0:
             return []
         toks = tokens(query, self.manifest.tokenizer) if isinstance(query, str) else query
-        vocab = self.bm25.vocab_dict
-        ids = [vocab[t] for t in toks if t in vocab]
-        if not ids:
+        scores = self.bm25.scores(toks)
+        if scores is None:
             return []
-        scores = self.bm25.get_scores_from_ids(ids) if hasattr(self.bm25, "get_scores_from_ids") else self.bm25.get_scores(toks)
-        scores = np.asarray(scores, dtype=np.float32)
         if allowed is not None:
             mask = np.isin(self.bm25_ids, allowed)
             scores = np.where(mask, scores, 0.0)
@@ -346,14 +478,28 @@ class Index:
                 out.append(Passage(r[0], r[1], r[2], r[3], r[4], r[5], float(scores.get(cid, 0.0)), r[6], r[7], r[8], r[9]))
         return out
 
+    def sentences(self, passages: Sequence[Passage]) -> list[list[tuple[int, int, int]]]:
+        """Per passage, the stored sentences overlapping it as (sentence id, start, end) in article offsets."""
+        con = self._con()
+        return [con.execute("SELECT id, start, end_ FROM sentences WHERE article_id=? AND start<? AND end_>? "
+                            "ORDER BY start", (p.article_id, p.end, p.start)).fetchall() for p in passages]
+
+    def sentence_vectors(self, sentence_ids: Sequence[int]) -> np.ndarray:
+        """float32 vectors of stored sentences, in the order asked."""
+        ids = np.asarray(sentence_ids, dtype=np.int64)
+        if not len(ids):
+            return np.zeros((0, self.manifest.dim), dtype=np.float32)
+        pos = np.searchsorted(self.sent_ids, ids)
+        if np.any(pos >= len(self.sent_ids)) or np.any(self.sent_ids[np.minimum(pos, len(self.sent_ids) - 1)] != ids):
+            raise CorruptIndexError(str(self.gen_dir / "sent_ids.npy"), "a sentence in the database has no vector")
+        order = np.argsort(pos)  # ascending file offsets: fewer, forward page reads
+        out = np.empty((len(ids), self.manifest.dim), dtype=np.float32)
+        out[order] = self.sent_vectors[pos[order]]
+        return out
+
     def doc_freq(self, terms: list[str]) -> dict[str, int]:
         """How many chunks hold each lexical term (for IDF weights)."""
-        if self.bm25 is None:
-            return {}
-        if self._df is None:
-            self._df = np.diff(np.asarray(self.bm25.scores["indptr"]))
-        vocab = self.bm25.vocab_dict
-        return {t: int(self._df[vocab[t]]) for t in terms if t in vocab}
+        return self.bm25.doc_freq(terms)
 
     def neighbours(self, article_id: str, ordinal: int) -> list[tuple[int, str, int, int]]:
         """Chunks ordinal-1..ordinal+1 of an article as (ordinal, text, start, end)."""
@@ -407,6 +553,19 @@ class Index:
 
 
 # ---------------------------------------------------------------- write side
+
+
+def _merge(ids: np.ndarray, vecs: np.ndarray, removed: set[int], new_ids: list[np.ndarray],
+           new_vecs: list[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The base generation's rows minus removed ids plus new rows, sorted by id."""
+    if removed:
+        keep = ~np.isin(ids, np.fromiter(removed, dtype=np.int64))
+        ids, vecs = ids[keep], vecs[keep]
+    if new_ids:
+        ids = np.concatenate([ids] + new_ids)
+        vecs = np.concatenate([np.asarray(vecs, dtype=dtype)] + [np.asarray(v, dtype=dtype) for v in new_vecs])
+    order = np.argsort(ids, kind="stable")
+    return ids[order], np.ascontiguousarray(vecs[order], dtype=dtype)
 
 
 class WriteLock:
@@ -464,16 +623,23 @@ class Writer:
             src.close()
             self.vec_ids = np.load(self.base.gen_dir / "ids.npy", allow_pickle=False)
             self.vectors = np.load(self.base.gen_dir / "vectors.npy", allow_pickle=False)
+            self.sent_ids = np.load(self.base.gen_dir / "sent_ids.npy", allow_pickle=False)
+            self.sent_vectors = np.load(self.base.gen_dir / "sentvecs.npy", allow_pickle=False)
         else:
             self.con = sqlite3.connect(db)
             self.vec_ids = np.zeros(0, dtype=np.int64)
             self.vectors = np.zeros((0, dim), dtype=np.float32)
+            self.sent_ids = np.zeros(0, dtype=np.int64)
+            self.sent_vectors = np.zeros((0, dim), dtype=np.float16)
         self.con.executescript(_SCHEMA)
         self.con.execute("PRAGMA journal_mode=OFF")  # the temp generation is thrown away whole on failure
         self.con.execute("PRAGMA synchronous=OFF")
         self._new_ids: list[np.ndarray] = []
         self._new_vecs: list[np.ndarray] = []
         self._removed: set[int] = set()
+        self._new_sids: list[np.ndarray] = []
+        self._new_svecs: list[np.ndarray] = []
+        self._s_removed: set[int] = set()
         self.changed = False
 
     def _cleanup_temp(self) -> None:
@@ -498,23 +664,37 @@ class Writer:
         """Vectors already stored for chunks with these text hashes (so unchanged text is never re-embedded)."""
         if not hashes or not len(self.vec_ids):
             return {}
-        pos = {int(i): n for n, i in enumerate(self.vec_ids)}
+        return self._cached("chunks", hashes, self.vec_ids, self.vectors, self._removed)
+
+    def cached_sentence_vectors(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Vectors already stored for sentences with these text hashes."""
+        if not hashes or not len(self.sent_ids):
+            return {}
+        return self._cached("sentences", hashes, self.sent_ids, self.sent_vectors, self._s_removed)
+
+    def _cached(self, table: str, hashes, ids: np.ndarray, vectors: np.ndarray, removed: set[int]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         uniq = list(set(hashes))
         for i in range(0, len(uniq), 500):
             part = uniq[i : i + 500]
-            q = f"SELECT text_hash, id FROM chunks WHERE text_hash IN ({','.join('?' * len(part))})"
-            for h, cid in self.con.execute(q, part):
-                if h not in out and cid in pos and cid not in self._removed:
-                    out[h] = self.vectors[pos[cid]]
+            q = f"SELECT text_hash, id FROM {table} WHERE text_hash IN ({','.join('?' * len(part))})"
+            for h, rid in self.con.execute(q, part):
+                if h in out or rid in removed:
+                    continue
+                p = int(np.searchsorted(ids, rid))
+                if p < len(ids) and ids[p] == rid:
+                    out[h] = np.asarray(vectors[p], dtype=np.float32)
         return out
 
     # ---- mutations
 
-    def put_article(self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray, path: str | None) -> None:
-        """Insert or replace an article with its chunks and their vectors."""
+    def put_article(self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray, path: str | None,
+                    sentences: Sequence[tuple[int, int]] = (), sentence_vectors: np.ndarray | None = None) -> None:
+        """Insert or replace an article with its chunks and sentences (spans in its text) and their vectors."""
         if len(chunks) != len(vectors):
             raise ValueError("one vector per chunk expected")
+        if len(sentences) != (0 if sentence_vectors is None else len(sentence_vectors)):
+            raise ValueError("one vector per sentence expected")
         self.remove_article(article.id, keep_sources=True)
         self.con.execute(
             "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -531,6 +711,14 @@ class Writer:
         if ids:
             self._new_ids.append(np.array(ids, dtype=np.int64))
             self._new_vecs.append(np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim))
+        sids = []
+        for s, e in sentences:
+            cur = self.con.execute("INSERT INTO sentences (article_id, start, end_, text_hash) VALUES (?,?,?,?)",
+                                   (article.id, s, e, text_hash(article.text[s:e])))
+            sids.append(cur.lastrowid)
+        if sids:
+            self._new_sids.append(np.array(sids, dtype=np.int64))
+            self._new_svecs.append(np.asarray(sentence_vectors, dtype=np.float16).reshape(len(sids), self.dim))
         if path is not None:
             self.add_source(path, article.id)
         self.changed = True
@@ -560,7 +748,9 @@ class Writer:
         if old or not keep_sources:
             self.changed = True
         self._removed.update(old)
+        self._s_removed.update(r[0] for r in self.con.execute("SELECT id FROM sentences WHERE article_id=?", (article_id,)))
         self.con.execute("DELETE FROM chunks WHERE article_id=?", (article_id,))
+        self.con.execute("DELETE FROM sentences WHERE article_id=?", (article_id,))
         self.con.execute("DELETE FROM articles WHERE id=?", (article_id,))
         if not keep_sources:
             self.con.execute("DELETE FROM sources WHERE article_id=?", (article_id,))
@@ -569,27 +759,22 @@ class Writer:
 
     def commit(self) -> str | None:
         """Write the staged generation and make it current. Returns its name, or None when nothing changed."""
-        import bm25s
         import faiss
 
         if not self.changed and self.base is not None:
             self.abort()
             return None
-        ids, vecs = self.vec_ids, self.vectors
-        if self._removed:
-            keep = ~np.isin(ids, np.fromiter(self._removed, dtype=np.int64))
-            ids, vecs = ids[keep], vecs[keep]
-        if self._new_ids:
-            ids = np.concatenate([ids] + self._new_ids)
-            vecs = np.concatenate([vecs] + self._new_vecs) if len(vecs) else np.concatenate(self._new_vecs)
-        order = np.argsort(ids, kind="stable")
-        ids, vecs = ids[order], np.ascontiguousarray(vecs[order], dtype=np.float32)
+        ids, vecs = _merge(self.vec_ids, self.vectors, self._removed, self._new_ids, self._new_vecs, np.float32)
+        sids, svecs = _merge(self.sent_ids, self.sent_vectors, self._s_removed, self._new_sids, self._new_svecs, np.float16)
         self.con.commit()
         rows = self.con.execute("SELECT id, tokens FROM chunks ORDER BY id").fetchall()
         n_articles = self.con.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
         chunk_ids = np.array([r[0] for r in rows], dtype=np.int64)
         if not np.array_equal(chunk_ids, ids):
             raise RagError("internal error: vectors and chunk rows disagree; nothing was written")
+        sent_rows = np.array([r[0] for r in self.con.execute("SELECT id FROM sentences ORDER BY id")], dtype=np.int64)
+        if not np.array_equal(sent_rows, sids):
+            raise RagError("internal error: sentence vectors and sentence rows disagree; nothing was written")
         self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         self.con.commit()
         self.con.execute("VACUUM")
@@ -597,18 +782,11 @@ class Writer:
 
         np.save(self.tmp / "ids.npy", ids, allow_pickle=False)
         np.save(self.tmp / "vectors.npy", vecs.reshape(len(ids), self.dim), allow_pickle=False)
+        np.save(self.tmp / "sent_ids.npy", sids, allow_pickle=False)
+        np.save(self.tmp / "sentvecs.npy", svecs.reshape(len(sids), self.dim), allow_pickle=False)
         index, kind = build_faiss(vecs.reshape(len(ids), self.dim), ids, self.faiss_kind)
         faiss.write_index(index, str(self.tmp / "vectors.faiss"))
-        bdir = self.tmp / "bm25"
-        bdir.mkdir()
-        np.save(bdir / "ids.npy", chunk_ids, allow_pickle=False)
-        if rows:
-            corpus_tokens = [r[1].split() for r in rows]
-            retriever = bm25s.BM25(k1=1.2, b=0.75)
-            vocab: dict[str, int] = {}
-            tok_ids = [[vocab.setdefault(t, len(vocab)) for t in doc] for doc in corpus_tokens]
-            retriever.index(bm25s.tokenization.Tokenized(ids=tok_ids, vocab=vocab), show_progress=False)
-            retriever.save(str(bdir))
+        Lexical.build([r[1].split() for r in rows], chunk_ids).save(self.tmp / "bm25")
         gen = self._next_generation()
         manifest = {
             "schema_version": SCHEMA_VERSION, "embedder": self.embedder_name, "dim": self.dim,

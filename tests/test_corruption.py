@@ -23,9 +23,8 @@ from rag.store import Index
 
 QUESTION = "北京的气温是多少度？"
 GEN = "gen-000001"
-FILES = ["vectors.faiss", "meta.sqlite", "manifest.json", "vectors.npy", "ids.npy", "bm25/ids.npy",
-         "bm25/data.csc.index.npy", "bm25/indices.csc.index.npy", "bm25/indptr.csc.index.npy",
-         "bm25/params.index.json", "bm25/vocab.index.json"]
+FILES = ["vectors.faiss", "meta.sqlite", "manifest.json", "vectors.npy", "ids.npy", "sentvecs.npy", "sent_ids.npy",
+         "bm25/ids.npy", "bm25/terms.json", "bm25/indptr.npy", "bm25/docs.npy", "bm25/impact.npy", "bm25/scale.npy"]
 
 
 def truncate(p: Path) -> None:
@@ -110,8 +109,7 @@ def test_damaged_file_is_named_with_the_rebuild_hint(index_dir, name, damage):
     damage(path)
     with pytest.raises(CorruptIndexError) as e:
         Index.open(index_dir)
-    # bm25s reads its folder as one unit: its files are named by the folder
-    assert_clear(e.value, path.parent if name.startswith("bm25/") else path)
+    assert_clear(e.value, path)
 
 
 def _sqlite_row_deleted(gen: Path):
@@ -170,8 +168,28 @@ def _vectors_wrong_shape(gen: Path):
     return gen / "vectors.npy"
 
 
+def _bm25_doc_out_of_range(gen: Path):
+    p = gen / "bm25" / "docs.npy"
+    docs = np.load(p)
+    docs[-1] = 10**6
+    np.save(p, docs)
+    return p
+
+
+def _sentvecs_wrong_shape(gen: Path):
+    v = np.load(gen / "sentvecs.npy")
+    np.save(gen / "sentvecs.npy", v[:-1].copy())
+    return gen / "sentvecs.npy"
+
+
+def _sent_ids_reordered(gen: Path):
+    ids = np.load(gen / "sent_ids.npy")
+    np.save(gen / "sent_ids.npy", ids[::-1].copy())
+    return gen / "sent_ids.npy"
+
+
 def _bm25_indptr_scrambled(gen: Path):
-    p = gen / "bm25" / "indptr.csc.index.npy"
+    p = gen / "bm25" / "indptr.npy"
     ptr = np.load(p)
     ptr[len(ptr) // 2] = -5
     np.save(p, ptr)
@@ -191,6 +209,9 @@ ALTERED = {
     "ids.npy: one id altered": _ids_shifted,
     "vectors.npy: wrong shape": _vectors_wrong_shape,
     "bm25: pointer array scrambled": _bm25_indptr_scrambled,
+    "bm25: an entry points past the last chunk": _bm25_doc_out_of_range,
+    "sentvecs.npy: one vector fewer": _sentvecs_wrong_shape,
+    "sent_ids.npy: reordered": _sent_ids_reordered,
 }
 
 
@@ -309,7 +330,7 @@ def test_rag_ask_subprocess_exits_2_with_one_line(index_dir, name, damage):
 
 @pytest.mark.parametrize("name,damage", [("vectors.faiss", truncate), ("meta.sqlite", delete),
                                          ("manifest.json", overwrite_header), ("ids.npy", empty),
-                                         ("bm25/vocab.index.json", truncate), ("CURRENT", overwrite_header),
+                                         ("bm25/terms.json", truncate), ("CURRENT", overwrite_header),
                                          (GEN, lambda p: shutil.rmtree(p))])
 def test_rebuild_recovers(index_dir, corpus, name, damage, fake_cli, capsys):
     path = index_dir / name if name in ("CURRENT", GEN) else index_dir / GEN / name

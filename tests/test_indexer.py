@@ -52,11 +52,12 @@ def test_second_run_embeds_nothing(tmp_path, fake_embedder):
     assert first.chunks == first.embedded == first.total_chunks > 0
     assert first.total_articles == 1 and first.generation == "gen-000001" and first.errors == ()
     calls = fake_embedder.calls
-    assert calls == first.embedded
+    assert first.sentences_embedded > first.chunks  # every sentence is stored with its own vector
+    assert calls == first.embedded + first.sentences_embedded
 
     second = index_paths([SEEDS], root, fake_embedder, progress=False)
     assert (second.added, second.updated, second.skipped, second.failed, second.removed) == (0, 0, 1, 0, 0)
-    assert (second.chunks, second.embedded) == (0, 0)
+    assert (second.chunks, second.embedded, second.sentences_embedded) == (0, 0, 0)
     assert second.generation is None  # nothing changed: no new generation published
     assert (second.total_articles, second.total_chunks) == (1, first.total_chunks)
     assert fake_embedder.calls == calls
@@ -99,7 +100,8 @@ def test_changed_file_reembeds_only_changed_chunks(tmp_path, fake_embedder, url)
     assert second.total_articles == 1
     assert 0 < second.embedded < second.chunks, second
     assert second.embedded <= 3  # the changed paragraph and at most its neighbours' overlap
-    assert fake_embedder.calls - calls == second.embedded
+    assert 0 < second.sentences_embedded <= 2  # only the rewritten sentences of that paragraph
+    assert fake_embedder.calls - calls == second.embedded + second.sentences_embedded
     idx = Index.open(root)
     (aid,) = idx.article_ids()
     assert "地铁" in idx.article(aid).text

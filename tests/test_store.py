@@ -132,6 +132,26 @@ def test_passages_carry_article_metadata_and_exact_spans(built):
     idx.close()
 
 
+def test_sentences_are_stored_with_their_vectors(built, fake_embedder):
+    idx = Index.open(built)
+    by_id = {a.id: a for a in ARTICLES}
+    passages = idx.passages([int(i) for i in idx.vec_ids])
+    per_passage = idx.sentences(passages)
+    assert len(per_passage) == len(passages) and all(per_passage)
+    for p, sents in zip(passages, per_passage):
+        text = by_id[p.article_id].text
+        assert [s for _, s, _ in sents] == sorted(s for _, s, _ in sents)
+        for sid, s, e in sents:
+            assert s < p.end and e > p.start and text[s:e].strip() == text[s:e]
+        vecs = idx.sentence_vectors([sid for sid, _, _ in sents][::-1])[::-1]  # any order asked is kept
+        want = fake_embedder.embed_documents([text[s:e] for _, s, e in sents])
+        np.testing.assert_allclose(vecs, want, atol=2e-3)  # stored as float16
+    with pytest.raises(CorruptIndexError, match="sent_ids"):
+        idx.sentence_vectors([10**9])
+    assert idx.sentence_vectors([]).shape == (0, fake_embedder.dim)
+    idx.close()
+
+
 def test_neighbours_and_filters(built, fake_embedder):
     idx = Index.open(built)
     a = ARTICLES[0]

@@ -1,0 +1,494 @@
+"""The answering layer: `rag.pipeline` (retrieve, ask, contextualise), `rag.answer` and `rag.retrieval.Fusion`."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import fields
+
+import pytest
+
+from conftest import FakeEmbedder
+from rag import cli
+from rag.answer import confidence, CROSS_NOTE, NOT_FOUND, AnswerConfig, Candidate, build_answer, candidates, select
+from rag.indexer import index_articles
+from rag.pipeline import ask, contextualise, retrieve
+from rag.retrieval import Fusion, searcher
+from rag.sentences import split_sentences
+from rag.store import Index
+from rag.types import Article, Citation, Passage
+
+BLINKEN = Article(
+    title="布林肯访问危地马拉",
+    text="美国国务卿布林肯星期二前往危地马拉，讨论地区移民问题。\n\n布林肯在危地马拉城会见了阿雷瓦洛总统和外交部长马丁内斯。\n\n"
+         "双方签署了一项关于难民融入的合作协议。",
+    url="https://news.example/blinken", published="2024-05-07T12:00:00Z", source="voachinese")
+PANDA = Article(
+    title="大熊猫抵达成都",
+    text="旅美大熊猫乘坐专机抵达成都。\n\n熊猫将在卧龙基地隔离检疫三十天。\n\n饲养员说熊猫的状态良好。",
+    url="https://news.example/panda", published="2023-11-09T01:00:00Z", source="voachinese")
+STOCKS = Article(
+    title="上海股市上涨",
+    text="上海证券交易所的股票指数今天上涨了三个百分点。\n\n分析人士认为，上涨的原因是央行宣布降息。",
+    url="https://news.example/stocks", published="2024-04-02T09:30:00Z", source="markets")
+WEATHER = Article(
+    title="北京天气", text="北京今天下雨，气温只有十二度。\n\n气象台预计周末将转晴。",
+    url="https://news.example/weather", published="2024-03-01T08:00:00Z", source="weather")
+ROCKET = Article(
+    title="长征五号发射成功", text="中国周四在文昌成功发射长征五号运载火箭。\n\n火箭将一颗通信卫星送入预定轨道。",
+    url="https://news.example/rocket", published="2022-08-15T03:00:00Z", source="science")
+OHIO = Article(
+    title="Ohio election",
+    text="Voters in Ohio went to the polls on Tuesday to elect a new governor.\n\n"
+         "The turnout was 55 percent, officials said.",
+    url="https://news.example/ohio", published="2021-11-02T20:00:00Z", source="apnews")
+ARTICLES = [BLINKEN, PANDA, STOCKS, WEATHER, ROCKET, OHIO]
+
+FIRST_QUESTION = "布林肯星期二前往哪个国家？"
+FIRST_ANSWER = "美国国务卿布林肯星期二前往危地马拉，讨论地区移民问题。"
+MODES = ("weighted", "rrf", "lexical", "dense")
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """An index of ARTICLES built with a FakeEmbedder, registered as the cached Searcher for its path."""
+    path = tmp_path_factory.mktemp("answer") / "idx"
+    emb = FakeEmbedder()
+    summary = index_articles(ARTICLES, path, emb, progress=False)
+    assert summary.added == len(ARTICLES) and summary.failed == 0
+    assert searcher(path, emb).embedder is emb  # ask(index=path) now uses this embedder
+    return path
+
+
+@pytest.fixture(scope="module")
+def idx(root):
+    index = Index.open(root)
+    yield index
+    index.close()
+
+
+def passage(article: Article, start: int = 0, end: int | None = None, score: float = 1.0, chunk_id: int = 0) -> Passage:
+    end = len(article.text) if end is None else end
+    return Passage(chunk_id, article.id, article.title, article.text[start:end], start, end, score, article.url,
+                   article.published, article.source)
+
+
+def cand(article: Article, sentence: str, score: float, rank: int = 0, order: float | None = None) -> Candidate:
+    start = article.text.index(sentence)
+    return Candidate(passage(article), rank, start, start + len(sentence), sentence, score,
+                     score if order is None else order)
+
+
+# ---------------------------------------------------------------- ask: citations
+
+
+@pytest.mark.parametrize("question,config", [
+    (FIRST_QUESTION, AnswerConfig()),
+    ("熊猫将在哪里隔离检疫？", AnswerConfig()),
+    ("What was the turnout in Ohio?", AnswerConfig()),
+    ("上海股票指数今天上涨了多少？", AnswerConfig(extra_ratio=0.0)),  # every sentence qualifies: three citations
+])
+def test_citations_quote_the_article_exactly(root, idx, question, config):
+    ans = ask(question, index=root, config=config)
+    assert not ans.abstained and ans.citations
+    assert len(ans.citations) <= config.max_sentences
+    if config.extra_ratio == 0.0:
+        assert len(ans.citations) == config.max_sentences
+    assert [c.number for c in ans.citations] == list(range(1, len(ans.citations) + 1))
+    assert "[1]" in ans.text
+    for c in ans.citations:
+        article = idx.article(c.article_id)
+        assert article is not None and article.title == c.title and article.url == c.url
+        assert article.published == c.published
+        assert article.text[c.start : c.end] == c.sentence
+        assert c.sentence in c.passage and c.passage in article.text
+        assert f"{c.sentence} [{c.number}]" in ans.text
+        assert (c.start, c.end) in split_sentences(article.text)
+    assert len({(c.article_id, c.start) for c in ans.citations}) == len(ans.citations)
+
+
+@pytest.mark.parametrize("question,article,words", [
+    (FIRST_QUESTION, BLINKEN, "危地马拉"),
+    ("熊猫将在哪里隔离检疫？", PANDA, "卧龙"),
+    ("上海股票指数今天上涨了多少？", STOCKS, "三个百分点"),
+    ("北京今天气温多少度？", WEATHER, "十二度"),
+    ("长征五号在哪里发射？", ROCKET, "文昌"),
+])
+def test_the_article_holding_the_fact_is_cited_first(root, question, article, words):
+    ans = ask(question, index=root)
+    assert not ans.abstained and ans.lang == "zh"
+    assert ans.citations[0].article_id == article.id
+    assert words in ans.citations[0].sentence
+    assert ans.text.startswith(ans.citations[0].sentence)
+
+
+def test_chinese_answer_is_the_cited_sentences_joined(root):
+    ans = ask("上海股票指数今天上涨了多少？", index=root, config=AnswerConfig(extra_ratio=0.0, max_sentences=2))
+    assert len(ans.citations) == 2
+    assert ans.text == "".join(f"{c.sentence} [{c.number}]" for c in ans.citations)
+
+
+def test_k_limits_the_passages_read(root):
+    every = AnswerConfig(extra_ratio=0.0)
+    wide = ask("上海股票指数今天上涨了多少？", index=root, k=5, config=every)
+    narrow = ask("上海股票指数今天上涨了多少？", index=root, k=1, config=every)
+    assert len(wide.citations) == 3 and len({c.article_id for c in wide.citations}) > 1
+    assert [c.article_id for c in narrow.citations] == [STOCKS.id, STOCKS.id]  # the article has two sentences
+
+
+# ---------------------------------------------------------------- ask: abstention
+
+
+@pytest.mark.parametrize("question", ["日本首相岸田文雄什么时候访问巴西？", "谁获得了诺贝尔文学奖？", "巴西足球队获得了几次世界杯冠军？"])
+def test_chinese_question_about_nothing_indexed_is_declined_in_chinese(root, question):
+    ans = ask(question, index=root)
+    assert ans.abstained is True
+    assert ans.citations == ()
+    assert ans.lang == "zh" and ans.text == NOT_FOUND["zh"]
+    assert ans.passages  # it did look
+
+
+def test_english_question_is_declined_in_english(root):
+    never = AnswerConfig(min_confidence=0.999, min_confidence_cross=0.999)
+    ans = ask("Who painted the Mona Lisa?", index=root, config=never)
+    assert ans.abstained is True and ans.citations == ()
+    assert ans.lang == "en" and ans.text == NOT_FOUND["en"]
+
+
+def test_filters_that_exclude_everything_decline(root):
+    ans = ask(FIRST_QUESTION, index=root, source="no-such-source")
+    assert ans.abstained and ans.citations == () and ans.passages == ()
+    assert ans.text == NOT_FOUND["zh"]
+
+
+# ---------------------------------------------------------------- history
+
+
+def test_anaphoric_follow_up_borrows_the_previous_question():
+    query, scoring = contextualise("他在那里见了谁？", [(FIRST_QUESTION, "...")])
+    assert FIRST_QUESTION in query and "他在那里见了谁？" in query
+    assert scoring == "他在那里见了谁？"  # sentences are scored against the new question only
+
+
+@pytest.mark.parametrize("question", ["那2023年呢？", "Where did they go?"])
+def test_short_or_pointing_follow_ups_borrow_the_previous_question(question):
+    query, _ = contextualise(question, [(FIRST_QUESTION, "...")])
+    assert query == f"{FIRST_QUESTION} {question}"
+
+
+@pytest.mark.parametrize("history", [None, [], [("", "...")], [()]])
+def test_without_a_previous_question_nothing_changes(history):
+    assert contextualise("他在那里见了谁？", history) == ("他在那里见了谁？", "他在那里见了谁？")
+
+
+def test_standalone_question_is_unchanged():
+    q = "熊猫将在卧龙基地隔离检疫多少天？"
+    assert contextualise(q, [(FIRST_QUESTION, FIRST_ANSWER)]) == (q, q)
+
+
+def test_only_the_last_turn_is_borrowed():
+    query, _ = contextualise("他在那里见了谁？", [("熊猫在哪里？", "..."), (FIRST_QUESTION, "...")])
+    assert FIRST_QUESTION in query and "熊猫" not in query
+
+
+def test_follow_up_finds_the_article_of_the_earlier_turn(root):
+    follow_up = "他那天还做了什么？"
+    alone = retrieve(follow_up, index=root, k=1)
+    assert alone[0].article_id != BLINKEN.id  # on its own the follow-up points nowhere in particular
+    ans = ask(follow_up, index=root, history=[(FIRST_QUESTION, FIRST_ANSWER)])
+    assert not ans.abstained
+    assert ans.citations[0].article_id == BLINKEN.id
+
+
+def test_follow_up_without_history_answers_from_its_own_words(root):
+    ans = ask("他们签了什么协议？", index=root)
+    assert "签署" in ans.citations[0].sentence
+
+
+def test_follow_up_with_history_does_not_repeat_the_previous_answer(root):
+    ans = ask("他们签了什么协议？", index=root, history=[(FIRST_QUESTION, FIRST_ANSWER)])
+    assert "签署" in ans.citations[0].sentence, ans.text
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def test_answer_to_dict_round_trips_through_json(root):
+    ans = ask("What was the turnout in Ohio?", index=root)
+    assert ans.citations
+    d = ans.to_dict()
+    assert set(d) == {"question", "text", "abstained", "citations", "lang"}
+    text = json.dumps(d, ensure_ascii=False)
+    assert "\\u" not in text and "Ohio" in text
+    back = json.loads(text)
+    assert (back["question"], back["text"], back["abstained"], back["lang"]) == (ans.question, ans.text, False, "en")
+    names = [f.name for f in fields(Citation)]
+    assert names == ["number", "article_id", "title", "url", "published", "passage", "sentence", "start", "end"]
+    for c in back["citations"]:
+        assert list(c) == names
+    assert tuple(Citation(**c) for c in back["citations"]) == ans.citations
+
+
+def test_chinese_answer_json_keeps_chinese_text(root):
+    ans = ask(FIRST_QUESTION, index=root)
+    text = json.dumps(ans.to_dict(), ensure_ascii=False)
+    assert "危地马拉" in text
+    back = json.loads(text)
+    assert back["citations"][0]["sentence"] == ans.citations[0].sentence
+
+
+def test_with_passages_adds_the_retrieved_passages(root):
+    ans = ask(FIRST_QUESTION, index=root)
+    d = json.loads(json.dumps(ans.to_dict(with_passages=True), ensure_ascii=False))
+    assert [p["chunk_id"] for p in d["passages"]] == [p.chunk_id for p in ans.passages]
+
+
+def test_abstention_to_dict(root):
+    d = json.loads(json.dumps(ask("谁获得了诺贝尔文学奖？", index=root).to_dict(), ensure_ascii=False))
+    assert d["abstained"] is True and d["citations"] == [] and d["text"] == NOT_FOUND["zh"]
+
+
+def test_cli_ask_json_with_history_file(root, tmp_path, capsys):
+    history = tmp_path / "history.json"
+    history.write_text(json.dumps([[FIRST_QUESTION, FIRST_ANSWER]], ensure_ascii=False), encoding="utf-8")
+    code = cli.main(["ask", "他那天还做了什么？", "--index", str(root), "--history", str(history), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["abstained"] is False and data["citations"][0]["article_id"] == BLINKEN.id
+
+
+def test_cli_ask_json_with_date_range(root, capsys):
+    code = cli.main(["ask", FIRST_QUESTION, "--index", str(root), "--to", "2023-12-31", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    data = json.loads(out)
+    assert all(c["published"] <= "2023-12-31" for c in data["citations"])
+    assert all(c["article_id"] != BLINKEN.id for c in data["citations"])
+
+
+# ---------------------------------------------------------------- retrieve and fusion
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("k", [1, 3, 50])
+def test_fusion_modes_return_at_most_k_passages_best_first(root, mode, k):
+    ps = retrieve(FIRST_QUESTION, index=root, k=k, fusion=Fusion(mode=mode))
+    assert 1 <= len(ps) <= k
+    assert len(ps) <= len(ARTICLES)  # one chunk per article here
+    assert len({p.chunk_id for p in ps}) == len(ps)
+    scores = [p.score for p in ps]
+    assert scores == sorted(scores, reverse=True)
+    assert all(math.isfinite(s) for s in scores)
+    assert ps[0].article_id == BLINKEN.id
+
+
+def test_fusion_modes_score_differently(root):
+    scores = {m: [p.score for p in retrieve(FIRST_QUESTION, index=root, k=3, fusion=Fusion(mode=m))] for m in MODES}
+    assert scores["weighted"][0] == pytest.approx(1.0)  # normalised lexical and dense both best
+    assert scores["rrf"][0] == pytest.approx(2 / 61)  # first in both lists
+    assert scores["lexical"][0] > 1.0  # raw BM25
+    assert 0.0 < scores["dense"][0] <= 1.0 + 1e-6  # cosine
+    assert len({tuple(v) for v in scores.values()}) == len(MODES)
+
+
+def test_weighted_fusion_follows_its_weights(root):
+    lexical_only = retrieve(FIRST_QUESTION, index=root, k=6, fusion=Fusion(lexical_weight=1.0))
+    lexical = retrieve(FIRST_QUESTION, index=root, k=6, fusion=Fusion(mode="lexical"))
+    n = len([p for p in lexical if p.score > 0])
+    assert [p.chunk_id for p in lexical_only[:n]] == [p.chunk_id for p in lexical[:n]]
+    top = lexical[0].score
+    for a, b in zip(lexical_only[:n], lexical[:n]):
+        assert a.score == pytest.approx(b.score / top, rel=1e-5)
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    ({"lexical_weight": 1.5}, "lexical_weight"),
+    ({"lexical_weight": -0.1}, "lexical_weight"),
+    ({"lexical_weight": float("nan")}, "lexical_weight"),
+    ({"cross_lexical_weight": 2.0}, "cross_lexical_weight"),
+    ({"cross_lexical_weight": -1.0}, "cross_lexical_weight"),
+    ({"candidates": 0}, "candidates"),
+    ({"candidates": -5}, "candidates"),
+    ({"mode": "bm25"}, "mode"),
+    ({"mode": "Weighted"}, "mode"),
+])
+def test_invalid_fusion_is_refused_naming_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=rf"Fusion\.{field}\b"):
+        Fusion(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [{"lexical_weight": 0.0}, {"lexical_weight": 1.0}, {"cross_lexical_weight": 0.0},
+                                    {"candidates": 1}, *({"mode": m} for m in MODES)])
+def test_fusion_edges_are_accepted(kwargs):
+    assert getattr(Fusion(**kwargs), next(iter(kwargs))) == next(iter(kwargs.values()))
+
+
+@pytest.mark.parametrize("fn", [retrieve, ask])
+@pytest.mark.parametrize("k", [0, -1, 2.5, "3", None])
+def test_bad_k_is_refused(root, fn, k):
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        fn(FIRST_QUESTION, index=root, k=k)
+
+
+@pytest.mark.parametrize("fn", [retrieve, ask])
+@pytest.mark.parametrize("question", ["", "   ", "\n\t", "\x00\x01\x7f"])
+def test_empty_question_is_refused(root, fn, question):
+    with pytest.raises(ValueError, match="question is empty"):
+        fn(question, index=root)
+
+
+@pytest.mark.parametrize("fn", [retrieve, ask])
+def test_non_string_question_is_refused(root, fn):
+    with pytest.raises(TypeError):
+        fn(["布林肯"], index=root)
+
+
+@pytest.mark.parametrize("date_from,date_to,expected", [
+    ("2024-01-01", None, {BLINKEN, STOCKS, WEATHER}),
+    (None, "2023-12-31", {PANDA, ROCKET, OHIO}),
+    ("2023-01-01", "2024-03-31", {PANDA, WEATHER}),
+    ("2024-05-07", "2024-05-07", {BLINKEN}),  # both ends inclusive, by day
+    ("2025-01-01", None, set()),
+])
+def test_date_filters(root, date_from, date_to, expected):
+    for mode in MODES:
+        ps = retrieve(FIRST_QUESTION, index=root, k=10, date_from=date_from, date_to=date_to, fusion=Fusion(mode=mode))
+        got = {p.article_id for p in ps}
+        assert got <= {a.id for a in expected}, mode
+        if mode != "lexical":  # dense search returns every allowed chunk; lexical only matching ones
+            assert got == {a.id for a in expected}, mode
+        for p in ps:
+            assert (date_from is None or p.published >= date_from) and (date_to is None or p.published[:10] <= date_to)
+
+
+def test_source_filter(root):
+    ps = retrieve(FIRST_QUESTION, index=root, k=10, source="voachinese")
+    assert {p.article_id for p in ps} == {BLINKEN.id, PANDA.id}
+    assert all(p.source == "voachinese" for p in ps)
+
+
+def test_ask_with_a_date_range_cites_only_articles_inside_it(root):
+    ans = ask(FIRST_QUESTION, index=root, date_from="2024-01-01", date_to="2024-04-30")
+    assert all("2024-01-01" <= c.published[:10] <= "2024-04-30" for c in ans.citations)
+    assert all(p.article_id in {STOCKS.id, WEATHER.id} for p in ans.passages)
+
+
+# ---------------------------------------------------------------- candidates, select, build_answer, AnswerConfig
+
+
+def test_candidates_dedupe_overlapping_passages_with_article_offsets():
+    text = BLINKEN.text
+    mid = text.index("布林肯在")
+    end2 = text.index("双方")
+    first, second = passage(BLINKEN, 0, end2, chunk_id=1), passage(BLINKEN, mid, len(text), chunk_id=2)
+    cands = candidates([first, second])
+    assert [c.text for c in cands] == [text[s:e] for s, e in split_sentences(text)]
+    assert [c.rank for c in cands] == [0, 0, 1]
+    for c in cands:
+        assert text[c.start : c.end] == c.text and c.sentence_id == -1
+        assert c.passage.start <= c.start < c.end <= c.passage.end
+
+
+def test_candidates_use_stored_sentence_spans():
+    p = passage(BLINKEN, 0, len(BLINKEN.text))
+    s = BLINKEN.text.index("双方")
+    e = len(BLINKEN.text)
+    (c,) = candidates([p], [[(42, s, e)]])
+    assert (c.sentence_id, c.start, c.end, c.text) == (42, s, e, BLINKEN.text[s:e])
+    assert len(candidates([p], [[]])) == len(split_sentences(BLINKEN.text))  # no stored rows: split here
+
+
+def test_candidates_of_nothing():
+    assert candidates([]) == []
+
+
+def test_select_keeps_at_most_max_sentences_best_first():
+    sents = ["美国国务卿布林肯星期二前往危地马拉，讨论地区移民问题。", "布林肯在危地马拉城会见了阿雷瓦洛总统和外交部长马丁内斯。",
+             "双方签署了一项关于难民融入的合作协议。"]
+    scored = [cand(BLINKEN, sents[0], 0.5), cand(BLINKEN, sents[1], 0.9), cand(BLINKEN, sents[2], 0.8),
+              cand(PANDA, "熊猫将在卧龙基地隔离检疫三十天。", 0.85)]
+    for n in (1, 2, 3):
+        picked = select(scored, AnswerConfig(max_sentences=n, extra_ratio=0.0))
+        assert len(picked) == n
+        assert picked[0].score == 0.9
+    three = select(scored, AnswerConfig(max_sentences=3, extra_ratio=0.0))
+    # after the best: its own article's sentences in reading order, then other articles
+    assert [c.text for c in three] == [sents[1], sents[2], "熊猫将在卧龙基地隔离检疫三十天。"]
+
+
+def test_select_drops_sentences_far_below_the_best():
+    best = cand(BLINKEN, "双方签署了一项关于难民融入的合作协议。", 0.8)
+    close = cand(PANDA, "熊猫将在卧龙基地隔离检疫三十天。", 0.49)  # >= 0.6 * 0.8 = 0.48
+    far = cand(STOCKS, "分析人士认为，上涨的原因是央行宣布降息。", 0.47)
+    picked = select([far, close, best], AnswerConfig(extra_ratio=0.6))
+    assert [c.text for c in picked] == [best.text, close.text]
+    assert select([far, close, best], AnswerConfig(extra_ratio=0.7)) == [best]
+    assert len(select([far, close, best], AnswerConfig(extra_ratio=0.5))) == 3
+
+
+def test_select_orders_by_the_order_head_and_keeps_extras_near_the_confidence():
+    first = cand(BLINKEN, "双方签署了一项关于难民融入的合作协议。", 0.3, order=5.0)  # ranked first, lower probability
+    likely = cand(PANDA, "熊猫将在卧龙基地隔离检疫三十天。", 0.9, order=1.0)
+    weak = cand(STOCKS, "分析人士认为，上涨的原因是央行宣布降息。", 0.5, order=3.0)  # below 0.6 * 0.9
+    assert confidence([first, likely, weak]) == 0.9
+    assert [c.text for c in select([likely, weak, first], AnswerConfig(extra_ratio=0.6))] == [first.text, likely.text]
+
+
+def test_select_skips_sentences_contained_in_a_picked_one():
+    best = cand(BLINKEN, "双方签署了一项关于难民融入的合作协议。", 0.9)
+    part = Candidate(best.passage, 1, best.start, best.start + 4, best.text[:4], 0.8)
+    other = cand(PANDA, "熊猫将在卧龙基地隔离检疫三十天。", 0.7)
+    assert [c.text for c in select([part, best, other], AnswerConfig(extra_ratio=0.0))] == [best.text, other.text]
+
+
+def test_select_of_nothing():
+    assert select([], AnswerConfig()) == []
+
+
+def test_build_answer_cites_in_order():
+    picked = [cand(BLINKEN, FIRST_ANSWER, 0.9), cand(PANDA, "熊猫将在卧龙基地隔离检疫三十天。", 0.6)]
+    ans = build_answer("问题？", picked, [p.passage for p in picked], "zh", False)
+    assert not ans.abstained and ans.lang == "zh"
+    assert ans.text == f"{FIRST_ANSWER} [1]熊猫将在卧龙基地隔离检疫三十天。 [2]"
+    assert [(c.number, c.article_id, c.sentence) for c in ans.citations] == [
+        (1, BLINKEN.id, FIRST_ANSWER), (2, PANDA.id, "熊猫将在卧龙基地隔离检疫三十天。")]
+    assert ans.citations[0].passage == BLINKEN.text and ans.citations[0].url == BLINKEN.url
+
+
+def test_build_answer_in_english_over_chinese_sources_says_so():
+    ans = build_answer("Where did Blinken go?", [cand(BLINKEN, FIRST_ANSWER, 0.9)], [], "en", False)
+    assert ans.text == f"{FIRST_ANSWER} [1] {CROSS_NOTE['en']}"
+    english = cand(OHIO, "The turnout was 55 percent, officials said.", 0.9)
+    assert CROSS_NOTE["en"] not in build_answer("Turnout?", [english], [], "en", False).text
+
+
+@pytest.mark.parametrize("lang,expected", [("zh", NOT_FOUND["zh"]), ("en", NOT_FOUND["en"]), ("fr", NOT_FOUND["en"])])
+def test_build_answer_abstains_in_the_question_language(lang, expected):
+    picked = [cand(BLINKEN, FIRST_ANSWER, 0.9)]
+    for p, abstain in ((picked, True), ([], False)):
+        ans = build_answer("?", p, [], lang, abstain)
+        assert ans.abstained and ans.citations == () and ans.text == expected
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    ({"max_sentences": 0}, "max_sentences"),
+    ({"max_sentences": 4}, "max_sentences"),
+    ({"min_confidence": -0.01}, "min_confidence"),
+    ({"min_confidence": 1.0}, "min_confidence"),
+])
+def test_invalid_answer_config_is_refused_naming_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=rf"AnswerConfig\.{field}\b"):
+        AnswerConfig(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [{"max_sentences": 1}, {"max_sentences": 3}, {"min_confidence": 0.0},
+                                    {"min_confidence": 0.99}])
+def test_answer_config_edges_are_accepted(kwargs):
+    AnswerConfig(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [{"extra_ratio": -1.0}, {"min_confidence_cross": 1.5}, {"topic_share": -0.5},
+                                    {"max_sentences": 2.5}])
+def test_answer_config_checks_every_field(kwargs):
+    with pytest.raises(ValueError):
+        AnswerConfig(**kwargs)
