@@ -11,6 +11,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .chunks import CHUNK_OVERLAP, CHUNK_SIZE, Chunker
+from .bridge import corpus_words
 from .errors import ArticleError
 from .sentences import split_sentences
 from .store import WriteLock, Writer, text_hash
@@ -34,6 +35,7 @@ class IndexSummary:
     chunks: int = 0  # chunks written in this run
     embedded: int = 0  # chunks whose vectors were computed in this run (the rest came from the cache)
     sentences_embedded: int = 0  # sentences whose vectors were computed in this run
+    words_embedded: int = 0  # new Chinese words added to the cross-lingual lexicon (rag.bridge)
     seconds: float = 0.0
     total_articles: int = 0
     total_chunks: int = 0
@@ -49,8 +51,9 @@ class IndexSummary:
             f"articles: {self.added} added, {self.updated} updated, {self.skipped} unchanged, "
             f"{self.failed} failed, {self.removed} removed",
             f"chunks: {self.chunks} written, {self.embedded} embedded "
-            f"({self.chunks - self.embedded} from cache), {self.sentences_embedded} sentences embedded; index holds {self.total_articles} articles / "
-            f"{self.total_chunks} chunks",
+            f"({self.chunks - self.embedded} from cache); {self.sentences_embedded} sentences and "
+            f"{self.words_embedded} lexicon words embedded",
+            f"index holds {self.total_articles} articles / {self.total_chunks} chunks",
             f"time: {self.seconds:.1f} s, {self.passages_per_second:.1f} passages/s",
         ]
         if self.errors:
@@ -112,7 +115,8 @@ def index_stream(
 
         embedder = get_embedder(embedder)
     emb = embedder
-    counts = dict(added=0, updated=0, skipped=0, failed=0, removed=0, chunks=0, embedded=0, sentences_embedded=0)
+    counts = dict(added=0, updated=0, skipped=0, failed=0, removed=0, chunks=0, embedded=0, sentences_embedded=0,
+                  words_embedded=0)
     errors: list[str] = []
     with WriteLock(root, timeout=wait):
         w = Writer(root, emb.name, emb.dim, tokenizer=tokenizer, chunk_size=chunk_size,
@@ -140,6 +144,11 @@ def index_stream(
                     scache.update({h: v for (h, _), v in zip(stodo, vecs[len(todo):])})
                     counts["embedded"] += len(todo)
                     counts["sentences_embedded"] += len(stodo)
+                words = set().union(*(corpus_words(a.title + "\n" + a.text) for a, _, _ in pending.items))
+                words = sorted(words - w.lexicon_words())
+                if words:
+                    w.put_lexicon(words, emb.embed_documents(words))
+                    counts["words_embedded"] += len(words)
                 for (article, cs, path), sp in zip(pending.items, spans):
                     vecs = np.stack([cache[text_hash(c.text)] for c in cs]) if cs else np.zeros((0, emb.dim), np.float32)
                     svecs = (np.stack([scache[text_hash(article.text[s:e])] for s, e in sp]) if sp

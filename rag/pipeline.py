@@ -105,7 +105,8 @@ def gather(question: str, index=None, k: int = 5, *, history=None, date_from=Non
     query, scoring_q = contextualise(q, history)
     qvec = s.embedder.embed_queries([query])[0]
     idx = s.refresh()  # one generation for passages and IDF alike, even if a writer publishes meanwhile
-    passages = s.search(query, max(k, 5), fusion, date_from, date_to, source, qvec=qvec, idx=idx)
+    bridge = s.bridged_words(query, idx)
+    passages = s.search(query, max(k, 5), fusion, date_from, date_to, source, qvec=qvec, idx=idx, bridge=bridge)
     top = passages[:k]
     cands = candidates(top, idx.sentences(top))
     if not cands:
@@ -113,9 +114,9 @@ def gather(question: str, index=None, k: int = 5, *, history=None, date_from=Non
     svec = qvec if scoring_q == query else s.embedder.embed_queries([scoring_q])[0]
     dense = _sentence_similarity(s.embedder, idx, svec, cands)
     def feats(text: str, sims: np.ndarray) -> np.ndarray:
-        terms = query_terms(text)
+        terms = query_terms(text, bridge)
         return features(text, cands, idf_table(terms, idx.doc_freq(terms), idx.manifest.chunks), sims,
-                        config.topic_share)
+                        config.topic_share, bridge)
 
     wide = None if scoring_q == query else feats(query, _sentence_similarity(s.embedder, idx, qvec, cands))
     return Evidence(q, lang, passages, cands, feats(scoring_q, dense), wide)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .bridge import question_words
 from .store import CURRENT, Index
 from .text import detect_lang
 from .types import Embedder, Passage
@@ -18,7 +19,7 @@ class Fusion:
     """How lexical and dense scores are combined (weights chosen on the dev sets, see eval/README.md)."""
 
     lexical_weight: float = 0.7  # for questions in the corpus's script (Chinese question over Chinese text)
-    cross_lexical_weight: float = 0.15  # for questions whose script differs (English question over Chinese text)
+    cross_lexical_weight: float = 0.4  # English question over Chinese text, BM25 over question + bridged words
     candidates: int = 100
     mode: str = "weighted"  # "weighted", "rrf", "lexical", "dense"
 
@@ -73,15 +74,19 @@ class Searcher:
 
     def search(self, question: str, k: int = 5, fusion: Fusion = DEFAULT_FUSION, date_from: str | None = None,
                date_to: str | None = None, source: str | None = None, qvec: np.ndarray | None = None,
-               idx: Index | None = None) -> list[Passage]:
-        """Ranked passages from `idx` (default: the current generation; pass one to read a single generation)."""
+               idx: Index | None = None, bridge: list[str] | None = None) -> list[Passage]:
+        """Ranked passages from `idx` (default: the current generation; pass one to read a single generation).
+        `bridge`: the question's bridged words if already known (see `bridged_words`)."""
         idx = idx or self.refresh()
         allowed = idx.allowed_ids(date_from, date_to, source)
         n = idx.manifest.chunks
         if n == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):
             return []
         ncand = min(n, max(fusion.candidates, k))
-        lex = idx.search_lexical(question, ncand, allowed) if fusion.mode != "dense" else []
+        lex = []
+        if fusion.mode != "dense":
+            bridge = self.bridged_words(question, idx) if bridge is None else bridge
+            lex = idx.search_lexical(" ".join([question] + bridge), ncand, allowed)
         dense = []
         if fusion.mode != "lexical":
             if qvec is None:
@@ -113,6 +118,15 @@ class Searcher:
         score = w * lex_n + (1 - w) * dense_n
         order = np.argsort(-score, kind="stable")
         return [(int(ids[i]), float(score[i])) for i in order]
+
+    def bridged_words(self, question: str, idx: Index) -> list[str]:
+        """Corpus words standing in for an English question's words (rag.bridge); none for other questions."""
+        if detect_lang(question) != "en" or self.corpus_lang != "zh":
+            return []
+        words = question_words(question)
+        if not words:
+            return []
+        return idx.lexicon().translate(self.embedder.embed_queries(words))
 
     @property
     def corpus_lang(self) -> str:

@@ -370,6 +370,10 @@ class Index:
                 raise CorruptIndexError(str(gen_dir / name), f"shape {arr.shape} != ({n_sent}, {manifest.dim})")
             setattr(self, "sent_ids" if name == "sent_ids.npy" else "sent_vectors", arr)
         _random_access(self.sent_vectors)
+        for name in ("lexicon.json", "lexicon.faiss"):
+            if not (gen_dir / name).is_file():
+                raise CorruptIndexError(str(gen_dir / name), "cross-lingual lexicon file is missing")
+        self._lexicon = None
 
     # One connection per thread: sqlite3 connections must not be shared across threads.
     def _con(self) -> sqlite3.Connection:
@@ -477,6 +481,14 @@ class Index:
             if r is not None:
                 out.append(Passage(r[0], r[1], r[2], r[3], r[4], r[5], float(scores.get(cid, 0.0)), r[6], r[7], r[8], r[9]))
         return out
+
+    def lexicon(self):
+        """The cross-lingual lexicon (rag.bridge.Lexicon), loaded on first use: only English questions need it."""
+        if self._lexicon is None:
+            from .bridge import Lexicon
+
+            self._lexicon = Lexicon.load(self.gen_dir, self.manifest.dim)
+        return self._lexicon
 
     def sentences(self, passages: Sequence[Passage]) -> list[list[tuple[int, int, int]]]:
         """Per passage, the stored sentences overlapping it as (sentence id, start, end) in article offsets."""
@@ -625,12 +637,15 @@ class Writer:
             self.vectors = np.load(self.base.gen_dir / "vectors.npy", allow_pickle=False)
             self.sent_ids = np.load(self.base.gen_dir / "sent_ids.npy", allow_pickle=False)
             self.sent_vectors = np.load(self.base.gen_dir / "sentvecs.npy", allow_pickle=False)
+            self.lex_words = json.loads((self.base.gen_dir / "lexicon.json").read_text(encoding="utf-8"))
+            self.lex_vectors = np.load(self.base.gen_dir / "lexicon.npy", allow_pickle=False)
         else:
             self.con = sqlite3.connect(db)
             self.vec_ids = np.zeros(0, dtype=np.int64)
             self.vectors = np.zeros((0, dim), dtype=np.float32)
             self.sent_ids = np.zeros(0, dtype=np.int64)
             self.sent_vectors = np.zeros((0, dim), dtype=np.float16)
+            self.lex_words, self.lex_vectors = [], np.zeros((0, dim), dtype=np.float16)
         self.con.executescript(_SCHEMA)
         self.con.execute("PRAGMA journal_mode=OFF")  # the temp generation is thrown away whole on failure
         self.con.execute("PRAGMA synchronous=OFF")
@@ -640,6 +655,9 @@ class Writer:
         self._new_sids: list[np.ndarray] = []
         self._new_svecs: list[np.ndarray] = []
         self._s_removed: set[int] = set()
+        self._new_words: list[str] = []
+        self._new_wvecs: list[np.ndarray] = []
+        self._known_words = set(self.lex_words)
         self.changed = False
 
     def _cleanup_temp(self) -> None:
@@ -685,6 +703,18 @@ class Writer:
                 if p < len(ids) and ids[p] == rid:
                     out[h] = np.asarray(vectors[p], dtype=np.float32)
         return out
+
+    def lexicon_words(self) -> set[str]:
+        """Words of the cross-lingual lexicon already embedded (base generation and this run)."""
+        return self._known_words
+
+    def put_lexicon(self, words: Sequence[str], vectors: np.ndarray) -> None:
+        if len(words) != len(vectors):
+            raise ValueError("one vector per word expected")
+        self._new_words.extend(words)
+        self._known_words.update(words)
+        if len(words):
+            self._new_wvecs.append(np.asarray(vectors, dtype=np.float16).reshape(len(words), self.dim))
 
     # ---- mutations
 
@@ -786,7 +816,9 @@ class Writer:
         np.save(self.tmp / "sentvecs.npy", svecs.reshape(len(sids), self.dim), allow_pickle=False)
         index, kind = build_faiss(vecs.reshape(len(ids), self.dim), ids, self.faiss_kind)
         faiss.write_index(index, str(self.tmp / "vectors.faiss"))
-        Lexical.build([r[1].split() for r in rows], chunk_ids).save(self.tmp / "bm25")
+        lexical = Lexical.build([r[1].split() for r in rows], chunk_ids)
+        lexical.save(self.tmp / "bm25")
+        self._save_lexicon(lexical)
         gen = self._next_generation()
         manifest = {
             "schema_version": SCHEMA_VERSION, "embedder": self.embedder_name, "dim": self.dim,
@@ -804,6 +836,26 @@ class Writer:
             self.base.close()
         self._gc(keep=gen)
         return gen
+
+    def _save_lexicon(self, lexical: "Lexical") -> None:
+        """Keep words whose every bigram is still in the corpus (articles removed take their words along), the
+        most frequent first when over MAX_WORDS."""
+        from .bridge import MAX_WORDS, Lexicon
+        from .text import bigram_tokens
+
+        words = self.lex_words + self._new_words
+        vecs = np.concatenate([np.asarray(self.lex_vectors, dtype=np.float16)] + self._new_wvecs)
+        df = lexical.doc_freq
+        keep, freq = [], []
+        for i, w in enumerate(words):
+            grams = bigram_tokens(w, unigrams=False)
+            counts = df(grams)
+            if grams and len(counts) == len(set(grams)):
+                keep.append(i)
+                freq.append(min(counts.values()))
+        if len(keep) > MAX_WORDS:
+            keep = [keep[j] for j in sorted(np.argsort(-np.array(freq), kind="stable")[:MAX_WORDS])]
+        Lexicon.save(self.tmp, [words[i] for i in keep], vecs[keep] if keep else vecs[:0], self.dim)
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):

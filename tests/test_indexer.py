@@ -53,7 +53,7 @@ def test_second_run_embeds_nothing(tmp_path, fake_embedder):
     assert first.total_articles == 1 and first.generation == "gen-000001" and first.errors == ()
     calls = fake_embedder.calls
     assert first.sentences_embedded > first.chunks  # every sentence is stored with its own vector
-    assert calls == first.embedded + first.sentences_embedded
+    assert calls == first.embedded + first.sentences_embedded + first.words_embedded > first.sentences_embedded
 
     second = index_paths([SEEDS], root, fake_embedder, progress=False)
     assert (second.added, second.updated, second.skipped, second.failed, second.removed) == (0, 0, 1, 0, 0)
@@ -101,7 +101,7 @@ def test_changed_file_reembeds_only_changed_chunks(tmp_path, fake_embedder, url)
     assert 0 < second.embedded < second.chunks, second
     assert second.embedded <= 3  # the changed paragraph and at most its neighbours' overlap
     assert 0 < second.sentences_embedded <= 2  # only the rewritten sentences of that paragraph
-    assert fake_embedder.calls - calls == second.embedded + second.sentences_embedded
+    assert fake_embedder.calls - calls == second.embedded + second.sentences_embedded + second.words_embedded
     idx = Index.open(root)
     (aid,) = idx.article_ids()
     assert "地铁" in idx.article(aid).text
