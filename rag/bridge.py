@@ -31,8 +31,13 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 
 def question_words(question: str) -> list[str]:
     """Content words of an English question, in order, once each."""
-    words = [w.strip("'-") for w in _WORD.findall(question)]
-    return list(dict.fromkeys(w for w in words if len(w) > 1 and w.lower() not in _STOP and not _CJK.search(w)))
+    seen: set[str] = set()
+    out = []
+    for w in (w.strip("'-") for w in _WORD.findall(question)):
+        if len(w) > 1 and w.lower() not in _STOP and not _CJK.search(w) and w.lower() not in seen:
+            seen.add(w.lower())
+            out.append(w)
+    return out
 
 
 def corpus_words(text: str) -> set[str]:

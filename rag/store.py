@@ -567,6 +567,24 @@ class Index:
 # ---------------------------------------------------------------- write side
 
 
+def _read_lexicon(gen_dir: Path, dim: int) -> tuple[list[str], np.ndarray]:
+    """The base generation's lexicon words and their float16 vectors, checked against each other."""
+    words_path, vec_path = gen_dir / "lexicon.json", gen_dir / "lexicon.npy"
+    try:
+        words = json.loads(words_path.read_text(encoding="utf-8"))
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+            raise ValueError("not a list of strings")
+    except Exception as e:
+        raise CorruptIndexError(str(words_path), f"lexicon is unreadable ({e.__class__.__name__}: {e})") from None
+    try:
+        vecs = np.load(vec_path, allow_pickle=False)
+    except Exception as e:
+        raise CorruptIndexError(str(vec_path), f"array file is unreadable ({e.__class__.__name__}: {e})") from None
+    if vecs.shape != (len(words), dim):
+        raise CorruptIndexError(str(vec_path), f"shape {vecs.shape} != ({len(words)}, {dim}) words of lexicon.json")
+    return words, vecs
+
+
 def _merge(ids: np.ndarray, vecs: np.ndarray, removed: set[int], new_ids: list[np.ndarray],
            new_vecs: list[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
     """The base generation's rows minus removed ids plus new rows, sorted by id."""
@@ -627,6 +645,13 @@ class Writer:
         self.embedder_name, self.dim, self.tokenizer = embedder_name, dim, tokenizer
         self.chunk_size, self.chunk_overlap, self.faiss_kind = chunk_size, chunk_overlap, faiss_kind
         self.tmp = Path(tempfile.mkdtemp(prefix=".tmp-gen-", dir=self.root))
+        try:
+            self._start(dim)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _start(self, dim: int) -> None:
         db = self.tmp / "meta.sqlite"
         if self.base is not None:
             src = sqlite3.connect(f"file:{self.base.gen_dir / 'meta.sqlite'}?mode=ro", uri=True)
@@ -637,8 +662,7 @@ class Writer:
             self.vectors = np.load(self.base.gen_dir / "vectors.npy", allow_pickle=False)
             self.sent_ids = np.load(self.base.gen_dir / "sent_ids.npy", allow_pickle=False)
             self.sent_vectors = np.load(self.base.gen_dir / "sentvecs.npy", allow_pickle=False)
-            self.lex_words = json.loads((self.base.gen_dir / "lexicon.json").read_text(encoding="utf-8"))
-            self.lex_vectors = np.load(self.base.gen_dir / "lexicon.npy", allow_pickle=False)
+            self.lex_words, self.lex_vectors = _read_lexicon(self.base.gen_dir, dim)
         else:
             self.con = sqlite3.connect(db)
             self.vec_ids = np.zeros(0, dtype=np.int64)
@@ -838,19 +862,18 @@ class Writer:
         return gen
 
     def _save_lexicon(self, lexical: "Lexical") -> None:
-        """Keep words whose every bigram is still in the corpus (articles removed take their words along), the
-        most frequent first when over MAX_WORDS."""
+        """Keep words whose every lexical token is still in the corpus (articles removed take their words along,
+        unless each token of a word still occurs elsewhere), the most frequent first when over MAX_WORDS."""
         from .bridge import MAX_WORDS, Lexicon
-        from .text import bigram_tokens
 
         words = self.lex_words + self._new_words
         vecs = np.concatenate([np.asarray(self.lex_vectors, dtype=np.float16)] + self._new_wvecs)
         df = lexical.doc_freq
         keep, freq = [], []
         for i, w in enumerate(words):
-            grams = bigram_tokens(w, unigrams=False)
-            counts = df(grams)
-            if grams and len(counts) == len(set(grams)):
+            grams = set(tokens(w, self.tokenizer))
+            counts = df(list(grams))
+            if grams and len(counts) == len(grams):
                 keep.append(i)
                 freq.append(min(counts.values()))
         if len(keep) > MAX_WORDS:

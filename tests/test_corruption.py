@@ -347,3 +347,164 @@ def test_rebuild_recovers(index_dir, corpus, name, damage, fake_cli, capsys):
     code, out, err = run_cli(capsys, "ask", QUESTION, "--index", str(index_dir))
     assert code == 0 and out.strip() and not err, err  # an answer (or an abstention) again
     assert len(Index.open(index_dir).article_ids()) == 12
+
+
+# ---------------------------------------------------------------- the cross-lingual lexicon (rag.bridge)
+# lexicon.json + lexicon.faiss are read lazily, on the first English question: `Index.open` only checks that they
+# exist, so they are not in FILES (a truncated lexicon.faiss opens fine). Damage must surface as a CorruptIndexError
+# when `Index.lexicon()` is first called, and `rag ask` with an English question must exit 2 with one line.
+# lexicon.npy (float16 copies of the word vectors) is read only by the next `rag index` update.
+
+EN_QUESTION = "What was the temperature in Beijing?"
+LEXICON_FILES = ["lexicon.json", "lexicon.faiss"]
+
+
+@pytest.mark.parametrize("name", LEXICON_FILES)
+def test_missing_lexicon_file_is_caught_at_open(index_dir, name):
+    path = index_dir / GEN / name
+    path.unlink()
+    with pytest.raises(CorruptIndexError) as e:
+        Index.open(index_dir)
+    assert_clear(e.value, path)
+
+
+@pytest.mark.parametrize("damage", [truncate, empty, overwrite_header], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("name", LEXICON_FILES)
+def test_damaged_lexicon_is_caught_on_first_use(index_dir, name, damage):
+    path = index_dir / GEN / name
+    damage(path)
+    idx = Index.open(index_dir)  # lazy: Chinese questions never read the lexicon
+    assert idx.search_lexical(QUESTION, 5)
+    with pytest.raises(CorruptIndexError) as e:
+        idx.lexicon()
+    assert_clear(e.value, path)
+
+
+def _lexicon_json_edit(words_fn):
+    def edit(gen: Path):
+        words = json.loads((gen / "lexicon.json").read_text(encoding="utf-8"))
+        (gen / "lexicon.json").write_text(json.dumps(words_fn(words), ensure_ascii=False), encoding="utf-8")
+        return gen / "lexicon.json"
+    return edit
+
+
+def _lexicon_faiss_from(n_drop: int = 0, dim: int | None = None):
+    """lexicon.faiss replaced by a well-formed lexicon index with fewer words or of another dimension."""
+    def edit(gen: Path):
+        from rag.bridge import Lexicon
+
+        words = json.loads((gen / "lexicon.json").read_text(encoding="utf-8"))
+        vecs = np.load(gen / "lexicon.npy").astype(np.float32)
+        d = dim or vecs.shape[1]
+        other = gen.parent / "other-lexicon"
+        other.mkdir()
+        keep = len(words) - n_drop
+        Lexicon.save(other, words[:keep], np.resize(vecs[:keep], (keep, d)), d)
+        shutil.copy(other / "lexicon.faiss", gen / "lexicon.faiss")
+        return gen / "lexicon.faiss"
+    return edit
+
+
+LEXICON_ALTERED = {
+    "json: a dict": (_lexicon_json_edit(lambda w: {x: i for i, x in enumerate(w)}), "lexicon.json"),
+    "json: numbers": (_lexicon_json_edit(lambda w: list(range(len(w)))), "lexicon.json"),
+    "json: a null among the words": (_lexicon_json_edit(lambda w: w[:-1] + [None]), "lexicon.json"),
+    "json: one word fewer": (_lexicon_json_edit(lambda w: w[:-1]), None),
+    "json: one word more": (_lexicon_json_edit(lambda w: w + ["多余"]), None),
+    "faiss: one vector fewer": (_lexicon_faiss_from(n_drop=1), None),
+    "faiss: another dimension": (_lexicon_faiss_from(dim=32), "lexicon.faiss"),
+}
+
+
+@pytest.mark.parametrize("alter,named", LEXICON_ALTERED.values(), ids=LEXICON_ALTERED.keys())
+def test_altered_but_well_formed_lexicon_is_caught(index_dir, alter, named):
+    alter(index_dir / GEN)
+    idx = Index.open(index_dir)
+    with pytest.raises(CorruptIndexError) as e:
+        idx.lexicon()
+    if named:
+        assert_clear(e.value, index_dir / GEN / named)
+    else:  # words and vectors disagree in number: either file may be the one at fault
+        assert any(str(index_dir / GEN / n) in str(e.value) for n in LEXICON_FILES), str(e.value)
+        assert_clear(e.value, index_dir / GEN)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("name", LEXICON_FILES)
+def test_lexicon_byte_flips_never_crash_an_english_ask(index_dir, name, seed, fake_cli, capsys):
+    path = index_dir / GEN / name
+    data = bytearray(path.read_bytes())
+    rng = random.Random(f"{name}-{seed}")
+    at = rng.randrange(len(data))
+    for i in range(at, min(len(data), at + 16)):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    code, out, err = run_cli(capsys, "ask", EN_QUESTION, "--index", str(index_dir))
+    assert code in (0, 2), err
+    if code == 2:
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("name,damage", [("lexicon.faiss", truncate), ("lexicon.json", empty),
+                                         ("lexicon.json", overwrite_header), ("lexicon.faiss", overwrite_header)])
+def test_english_ask_subprocess_exits_2_with_one_line(index_dir, name, damage):
+    damage(index_dir / GEN / name)
+    # `python -m rag.cli` with the index's "fake-64" embedder resolvable (an English question embeds its words)
+    boot = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from conftest import FakeEmbedder; "
+            "import rag.embedders as E; real = E.get_embedder; "
+            "E.get_embedder = lambda spec='use', **kw: FakeEmbedder() if spec == 'fake-64' else real(spec, **kw); "
+            "from rag.cli import main; sys.exit(main(sys.argv[1:]))")
+    p = subprocess.run([sys.executable, "-c", boot, str(Path(__file__).parent), "ask", EN_QUESTION,
+                        "--index", str(index_dir)],
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+    assert "rag index --rebuild" in lines[0] and str(index_dir / GEN / name) in lines[0]
+
+
+def test_damaged_lexicon_leaves_chinese_questions_working(index_dir, fake_cli, capsys):
+    truncate(index_dir / GEN / "lexicon.faiss")
+    code, out, err = run_cli(capsys, "ask", QUESTION, "--index", str(index_dir))
+    assert code == 0 and out.strip() and not err, err
+
+
+@pytest.mark.parametrize("name,damage", [("lexicon.faiss", truncate), ("lexicon.json", overwrite_header),
+                                         ("lexicon.json", delete)])
+def test_rebuild_recovers_the_lexicon(index_dir, corpus, name, damage, fake_cli, capsys):
+    damage(index_dir / GEN / name)
+    code, _, err = run_cli(capsys, "ask", EN_QUESTION, "--index", str(index_dir))
+    assert code == 2 and "rag index --rebuild" in err and name in err
+    code, out, err = run_cli(capsys, "index", "--rebuild", str(corpus), "--index", str(index_dir),
+                             "--embedder", "fake-64", "-q")
+    assert code == 0, err
+    assert "index holds 12 articles" in out
+    code, out, err = run_cli(capsys, "ask", EN_QUESTION, "--index", str(index_dir))
+    assert code == 0 and out.strip() and not err, err
+    idx = Index.open(index_dir)
+    assert "北京" in idx.lexicon().words
+
+
+def _npy_one_row_fewer(p: Path) -> None:
+    np.save(p, np.load(p)[:-1])
+
+
+@pytest.mark.parametrize("name,damage", [
+    pytest.param("lexicon.json", truncate),
+    pytest.param("lexicon.npy", delete),
+    pytest.param("lexicon.npy", truncate),
+    pytest.param("lexicon.npy", _npy_one_row_fewer),
+], ids=["json-truncated", "npy-deleted", "npy-truncated", "npy-one-row-fewer"])
+def test_update_on_damaged_lexicon_refuses_clearly(index_dir, corpus, tmp_path, name, damage, fake_cli, capsys):
+    """A plain `rag index` that adds an article to an index with a damaged lexicon file: exit 2 with one line that
+    names the file and says `rag index --rebuild` (as for the other files, test_rebuild_recovers)."""
+    path = index_dir / GEN / name
+    damage(path)
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "new.txt").write_text("上海新闻\n\n上海明天晴天，温度二十度。", encoding="utf-8")
+    code, _, err = run_cli(capsys, "index", str(extra), "--index", str(index_dir), "--embedder", "fake-64", "-q")
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "rag index --rebuild" in err and str(path) in err, err
