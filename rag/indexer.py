@@ -19,6 +19,7 @@ from .types import Article, Chunk, Embedder
 
 DEFAULT_INDEX = ".rag-index"
 EMBED_BATCH = 256
+RUN_CACHE = 200_000  # sentence vectors remembered across the batches of one run (about 400 MB at 512 dims)
 
 
 def default_index_dir() -> str:
@@ -126,6 +127,7 @@ def index_stream(
             known = w.paths()
             seen_ids: set[str] = set()
             pending = _Pending()
+            run_cache: dict[str, np.ndarray] = {}
             stale: list[tuple[str, str]] = []
 
             def flush():
@@ -136,6 +138,7 @@ def index_stream(
                 stexts = [a.text[s:e] for (a, _, _), sp in zip(pending.items, spans) for s, e in sp]
                 cache = w.cached_vectors([text_hash(t) for t in texts])
                 scache = w.cached_sentence_vectors([text_hash(t) for t in stexts])
+                scache.update({h: run_cache[h] for h in map(text_hash, stexts) if h in run_cache})
                 todo = sorted({text_hash(t): t for t in texts if text_hash(t) not in cache}.items())
                 stodo = sorted({text_hash(t): t for t in stexts if text_hash(t) not in scache}.items())
                 if todo or stodo:  # one call: the embedder batches chunks and sentences together
@@ -144,6 +147,8 @@ def index_stream(
                     scache.update({h: v for (h, _), v in zip(stodo, vecs[len(todo):])})
                     counts["embedded"] += len(todo)
                     counts["sentences_embedded"] += len(stodo)
+                    if len(run_cache) < RUN_CACHE:  # boilerplate ("（美国之音）") recurs across batches of one run
+                        run_cache.update({h: scache[h] for h, _ in stodo})
                 words = set().union(*(corpus_words(a.title + "\n" + a.text) for a, _, _ in pending.items))
                 words = sorted(words - w.lexicon_words())
                 if words:

@@ -310,3 +310,13 @@ def test_sentence_transformers_backend_end_to_end(tiny_st_model, tmp_path):
         Index.open(root, embedder_name="use")
     with pytest.raises(IndexMismatchError):
         index_paths([SEEDS], root, "use", progress=False)
+
+
+def test_a_sentence_repeated_across_batches_is_embedded_once(tmp_path, fake_embedder, monkeypatch):
+    from rag import indexer
+
+    monkeypatch.setattr(indexer, "EMBED_BATCH", 1)  # one article per batch
+    arts = [Article(title=f"新闻{i}", text=f"第{i}条新闻的正文说了一件不同的事情。（美国之音）", url=f"https://n.example/{i}")
+            for i in range(4)]
+    s = index_articles(arts, tmp_path / "idx", fake_embedder, progress=False)
+    assert s.sentences_embedded == 4 + 1  # four different sentences and the shared boilerplate once
