@@ -111,15 +111,16 @@ def gather(question: str, index=None, k: int = 5, *, history=None, date_from=Non
     cands = candidates(top, idx.sentences(top))
     if not cands:
         return Evidence(q, lang, passages, [], np.zeros((0, len(FEATURES))))
+    vecs = _sentence_vectors(s.embedder, idx, cands)
     svec = qvec if scoring_q == query else s.embedder.embed_queries([scoring_q])[0]
-    dense = _sentence_similarity(s.embedder, idx, svec, cands)
-    def feats(text: str, sims: np.ndarray) -> np.ndarray:
+
+    def feats(text: str, qv: np.ndarray) -> np.ndarray:
         terms = query_terms(text, bridge)
-        return features(text, cands, idf_table(terms, idx.doc_freq(terms), idx.manifest.chunks), sims,
+        return features(text, cands, idf_table(terms, idx.doc_freq(terms), idx.manifest.chunks), vecs @ qv,
                         config.topic_share, bridge)
 
-    wide = None if scoring_q == query else feats(query, _sentence_similarity(s.embedder, idx, qvec, cands))
-    return Evidence(q, lang, passages, cands, feats(scoring_q, dense), wide)
+    wide = None if scoring_q == query else feats(query, qvec)
+    return Evidence(q, lang, passages, cands, feats(scoring_q, svec), wide)
 
 
 def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]] | None = None,
@@ -138,13 +139,13 @@ def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]]
     return build_answer(ev.question, picked, ev.passages, ev.lang, abstain)
 
 
-def _sentence_similarity(embedder: Embedder, idx, qvec: np.ndarray, cands: list[Candidate]) -> np.ndarray:
-    """Cosine of each candidate sentence with the question: stored vectors, embedding only sentences without one."""
-    vecs = np.zeros((len(cands), len(qvec)), dtype=np.float32)
+def _sentence_vectors(embedder: Embedder, idx, cands: list[Candidate]) -> np.ndarray:
+    """The candidates' stored sentence vectors (embedding only sentences without one)."""
+    vecs = np.zeros((len(cands), idx.manifest.dim), dtype=np.float32)
     stored = [i for i, c in enumerate(cands) if c.sentence_id >= 0]
     if stored:
         vecs[stored] = idx.sentence_vectors([cands[i].sentence_id for i in stored])
     missing = [i for i, c in enumerate(cands) if c.sentence_id < 0]
     if missing:
         vecs[missing] = embedder.embed_documents([cands[i].text for i in missing])
-    return vecs @ qvec
+    return vecs
