@@ -25,7 +25,14 @@ What is synthetic (said again in bench.md):
   `Lexical.from_csc`), then opened and queried with the product read path (`Index.open`, `Searcher.search`, `ask`).
   The Writer cannot build 1M chunks on this machine in the time budget (it holds every token of the corpus as Python
   strings while building BM25).
-- Queries are always the real dev questions, embedded by the real model.
+- Cross-lingual lexicon (rag.bridge): every synthetic store reuses the dev index's lexicon (its Chinese words and
+  their stored vectors; synthetic chunks are made of real sentences). 10k / 100k inherit it from the Writer's base
+  generation; the 1M builder copies lexicon.json / lexicon.npy, filtered by `Writer._save_lexicon`, and rebuilds
+  lexicon.faiss with `Lexicon.save`.
+- Queries are always the real dev questions, embedded by the real model. ask() latency is reported overall and per
+  question language (zh / en): English questions also embed their content words and search the lexicon.
+- Index build: the pipeline embeds chunk texts + sentence texts + new lexicon words; the embedder-only baseline
+  embeds the same unique texts (and words), so their ratio is the pipeline's overhead.
 """
 from __future__ import annotations
 
@@ -120,7 +127,29 @@ def rss_split_mb() -> dict:
 
 
 def peak_rss_mb() -> float:
+    """This process's resident high-water mark (VmHWM). Not getrusage's ru_maxrss: Linux carries that across fork +
+    exec, so every worker would report at least the parent bench process's RSS at the time it was started."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in open("/proc/self/status", encoding="ascii"):
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+
+
+def rss_by_file_mb(under: Path) -> dict:
+    """Resident MB of each memory-mapped file below `under` (from /proc/self/smaps), plus all other file mappings."""
+    out: dict[str, float] = {}
+    cur = None
+    with contextlib.suppress(OSError):
+        for line in open("/proc/self/smaps", encoding="utf-8", errors="replace"):
+            head = line.split(None, 5)
+            if len(head) >= 5 and "-" in head[0] and ":" not in head[0]:
+                path = head[5].strip() if len(head) > 5 else ""
+                cur = None if not path.startswith("/") else (
+                    os.path.relpath(path, under) if path.startswith(str(under) + os.sep) else "other files")
+            elif cur and line.startswith("Rss:"):
+                out[cur] = out.get(cur, 0) + int(line.split()[1]) / 1024
+    return {k: round(v) for k, v in sorted(out.items(), key=lambda kv: -kv[1]) if v >= 1}
 
 
 def load_avg() -> list[float]:
@@ -271,16 +300,21 @@ def corpus_paths(out: Path, n_articles: int | None) -> list[str]:
     return [str(sub), str(ROOT / "seeds")]
 
 
-def corpus_texts(paths: list[str]) -> tuple[list[str], list[str], float, int]:
-    """What the indexer embeds (same parser, chunker and sentence splitter): unique chunk texts, unique sentence
-    texts of every article, the seconds spent and the number of chunks."""
+def corpus_texts(paths: list[str], with_words: bool = False) -> SimpleNamespace:
+    """What the indexer embeds (same parser, chunker, sentence splitter and lexicon words): unique chunk texts
+    (`texts`), unique sentence texts of every article (`stexts`), and with `with_words` the cross-lingual lexicon
+    words (`words`: `corpus_words(title + "\n" + text)` over all articles, as `index_stream` collects them); the
+    seconds spent on chunks + sentences (`parse_s`) and on words (`words_s`, jieba), and the number of chunks."""
     from rag.articles import iter_articles
+    from rag.bridge import corpus_words
     from rag.chunks import Chunker
     from rag.sentences import split_sentences
 
     t0 = now()
     chunker = Chunker()  # the indexer's defaults
     texts, stexts, n_chunks = {}, {}, 0
+    words: set[str] = set()
+    words_s = 0.0
     ids = set()
     for _, arts, _ in iter_articles(paths):
         if isinstance(arts, Exception):
@@ -294,7 +328,12 @@ def corpus_texts(paths: list[str]) -> tuple[list[str], list[str], float, int]:
                 texts.setdefault(c.text, None)
             for s, e in split_sentences(a.text):
                 stexts.setdefault(a.text[s:e], None)
-    return list(texts), list(stexts), now() - t0, n_chunks
+            if with_words:
+                t = now()
+                words |= corpus_words(a.title + "\n" + a.text)
+                words_s += now() - t
+    return SimpleNamespace(texts=list(texts), stexts=list(stexts), words=sorted(words), n_chunks=n_chunks,
+                           parse_s=now() - t0 - words_s, words_s=words_s)
 
 
 def bench_build(cfg: dict, out: Path, threads: int) -> dict:
@@ -304,12 +343,15 @@ def bench_build(cfg: dict, out: Path, threads: int) -> dict:
     paths = corpus_paths(out, cfg["build_articles"])
     emb = USEEmbedder(threads=threads)
     emb.embed_documents(["预热", "warm up"])  # model load is not part of either timing
-    texts, stexts, parse_s, n_chunks = corpus_texts(paths)
+    ct = corpus_texts(paths, with_words=True)
+    texts, stexts, words, n_chunks = ct.texts, ct.stexts, ct.words, ct.n_chunks
     embed_s, pipe, summaries = [], [], []
     dev = out / "dev-index"
     for r in range(cfg["build_reps"]):
         t0 = now()
-        emb.embed_documents(texts + stexts)  # the pipeline embeds chunks and sentences in the same calls
+        # the pipeline embeds chunks and sentences in the same calls, then each flush's new lexicon words
+        emb.embed_documents(texts + stexts)
+        emb.embed_documents(words)
         embed_s.append(now() - t0)
         target = out / f"build-{r}"
         shutil.rmtree(target, ignore_errors=True)
@@ -317,8 +359,9 @@ def bench_build(cfg: dict, out: Path, threads: int) -> dict:
         pipe.append(s.seconds)
         summaries.append(s)
         log(f"  build rep {r}: embed-only {n_chunks / embed_s[-1]:.1f} passages/s ({len(texts)} chunk + {len(stexts)} "
-            f"sentence texts), pipeline {s.passages_per_second:.1f} passages/s ({s.chunks} chunks, {s.embedded} + "
-            f"{s.sentences_embedded} embedded, {s.seconds:.1f} s)")
+            f"sentence texts + {len(words)} words, {embed_s[-1]:.1f} s), pipeline {s.passages_per_second:.1f} "
+            f"passages/s ({s.chunks} chunks, {s.embedded} + {s.sentences_embedded} + {s.words_embedded} embedded, "
+            f"{s.seconds:.1f} s)")
     shutil.rmtree(dev, ignore_errors=True)
     os.rename(out / f"build-{cfg['build_reps'] - 1}", dev)
     for r in range(cfg["build_reps"] - 1):
@@ -331,18 +374,29 @@ def bench_build(cfg: dict, out: Path, threads: int) -> dict:
     ratios = [e / p for e, p in zip(embed_s, pipe)]  # same texts embedded: = pipeline pps / embedder-only pps
     return {
         "paths": [os.path.relpath(p, ROOT) for p in paths], "articles": s.total_articles, "chunks": s.chunks,
-        "unique_texts": len(texts), "unique_sentence_texts": len(stexts), "embedded": s.embedded,
-        "sentences_embedded": s.sentences_embedded, "threads": threads,
+        "unique_texts": len(texts), "unique_sentence_texts": len(stexts), "lexicon_words": len(words),
+        "embedded": s.embedded, "sentences_embedded": s.sentences_embedded, "words_embedded": s.words_embedded,
+        "lexicon_words_stored": _lexicon_size(dev), "threads": threads,
         "embed_only_s": [round(x, 2) for x in embed_s], "pipeline_s": [round(x, 2) for x in pipe],
         "embed_only_pps": round(s.chunks / med(embed_s), 1),
-        "embed_only_texts_per_s": round((len(texts) + len(stexts)) / med(embed_s), 1),
+        "embed_only_texts_per_s": round((len(texts) + len(stexts) + len(words)) / med(embed_s), 1),
         "pipeline_pps": round(s.chunks / med(pipe), 1),
         "pipeline_over_embedder": round(med(ratios), 3), "ratio_per_rep": [round(x, 3) for x in ratios],
-        "parse_chunk_split_s": round(parse_s, 2),
+        "parse_chunk_split_s": round(ct.parse_s, 2), "words_jieba_s": round(ct.words_s, 2),
         "non_embedding_s": round(med(pipe) - med(embed_s), 2),
         "reindex_s": [round(x, 3) for x in re_s], "reindex_unchanged_skipped": s2.skipped,
         "reindex_speedup": round(med(pipe) / med(re_s), 1),
     }
+
+
+def _lexicon_size(root: Path) -> int | None:
+    """Words in the cross-lingual lexicon of an index's current generation."""
+    from rag.store import CURRENT
+
+    with contextlib.suppress(OSError, ValueError):
+        gen = root / (root / CURRENT).read_text(encoding="utf-8").strip()
+        return len(json.loads((gen / "lexicon.json").read_text(encoding="utf-8")))
+    return None
 
 
 def usable_index(root: Path) -> bool:
@@ -429,7 +483,12 @@ def _synthetic_article(pool, rng, i: int):
 
 
 def worker_build_synth(spec: dict) -> dict:
-    """Real dev index + synthetic articles up to spec['n'] chunks, through Writer.put_article / commit."""
+    """Real dev index + synthetic articles up to spec['n'] chunks, through Writer.put_article / commit.
+
+    The Writer opens the copied dev index as its base generation, so it carries the dev lexicon over (Writer loads
+    the base's lexicon.json / lexicon.npy and `commit` re-filters it against the new BM25 vocabulary). Synthetic text
+    is made of real sentences, so no new words need embedding, except pieces of the cut synthetic titles, which are
+    left out (they have no real vector)."""
     from rag.chunks import Chunker
     from rag.sentences import split_sentences
     from rag.store import Writer
@@ -464,6 +523,7 @@ def worker_build_synth(spec: dict) -> dict:
     commit_s = now() - t_c
     man = json.loads((root / gen / "manifest.json").read_text())
     return {"chunks": man["chunks"], "articles": man["articles"], "real_chunks": n_real, "synthetic_articles": i,
+            "lexicon_words": _lexicon_size(root), "base_lexicon_words": _lexicon_size(base),
             "synthetic_sentences": n_sent, "same_spans_as_splitter": round(same_split / max(1, min(i, 500)), 3),
             "faiss_kind": man["faiss_kind"], "generate_and_put_s": round(gen_s, 1), "commit_s": round(commit_s, 1),
             "total_s": round(now() - t0, 1), "disk_mb": round(_disk(root / gen) / 2**20), "peak_rss_mb": round(peak_rss_mb())}
@@ -604,6 +664,27 @@ def _big_sentvecs(path: Path, pool, seq: np.ndarray, rng) -> None:
     del out
 
 
+def _inherit_lexicon(src_gen: Path, gen: Path, lexical, tokenizer: str) -> dict:
+    """The source generation's cross-lingual lexicon (words + stored vectors) written into `gen`, filtered against
+    `lexical` by the product's own `Writer._save_lexicon` (words whose bigrams all occur in the corpus, the most
+    frequent first over MAX_WORDS); synthetic chunks are real sentences, so every real word stays. Copied as is if
+    that method's internals no longer fit this call."""
+    from rag.bridge import Lexicon
+    from rag.store import Writer
+
+    words = json.loads((src_gen / "lexicon.json").read_text(encoding="utf-8"))
+    vecs = np.load(src_gen / "lexicon.npy", allow_pickle=False)
+    how = "filtered by Writer._save_lexicon"
+    try:
+        Writer._save_lexicon(SimpleNamespace(lex_words=list(words), lex_vectors=vecs, _new_words=[], _new_wvecs=[],
+                                             tmp=gen, dim=DIM, tokenizer=tokenizer), lexical)
+    except (AttributeError, TypeError) as e:
+        how = f"copied as is (Writer._save_lexicon not callable here: {e.__class__.__name__}: {e})"
+        Lexicon.save(gen, words, vecs, DIM)
+    kept = len(json.loads((gen / "lexicon.json").read_text(encoding="utf-8")))
+    return {"source_words": len(words), "words": kept, "how": how}
+
+
 def worker_build_big(spec: dict) -> dict:
     """Dev index + (n - real) one-chunk synthetic articles written straight into a generation (see module doc)."""
     import faiss
@@ -627,10 +708,11 @@ def worker_build_big(spec: dict) -> dict:
     con.execute("PRAGMA synchronous=OFF")
     real = con.execute("SELECT id, tokens, length(text) FROM chunks ORDER BY id").fetchall()
     n_real_articles = con.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
-    size, overlap = bidx.manifest.chunk_size, bidx.manifest.chunk_overlap
+    size, overlap, tokenizer = bidx.manifest.chunk_size, bidx.manifest.chunk_overlap, bidx.manifest.tokenizer
     real_ids = np.array([r[0] for r in real], dtype=np.int64)
     real_vecs = pool.vecs[np.searchsorted(np.load(bidx.gen_dir / "ids.npy"), real_ids)]
     real_sids = np.load(bidx.gen_dir / "sent_ids.npy")
+    src_gen = bidx.gen_dir
     bidx.close()
 
     vocab: dict[str, int] = {}
@@ -703,8 +785,12 @@ def worker_build_big(spec: dict) -> dict:
     lex = Lexical.from_csc(ids, list(vocab), indptr, indices, data)
     del data, indices, indptr
     lex.save(gen / "bm25")
-    del lex
     bm25_s = now() - t_b
+
+    t_l = now()
+    lexicon = _inherit_lexicon(src_gen, gen, lex, tokenizer)
+    del lex
+    lexicon_s = now() - t_l
 
     t_f = now()
     index, kind = build_faiss(np.load(gen / "vectors.npy", mmap_mode="r"), ids, "auto")
@@ -712,7 +798,7 @@ def worker_build_big(spec: dict) -> dict:
     del index
     faiss_s = now() - t_f
     manifest = {"schema_version": SCHEMA_VERSION, "embedder": EMBEDDER_NAME, "dim": DIM,
-                "articles": n_real_articles + n_syn, "chunks": len(ids), "faiss_kind": kind, "tokenizer": "bigram",
+                "articles": n_real_articles + n_syn, "chunks": len(ids), "faiss_kind": kind, "tokenizer": tokenizer,
                 "chunk_size": size, "chunk_overlap": overlap, "created": now_iso(), "generation": gen.name}
     (gen / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     (root / CURRENT).write_text(gen.name + "\n", encoding="utf-8")
@@ -722,6 +808,8 @@ def worker_build_big(spec: dict) -> dict:
             "sentences": len(real_sids) + len(seq_a), "synthetic_sentences": len(seq_a),
             "bm25_check": check, "sqlite_s": round(sqlite_s, 1), "vectors_s": round(vec_s, 1),
             "sentvecs_s": round(sentvec_s, 1), "bm25_s": round(bm25_s, 1), "faiss_s": round(faiss_s, 1),
+            "lexicon": lexicon, "lexicon_s": round(lexicon_s, 1),
+            "lexicon_mb": round(sum((gen / f).stat().st_size for f in ("lexicon.json", "lexicon.npy", "lexicon.faiss")) / 2**20),
             "total_s": round(now() - t0, 1), "disk_gb": round(_disk(gen) / 2**30, 2),
             "sentvecs_gb": round((gen / "sentvecs.npy").stat().st_size / 2**30, 2),
             "bm25_gb": round(_disk(gen / "bm25") / 2**30, 2),
@@ -739,7 +827,11 @@ def _hit5(passages, q) -> bool:
 
 
 def worker_ours(spec: dict) -> dict:
-    """Open the index as `rag ask` does, warm up, then time ask() and retrieve() on every question."""
+    """Open the index as `rag ask` does, warm up, then time ask() and retrieve() on every question.
+
+    The first English question loads the cross-lingual lexicon (`Index.lexicon()`, lazily); that load is timed on
+    its own (`lexicon_load_ms`) and the warm-up includes an English question, so the timed questions are steady state.
+    Latencies and hit@5 are reported overall and per question language (`by_lang`)."""
     from rag.pipeline import ask, retrieve
     from rag.retrieval import searcher
 
@@ -750,11 +842,19 @@ def worker_ours(spec: dict) -> dict:
     s = searcher(index)
     s.embedder.embed_queries(["warm"])
     open_s = now() - t0
-    for q in qs[: spec.get("warmup", 3)]:
+    rss_opened = rss_mb()
+    t = now()
+    s.refresh().lexicon()
+    lexicon_load_ms = (now() - t) * 1000
+    rss_lexicon = rss_mb()
+    warm = qs[: spec.get("warmup", 3)]
+    warm += [q for q in qs if q["lang"] == "en"][:1] if all(q["lang"] != "en" for q in warm) else []
+    for q in warm:
         ask(q["question"], index)
     rss_open = rss_mb()
     ask_ms, ret_ms, hits = [], [], []
     parts: dict[str, list[float]] = {k: [] for k in COMPONENTS}
+    lang_parts: dict[str, dict[str, list[float]]] = {}
     for q in qs:
         t = now()
         ask(q["question"], index)
@@ -766,36 +866,54 @@ def worker_ours(spec: dict) -> dict:
     rss_after = rss_mb()
     if spec.get("components", True):
         for q in qs:
-            _components(s, q["question"], parts)
+            one = {k: [] for k in COMPONENTS}
+            _components(s, q["question"], one)
+            for k, v in one.items():
+                parts[k] += v
+                lang_parts.setdefault(q["lang"], {c: [] for c in COMPONENTS})[k] += v
+    by_lang = {}
+    for lang in sorted({q["lang"] for q in qs}):
+        sel = [i for i, q in enumerate(qs) if q["lang"] == lang]
+        a, r = [ask_ms[i] for i in sel], [ret_ms[i] for i in sel]
+        by_lang[lang] = {"questions": len(sel), "ask_p50_ms": round(pct(a, 50), 1), "ask_p95_ms": round(pct(a, 95), 1),
+                         "retrieve_p50_ms": round(pct(r, 50), 1), "retrieve_p95_ms": round(pct(r, 95), 1),
+                         "hit5": round(100 * sum(hits[i] for i in sel) / len(sel), 1),
+                         "components_p50_ms": {k: round(med(v), 2) for k, v in lang_parts.get(lang, {}).items() if v}}
     return {
         "chunks": s.index.manifest.chunks, "faiss_kind": s.index.manifest.faiss_kind, "questions": len(qs),
         "embedder": repr(s.embedder), "open_s": round(open_s, 2),
+        "lexicon_load_ms": round(lexicon_load_ms, 1), "lexicon_words": len(s.refresh().lexicon().words),
+        "lexicon_rss_mb": round(rss_lexicon - rss_opened),
         "ask_p50_ms": round(pct(ask_ms, 50), 1), "ask_p95_ms": round(pct(ask_ms, 95), 1),
         "retrieve_p50_ms": round(pct(ret_ms, 50), 1), "retrieve_p95_ms": round(pct(ret_ms, 95), 1),
-        "hit5": round(100 * sum(hits) / len(hits), 1),
+        "hit5": round(100 * sum(hits) / len(hits), 1), "by_lang": by_lang,
         "components_p50_ms": {k: round(med(v), 2) for k, v in parts.items() if v},
         "rss_start_mb": round(rss0), "rss_open_mb": round(rss_open), "rss_mb": round(rss_after),
-        "rss_split_mb": rss_split_mb(), "peak_rss_mb": round(peak_rss_mb()), "load": load_avg(),
+        "rss_split_mb": rss_split_mb(), "rss_by_file_mb": rss_by_file_mb(s.index.gen_dir),
+        "peak_rss_mb": round(peak_rss_mb()), "load": load_avg(),
     }
 
 
-COMPONENTS = ("embed_query", "lexical", "dense", "search_rest", "sentence_rows", "sentence_vectors", "n_sentences",
-              "n_embedded")
+COMPONENTS = ("embed_query", "bridge", "lexical", "dense", "search_rest", "sentence_rows", "sentence_vectors",
+              "n_sentences", "n_embedded", "n_bridged")
 
 
 def _components(s, question: str, parts: dict) -> None:
-    """One `ask`'s retrieval and sentence reads, timed piece by piece as `gather` does them."""
+    """One `ask`'s retrieval and sentence reads, timed piece by piece as `gather` does them (bridge: an English
+    question's words embedded and looked up in the lexicon, `Searcher.bridged_words`; 0 for Chinese questions)."""
     from rag.answer import candidates
 
     idx = s.refresh()
     t = now()
     qv = s.embedder.embed_queries([question])[0]
     t1 = now()
-    idx.search_lexical(question, 100)
+    bridge = s.bridged_words(question, idx)
+    tb = now()
+    idx.search_lexical(" ".join([question] + bridge), 100)
     t2 = now()
     idx.search_dense(qv, 100)
     t3 = now()
-    ps = s.search(question, 5, qvec=qv, idx=idx)
+    ps = s.search(question, 5, qvec=qv, idx=idx, bridge=bridge)
     t4 = now()
     cands = candidates(ps, idx.sentences(ps))
     t5 = now()
@@ -805,13 +923,15 @@ def _components(s, question: str, parts: dict) -> None:
         s.embedder.embed_documents(missing)
     t6 = now()
     parts["embed_query"].append((t1 - t) * 1000)
-    parts["lexical"].append((t2 - t1) * 1000)
+    parts["bridge"].append((tb - t1) * 1000)
+    parts["lexical"].append((t2 - tb) * 1000)
     parts["dense"].append((t3 - t2) * 1000)
-    parts["search_rest"].append(max(0.0, (t4 - t3) * 1000 - (t2 - t1) * 1000 - (t3 - t2) * 1000))
+    parts["search_rest"].append(max(0.0, (t4 - t3) * 1000 - (t2 - tb) * 1000 - (t3 - t2) * 1000))
     parts["sentence_rows"].append((t5 - t4) * 1000)
     parts["sentence_vectors"].append((t6 - t5) * 1000)
     parts["n_sentences"].append(len(cands))
     parts["n_embedded"].append(len(missing))
+    parts["n_bridged"].append(len(bridge))
 
 
 def worker_peer(spec: dict) -> dict:
@@ -908,12 +1028,18 @@ def worker_peer(spec: dict) -> dict:
         lat.append((now() - t) * 1000)
         ps = [SimpleNamespace(text=d.page_content, article_id=d.metadata.get("article_id")) for d in got[:5]]
         hits.append(_hit5(ps, q))
+    by_lang = {}
+    for lang in sorted({q["lang"] for q in qs}):
+        sel = [i for i, q in enumerate(qs) if q["lang"] == lang]
+        by_lang[lang] = {"questions": len(sel), "p50_ms": round(pct([lat[i] for i in sel], 50), 1),
+                         "p95_ms": round(pct([lat[i] for i in sel], 95), 1),
+                         "hit5": round(100 * sum(hits[i] for i in sel) / len(sel), 1)}
     return {
         "chunks": n_docs, "questions": len(qs), "ensemble_from": ensemble_from, "embed_misses": misses[0],
         "build_s": round(build_s, 1), "split_s": round(t_split - t0, 1), "faiss_build_s": round(t_faiss - t_split, 1),
         "bm25_build_s": round(t_bm25 - t_faiss, 1),
         "p50_ms": round(pct(lat, 50), 1), "p95_ms": round(pct(lat, 95), 1),
-        "hit5": round(100 * sum(hits) / len(hits), 1),
+        "hit5": round(100 * sum(hits) / len(hits), 1), "by_lang": by_lang,
         "rss_start_mb": round(rss0), "rss_mb": round(rss_open), "rss_after_mb": round(rss_mb()),
         "rss_split_mb": rss_split_mb(), "peak_rss_mb": round(peak_rss_mb()), "load": load_avg(),
     }
@@ -1245,6 +1371,8 @@ def summary_table(R: dict) -> list[str]:
         rows.append([f"ask() p50 / p95, {tag}", f"{o['ask_p50_ms']} / {o['ask_p95_ms']} ms "
                      f"(retrieve {o['retrieve_p50_ms']} / {o['retrieve_p95_ms']})",
                      "<= 30 / 100 ms at 100k" if s["n"] != "dev" else ""])
+        if o.get("by_lang"):
+            rows.append([f"ask() p50 / p95 by question language, {tag}", _by_lang_text(o), ""])
         if p:
             rows.append([f"LangChain peer p50 / p95, {tag}", f"{p['p50_ms']} / {p['p95_ms']} ms; peer/ours "
                          f"retrieve **{p['p50_ms'] / o['retrieve_p50_ms']:.1f}x**, ask {p['p50_ms'] / o['ask_p50_ms']:.1f}x",
@@ -1258,12 +1386,20 @@ def summary_table(R: dict) -> list[str]:
         rows.append([f"{o['chunks']:,} chunks ({o['faiss_kind']}), retrieve p50 / p95",
                      f"{o['retrieve_p50_ms']} / {o['retrieve_p95_ms']} ms (ask {o['ask_p50_ms']} / {o['ask_p95_ms']})",
                      "<= 150 ms"])
+        if o.get("by_lang"):
+            rows.append([f"{o['chunks']:,} chunks, by question language", _by_lang_text(o), ""])
         rows.append([f"{o['chunks']:,} chunks, RSS / peak", f"{o['rss_mb'] / 1024:.2f} / {o['peak_rss_mb'] / 1024:.2f} GB "
                      f"({_split(o)})", "<= 4 GB"])
     c = R.get("cold")
     if c:
         rows.append(["cold start `rag ask` (seed index)", f"{c['median_s']} s median ({c['first_s']} s first)", "<= 3 s"])
     return _tbl(["measure", "result", "goal"], rows)
+
+
+def _by_lang_text(o: dict) -> str:
+    """'zh (90 q) a / b ms, en (30 q) c / d ms' for ask() p50 / p95 per question language."""
+    return "; ".join(f"{lang} ({d['questions']} q) {d['ask_p50_ms']} / {d['ask_p95_ms']} ms (retrieve "
+                     f"{d['retrieve_p50_ms']} / {d['retrieve_p95_ms']})" for lang, d in (o.get("by_lang") or {}).items())
 
 
 def _bm25_check_text(c: dict) -> str:
@@ -1301,14 +1437,19 @@ def render_md(R: dict) -> str:
         L += ["", "## USE threads (embedding only)", "",
               f"{t['texts']} chunk texts, {t['reps']} alternating repeats; passages/s per run: threads=1 {t['pps']['1']}, "
               f"threads=2 {t['pps']['2']} (1-min load during the runs: {t['load_1min']}). Median ratio threads=2 / "
-              f"threads=1: {t['ratio_2_over_1']}. Default set to the faster: threads={t['faster']}."]
+              f"threads=1: {t['ratio_2_over_1']}. The bench's own embedding (index build, cold-start index, profile) "
+              f"uses the faster: threads={t['faster']}; `ask()` workers use the product default "
+              f"(`default_threads()` = {t.get('default_threads')})."]
     b = R.get("build")
     if b:
         L += ["", "## Index build", "",
               f"`index_paths` on {', '.join(b['paths'])}: {b['articles']} articles, {b['chunks']} chunks. The pipeline "
-              f"embeds chunk texts and the sentences of every article; the embedder-only baseline embeds the same unique "
-              f"texts in one call: {b['unique_texts']} chunk + {b['unique_sentence_texts']} sentence texts (pipeline: "
-              f"{b['embedded']} + {b['sentences_embedded']} embedded). passages/s = chunks / seconds for both. USE "
+              f"embeds chunk texts, the sentences of every article and the corpus's new Chinese words for the "
+              f"cross-lingual lexicon (`rag.bridge.corpus_words` of title + text); the embedder-only baseline embeds the "
+              f"same unique texts, chunks + sentences in one call and the words in another: {b['unique_texts']} chunk + "
+              f"{b['unique_sentence_texts']} sentence texts + {b.get('lexicon_words')} words (pipeline: "
+              f"{b['embedded']} + {b['sentences_embedded']} + {b.get('words_embedded')} embedded; "
+              f"{b.get('lexicon_words_stored')} words kept in the lexicon). passages/s = chunks / seconds for both. USE "
               f"threads={b['threads']}, model preloaded for both timings.", ""]
         L += _tbl(["", "seconds per run", "passages/s (median)"],
                   [["embedder only (same texts)", b["embed_only_s"],
@@ -1317,14 +1458,15 @@ def render_md(R: dict) -> str:
                    ["re-index, unchanged", b["reindex_s"], "–"]])
         L += ["", f"Pipeline / embedder-only = {b['pipeline_over_embedder']} (per run {b['ratio_per_rep']}); everything that "
               f"is not embedding takes ~{b['non_embedding_s']} s, of which parsing, chunking and sentence splitting "
-              f"~{b['parse_chunk_split_s']} s. "
+              f"~{b['parse_chunk_split_s']} s and jieba word extraction ~{b.get('words_jieba_s')} s. "
               f"Re-index is {b['reindex_speedup']}x faster than the first build."]
     syn = R.get("synthetic_builds")
     if syn:
         L += ["", "## Synthetic stores (Writer API)", ""]
         L += _tbl(["target", "chunks", "real chunks", "synthetic articles", "synthetic sentences", "FAISS",
-                   "generate+put s", "commit s", "disk MB", "peak RSS MB"],
+                   "lexicon words", "generate+put s", "commit s", "disk MB", "peak RSS MB"],
                   [[k, v["chunks"], v["real_chunks"], v["synthetic_articles"], v["synthetic_sentences"], v["faiss_kind"],
+                    f"{v.get('lexicon_words')} (dev {v.get('base_lexicon_words')})",
                     v["generate_and_put_s"], v["commit_s"], v["disk_mb"], v["peak_rss_mb"]] for k, v in syn.items()])
         L += ["", "Synthetic sentences are stored with the spans they were pasted at; `split_sentences` on the synthetic "
               "text gives exactly those spans for " + ", ".join(f"{k}: {v['same_spans_as_splitter']:.0%}" for k, v in
@@ -1341,13 +1483,17 @@ def render_md(R: dict) -> str:
         rows = []
         for s in R["sizes"]:
             o, p = s["ours"], s.get("peer") or {}
+            bl = o.get("by_lang") or {}
             rows.append([s["n"] if s["n"] == "dev" else f"{o['chunks']:,}", o["faiss_kind"], o["questions"],
-                         f"{o['ask_p50_ms']} / {o['ask_p95_ms']}", f"{o['retrieve_p50_ms']} / {o['retrieve_p95_ms']}",
+                         f"{o['ask_p50_ms']} / {o['ask_p95_ms']}",
+                         *[f"{bl[g]['ask_p50_ms']} / {bl[g]['ask_p95_ms']}" if g in bl else None for g in ("zh", "en")],
+                         f"{o['retrieve_p50_ms']} / {o['retrieve_p95_ms']}",
                          f"{p.get('p50_ms')} / {p.get('p95_ms')}",
                          f"{p['p50_ms'] / o['retrieve_p50_ms']:.1f}x" if p else None,
                          f"{o['rss_mb']} / {p.get('rss_mb')}", f"{o['peak_rss_mb']} / {p.get('peak_rss_mb')}",
                          f"{o['hit5']} / {p.get('hit5')}"])
-        L += _tbl(["chunks", "FAISS", "questions", "ask p50/p95 ms", "retrieve p50/p95 ms", "peer p50/p95 ms",
+        L += _tbl(["chunks", "FAISS", "questions", "ask p50/p95 ms", "ask zh", "ask en", "retrieve p50/p95 ms",
+                   "peer p50/p95 ms",
                    "peer/ours retrieve", "RSS MB ours/peer", "peak MB ours/peer", "hit@5 ours/peer"], rows)
         f = R.get("flat_variant")
         if f:
@@ -1355,14 +1501,36 @@ def render_md(R: dict) -> str:
             L += ["", f"Same {o['chunks']:,}-chunk store with exact (flat) search instead of {o['faiss_kind']}: ask p50/p95 "
                   f"{f['ask_p50_ms']} / {f['ask_p95_ms']} ms, retrieve {f['retrieve_p50_ms']} / {f['retrieve_p95_ms']} ms, "
                   f"RSS {f['rss_mb']} MB, hit@5 {f['hit5']}% (vs {o['hit5']}% with {o['faiss_kind']})."]
+        L += ["", "Per question language (ours: ask p50/p95, retrieve p50/p95 ms, hit@5 %; peer: p50/p95 ms, hit@5 %):", ""]
+        rows = []
+        for s in R["sizes"]:
+            o, p = s["ours"], s.get("peer") or {}
+            for lang, d in (o.get("by_lang") or {}).items():
+                pl = (p.get("by_lang") or {}).get(lang, {})
+                rows.append([s["n"] if s["n"] == "dev" else f"{o['chunks']:,}", lang, d["questions"],
+                             f"{d['ask_p50_ms']} / {d['ask_p95_ms']}", f"{d['retrieve_p50_ms']} / {d['retrieve_p95_ms']}",
+                             d["hit5"], f"{pl.get('p50_ms')} / {pl.get('p95_ms')}" if pl else None, pl.get("hit5")])
+        L += _tbl(["chunks", "lang", "questions", "ask p50/p95", "retrieve p50/p95", "hit@5", "peer p50/p95",
+                   "peer hit@5"], rows)
+        L += ["", "Lexicon (loaded on the first English question; timed before the warm-up): " + "; ".join(
+            f"{s['n']}: {s['ours'].get('lexicon_words')} words, {s['ours'].get('lexicon_load_ms')} ms, "
+            f"+{s['ours'].get('lexicon_rss_mb')} MB RSS" for s in R["sizes"])]
         L += ["", "Resident memory split (anonymous / file-backed MB): " + "; ".join(
             f"{s['n']}: ours {_split(s['ours'])}" + (f", peer {_split(s['peer'])}" if s.get("peer") else "")
             for s in R["sizes"])]
+        L += ["", "Ours, resident MB per mapped file (index files and other mapped files such as libraries): " + "; ".join(
+            f"{s['n']}: {s['ours'].get('rss_by_file_mb')}" for s in R["sizes"])]
         L += ["", "Where one `ask` spends its time (medians, ms; sentence_rows: `Index.sentences`, sentence_vectors: "
               "`Index.sentence_vectors` plus embedding candidates without a stored vector, n_embedded of them):", ""]
         keys = list(COMPONENTS)
-        L += _tbl(["chunks"] + keys, [[s["n"] if s["n"] == "dev" else s["ours"]["chunks"]] +
-                                      [s["ours"]["components_p50_ms"].get(k) for k in keys] for s in R["sizes"]])
+        rows = []
+        for s in R["sizes"]:
+            o = s["ours"]
+            tag = s["n"] if s["n"] == "dev" else o["chunks"]
+            rows.append([tag, "all"] + [o["components_p50_ms"].get(k) for k in keys])
+            for lang, d in (o.get("by_lang") or {}).items():
+                rows.append([tag, lang] + [d.get("components_p50_ms", {}).get(k) for k in keys])
+        L += _tbl(["chunks", "lang"] + keys, rows)
         L += ["", "Peer build (seconds): " + "; ".join(
             f"{s['n']}: split {s['peer']['split_s']}, FAISS {s['peer']['faiss_build_s']}, BM25 {s['peer']['bm25_build_s']}"
             f" ({s['peer']['embed_misses']} chunk texts not in our index, embedded live)" for s in R["sizes"] if s.get("peer"))]
@@ -1392,14 +1560,19 @@ def render_md(R: dict) -> str:
               f"(numpy scores stored with `Lexical.from_csc` vs the product's `Lexical.build` on a 3k-doc sample: "
               f"{_bm25_check_text(b['bm25_check'])}); {b['disk_gb']} GB on disk (sentvecs.npy {b['sentvecs_gb']}, "
               f"bm25/ {b['bm25_gb']}, SQLite {b['sqlite_gb']}); built in {b['total_s']} s (SQLite {b['sqlite_s']}, vectors "
-              f"{b['vectors_s']}, sentence vectors {b['sentvecs_s']}, BM25 {b['bm25_s']}, FAISS {b['faiss_s']}), "
-              f"builder peak RSS {b['peak_rss_mb']} MB."]
+              f"{b['vectors_s']}, sentence vectors {b['sentvecs_s']}, BM25 {b['bm25_s']}, FAISS {b['faiss_s']}, "
+              f"lexicon {b.get('lexicon_s')}), builder peak RSS {b['peak_rss_mb']} MB. Cross-lingual lexicon: the dev "
+              f"index's ({(b.get('lexicon') or {}).get('source_words')} words with their stored vectors), "
+              f"{(b.get('lexicon') or {}).get('how')}: {(b.get('lexicon') or {}).get('words')} words, "
+              f"{b.get('lexicon_mb')} MB."]
         if m.get("ours"):
             o = m["ours"]
             L += ["", f"Query process (product read path): open {o['open_s']} s; retrieve p50/p95 {o['retrieve_p50_ms']} / "
                   f"{o['retrieve_p95_ms']} ms; ask p50/p95 {o['ask_p50_ms']} / {o['ask_p95_ms']} ms; RSS {o['rss_mb']} MB "
-                  f"after the questions ({_split(o)}; {o['rss_open_mb']} MB after opening + warm-up; peak {o['peak_rss_mb']}); "
-                  f"hit@5 {o['hit5']}%; components (ms) {o['components_p50_ms']}."]
+                  f"after the questions ({_split(o)}; file-backed by file: {o.get('rss_by_file_mb')}; "
+                  f"{o['rss_open_mb']} MB after opening + warm-up; peak {o['peak_rss_mb']}); "
+                  f"hit@5 {o['hit5']}%; by question language: {_by_lang_text(o)}; lexicon load "
+                  f"{o.get('lexicon_load_ms')} ms; components (ms) {o['components_p50_ms']}."]
     c = R.get("cold")
     if c:
         L += ["", "## Cold start", "",
@@ -1425,6 +1598,9 @@ def render_md(R: dict) -> str:
           "vectors.npy, sentvecs.npy, `build_faiss`, BM25 via `Lexical.from_csc`); queried through the product read path. "
           "Its BM25 leaves out the synthetic titles the Writer would add to a first chunk's tokens. The FAISS recall figures are on these vectors and are indicative only: real "
           "embeddings of 1M distinct news chunks are less clustered than vectors mixed from a few thousand real ones.",
+          "- Cross-lingual lexicon: the synthetic stores reuse the dev corpus's lexicon (its words and their stored "
+          "vectors; synthetic chunks are made of real sentences, so the same words occur). 10k/100k inherit it through "
+          "the Writer (base generation); the 1M builder copies it, filtered by `Writer._save_lexicon`.",
           "- hit@5 at 10k/100k/1M counts only the gold article, so synthetic copies of gold sentences act as distractors "
           "for both systems.", ""]
     return "\n".join(L)
@@ -1451,6 +1627,8 @@ def render_doc(R: dict) -> str:
           "vectors derived from the real ones, inserted through the store's Writer; 1M chunks are bulk-written synthetic "
           "data queried through the product read path. Synthetic sentence vectors are copies of the real sentences' "
           "stored vectors (plus noise), not embeddings. Queries are real dev questions.",
+          "- The synthetic stores reuse the dev corpus's cross-lingual lexicon (synthetic chunks are made of real "
+          "sentences). English questions embed their content words and look them up in it (`bridge` in bench.md).",
           "- The LangChain peer only retrieves (EnsembleRetriever over FAISS + BM25Retriever); `ask()` also embeds and "
           "ranks the candidate sentences it cites (reading their stored vectors).",
           "- FAISS kind by corpus size (`choose_faiss_kind`): "
@@ -1508,7 +1686,7 @@ def main(argv=None) -> int:
     from rag.embedders.use import default_threads
 
     # 1. threads
-    sample_texts = corpus_texts([p for p in CORPUS if p.endswith(".jsonl")][:1])[0]
+    sample_texts = corpus_texts([p for p in CORPUS if p.endswith(".jsonl")][:1]).texts
     rnd = random.Random(0)
     threads = default_threads()
     if "threads" not in skip:
@@ -1516,6 +1694,7 @@ def main(argv=None) -> int:
         R["threads"] = bench_threads(rnd.sample(sample_texts, cfg["threads_texts"]), cfg["threads_reps"])
         R["threads"]["context"] = context()
         threads = R["threads"]["faster"]
+        R["threads"]["default_threads"] = default_threads()
         log(f"  passages/s {R['threads']['pps_median']} -> threads={threads}; default_threads() = {default_threads()}")
         save()
 

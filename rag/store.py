@@ -107,11 +107,10 @@ def now_iso() -> str:
 def choose_faiss_kind(n: int) -> str:
     """Exact search up to 50k chunks, IVF with 8-bit scalar quantisation beyond (eval/bench.py, docs/performance.md).
 
-    At 100k chunks (2-core box, real dev questions as queries): ivf-sq8 keeps end-to-end hit@5 equal to exact
-    search (94.2% both) at recall@10 0.94, builds in 4 s (HNSW: 24 s and recall@10 0.82; every commit rebuilds the
-    index), takes 52 MB (flat 196 MB) and cuts ask() p50 from 116 to 66 ms. At 1M: 31 s to build, 0.5 GB (flat
-    2 GB), 30-40 ms per search (flat 210-450 ms); HNSW would take ~5 min to build. Below ~50k chunks exact search
-    stays near 10 ms on one thread and IVF's recall is lower.
+    At 100k chunks (2-core box, real dev questions as queries): ivf-sq8 reaches recall@10 0.94 against exact search,
+    builds in ~1-4 s (HNSW: 23 s and recall@10 0.84; every commit rebuilds the index) and takes 52 MB (flat 196 MB).
+    At 1M: ~15-30 s to build, 0.5 GB (flat 2 GB), ~25 ms per search (flat ~180 ms); HNSW would take ~5 min to
+    build. Below ~50k chunks exact search stays near 1-10 ms on one thread and IVF's recall is lower.
     """
     return "flat" if n <= 50_000 else "ivf-sq8"
 
@@ -275,14 +274,47 @@ class Lexical:
 # ---------------------------------------------------------------- generation (read side)
 
 
-def _random_access(arr: np.ndarray) -> None:
-    """Queries read a few scattered rows: kernel read-ahead would pull (and keep resident) far more of the file."""
-    import mmap
+class Rows:
+    """The rows of a 2-D .npy file, read on demand with pread (never pickle, never memory-mapped).
 
-    m = getattr(arr, "_mmap", None)
-    if m is not None and len(m) and hasattr(m, "madvise"):
-        with contextlib.suppress(OSError, ValueError):
-            m.madvise(mmap.MADV_RANDOM)
+    A query reads ~200 scattered chunk vectors and ~20 sentence vectors. Memory-mapped, even with MADV_RANDOM,
+    each page fault also maps up to 16 neighbouring pages already in the page cache, which kept 1.8 GB of a
+    1M-chunk vectors.npy resident after 120 questions (eval/bench.py); pread leaves them in the page cache only.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self._f = open(self.path, "rb")
+            version = np.lib.format.read_magic(self._f)
+            header = (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = header(self._f)
+        except Exception as e:
+            raise CorruptIndexError(str(self.path), f"array file is unreadable ({e.__class__.__name__}: {e})") from None
+        if dtype.hasobject or fortran or len(shape) != 2:
+            raise CorruptIndexError(str(self.path), f"not a 2-D numeric array (dtype {dtype}, shape {shape})")
+        self.shape, self.dtype = tuple(shape), dtype
+        self._offset, self._row = self._f.tell(), dtype.itemsize * shape[1]
+        size = os.fstat(self._f.fileno()).st_size
+        if size != self._offset + self._row * shape[0]:
+            raise CorruptIndexError(str(self.path), f"holds {size} bytes, not the {self._offset + self._row * shape[0]} "
+                                    f"its header announces")
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, positions) -> np.ndarray:
+        pos = np.atleast_1d(np.asarray(positions, dtype=np.int64))
+        if len(pos) and (pos.min() < 0 or pos.max() >= self.shape[0]):
+            raise IndexError(f"{self.path}: row out of range")
+        if self._f.closed:  # reopened after Index.close(), as its SQLite connections are
+            self._f = open(self.path, "rb")
+        fd = self._f.fileno()
+        buf = b"".join(os.pread(fd, self._row, self._offset + int(p) * self._row) for p in pos)
+        return np.frombuffer(buf, dtype=self.dtype).reshape(len(pos), self.shape[1])
+
+    def close(self) -> None:
+        self._f.close()
 
 
 @dataclass(frozen=True)
@@ -347,29 +379,23 @@ class Index:
         self.bm25 = Lexical.load(gen_dir / "bm25", n_chunks, mmap=mmap)
         self.bm25_ids = self.bm25.ids
         # the vectors the dense scores are read from (loaded without pickle, checked against the chunk ids)
-        for name in ("ids.npy", "vectors.npy"):
+        n_sent = con.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
+        for name in ("ids.npy", "sent_ids.npy"):
             try:
-                arr = np.load(gen_dir / name, mmap_mode="r" if name == "vectors.npy" else None, allow_pickle=False)
+                arr = np.load(gen_dir / name, allow_pickle=False)
             except Exception as e:
                 raise CorruptIndexError(str(gen_dir / name), f"array file is unreadable ({e.__class__.__name__}: {e})") from None
             if name == "ids.npy" and not np.array_equal(arr, self.bm25_ids):
                 raise CorruptIndexError(str(gen_dir / name), "chunk ids disagree with the BM25 index and the database")
-            if name == "vectors.npy" and arr.shape != (n_chunks, manifest.dim):
-                raise CorruptIndexError(str(gen_dir / name), f"shape {arr.shape} != ({n_chunks}, {manifest.dim})")
-            setattr(self, "vec_ids" if name == "ids.npy" else "vectors", arr)
-        _random_access(self.vectors)
-        n_sent = con.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
-        for name in ("sent_ids.npy", "sentvecs.npy"):
-            try:
-                arr = np.load(gen_dir / name, mmap_mode="r" if name == "sentvecs.npy" else None, allow_pickle=False)
-            except Exception as e:
-                raise CorruptIndexError(str(gen_dir / name), f"array file is unreadable ({e.__class__.__name__}: {e})") from None
             if name == "sent_ids.npy" and (arr.shape != (n_sent,) or (n_sent and np.any(np.diff(arr) <= 0))):
                 raise CorruptIndexError(str(gen_dir / name), f"holds {arr.shape} ids, not the {n_sent} sorted sentence ids")
-            if name == "sentvecs.npy" and arr.shape != (n_sent, manifest.dim):
-                raise CorruptIndexError(str(gen_dir / name), f"shape {arr.shape} != ({n_sent}, {manifest.dim})")
-            setattr(self, "sent_ids" if name == "sent_ids.npy" else "sent_vectors", arr)
-        _random_access(self.sent_vectors)
+            setattr(self, "vec_ids" if name == "ids.npy" else "sent_ids", arr)
+        # the vectors dense scores and answer features are read from, a few rows per question
+        for name, rows in (("vectors.npy", n_chunks), ("sentvecs.npy", n_sent)):
+            arr = Rows(gen_dir / name)
+            if arr.shape != (rows, manifest.dim):
+                raise CorruptIndexError(str(gen_dir / name), f"shape {arr.shape} != ({rows}, {manifest.dim})")
+            setattr(self, "vectors" if name == "vectors.npy" else "sent_vectors", arr)
         for name in ("lexicon.json", "lexicon.faiss"):
             if not (gen_dir / name).is_file():
                 raise CorruptIndexError(str(gen_dir / name), "cross-lingual lexicon file is missing")
@@ -428,6 +454,9 @@ class Index:
         return self.gen_dir.name
 
     def close(self) -> None:
+        for rows in (getattr(self, "vectors", None), getattr(self, "sent_vectors", None)):
+            if rows is not None:
+                rows.close()
         con = getattr(self._local, "con", None)
         if con is not None:
             con.close()
@@ -504,10 +533,7 @@ class Index:
         pos = np.searchsorted(self.sent_ids, ids)
         if np.any(pos >= len(self.sent_ids)) or np.any(self.sent_ids[np.minimum(pos, len(self.sent_ids) - 1)] != ids):
             raise CorruptIndexError(str(self.gen_dir / "sent_ids.npy"), "a sentence in the database has no vector")
-        order = np.argsort(pos)  # ascending file offsets: fewer, forward page reads
-        out = np.empty((len(ids), self.manifest.dim), dtype=np.float32)
-        out[order] = self.sent_vectors[pos[order]]
-        return out
+        return np.asarray(self.sent_vectors[pos], dtype=np.float32)
 
     def doc_freq(self, terms: list[str]) -> dict[str, int]:
         """How many chunks hold each lexical term (for IDF weights)."""
