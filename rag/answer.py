@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .bridge import term_weight
 from .sentences import split_sentences
 from .text import bigram_tokens, detect_lang, fold
 from .types import Answer, Citation, Passage
@@ -69,8 +70,8 @@ class AnswerConfig:
     max_sentences: int = 3
     extra_ratio: float = 0.6  # a 2nd/3rd sentence needs at least this share of the confidence (best probability)
     # Decline when the confidence (best probability of any sentence) is below these (eval/calibrate_abstention.py,
-    # 150 questions per set: zh 0.12 -> 3.8% of answerable questions declined, 67% of unanswerable ones declined;
-    # English over Chinese 0.12 -> 6.7% / 29%: cross-lingual confidence separates less well; 0.08 gave 3.3% / 10%).
+    # 150 questions per set: zh 0.12 -> 3.8% of answerable questions declined, 68% of unanswerable ones declined;
+    # English over Chinese 0.12 -> 6.0% / 27%: cross-lingual confidence separates less well; 0.08 gave 3.3% / 9%).
     min_confidence: float = 0.12
     min_confidence_cross: float = 0.12
     topic_share: float = 0.5
@@ -133,11 +134,18 @@ def candidates(passages: list[Passage], stored: list[list[tuple[int, int, int]]]
 
 
 def features(question: str, cands: list[Candidate], idf: dict[str, float], dense: np.ndarray | None,
-             topic_share: float = 0.5, bridge: list[str] | tuple = ()) -> np.ndarray:
-    """One row of FEATURES per candidate sentence (`bridge`: Chinese words standing in for an English question's)."""
-    terms = query_terms(question, bridge)
+             topic_share: float = 0.5, bridge: dict[str, float] | None = None) -> np.ndarray:
+    """One row of FEATURES per candidate sentence (`bridge`: Chinese words standing in for an English question's,
+    with their cosine)."""
+    bridge = bridge or {}
+    terms = query_terms(question, list(bridge))
     toksets = [set(bigram_tokens(fold(c.text))) for c in cands]
-    weight = {t: idf.get(t, 1.0) for t in terms}
+    own = set(query_terms(question))
+    loose = {}
+    for w, sim in bridge.items():
+        for t in bigram_tokens(fold(w)):
+            loose[t] = max(loose.get(t, 0.0), term_weight(sim))
+    weight = {t: idf.get(t, 1.0) * (1.0 if t in own else loose.get(t, 1.0)) for t in terms}
     total = sum(weight.values()) or 1.0
     # Topic terms of an article (its title, or terms in most of its sentences) hold for every sentence of it, even
     # where the subject is left out ("此外，更在1982年..."): they rank articles but must not pick the sentence.

@@ -99,11 +99,22 @@ class Lexicon:
 
     def translate(self, vectors: np.ndarray) -> list[str]:
         """For each query-word vector, the closest corpus words (cosine >= MIN_SIMILARITY, within MARGIN of the best)."""
+        return list(self.translate_scored(vectors))
+
+    def translate_scored(self, vectors: np.ndarray) -> dict[str, float]:
+        """`translate`, with each word's cosine (the best one when two query words reach it)."""
         if not len(self.words) or not len(vectors):
-            return []
+            return {}
         sims, ids = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32), PER_WORD)
-        out: list[str] = []
+        out: dict[str, float] = {}
         for srow, irow in zip(sims, ids):
-            best = srow[0]
-            out += [self.words[i] for s, i in zip(srow, irow) if i >= 0 and s >= MIN_SIMILARITY and s >= best - MARGIN]
-        return list(dict.fromkeys(out))
+            for s, i in zip(srow, irow):
+                if i >= 0 and s >= MIN_SIMILARITY and s >= srow[0] - MARGIN:
+                    out[self.words[i]] = max(out.get(self.words[i], 0.0), float(s))
+        return out
+
+
+def term_weight(similarity: float) -> float:
+    """How much a bridged word counts beside the question's own words: a loose match ("Nobel" -> 贝尔纳, 0.55) far
+    less than a close one ("Tuesday" -> 星期二, 0.82)."""
+    return float(np.clip((similarity - 0.45) / 0.3, 0.2, 1.0))

@@ -115,7 +115,7 @@ def gather(question: str, index=None, k: int = 5, *, history=None, date_from=Non
     svec = qvec if scoring_q == query else s.embedder.embed_queries([scoring_q])[0]
 
     def feats(text: str, qv: np.ndarray) -> np.ndarray:
-        terms = query_terms(text, bridge)
+        terms = query_terms(text, list(bridge))
         return features(text, cands, idf_table(terms, idx.doc_freq(terms), idx.manifest.chunks), vecs @ qv,
                         config.topic_share, bridge)
 

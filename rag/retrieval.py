@@ -74,7 +74,7 @@ class Searcher:
 
     def search(self, question: str, k: int = 5, fusion: Fusion = DEFAULT_FUSION, date_from: str | None = None,
                date_to: str | None = None, source: str | None = None, qvec: np.ndarray | None = None,
-               idx: Index | None = None, bridge: list[str] | None = None) -> list[Passage]:
+               idx: Index | None = None, bridge: dict[str, float] | None = None) -> list[Passage]:
         """Ranked passages from `idx` (default: the current generation; pass one to read a single generation).
         `bridge`: the question's bridged words if already known (see `bridged_words`)."""
         idx = idx or self.refresh()
@@ -86,7 +86,7 @@ class Searcher:
         lex = []
         if fusion.mode != "dense":
             bridge = self.bridged_words(question, idx) if bridge is None else bridge
-            lex = idx.search_lexical(" ".join([question] + bridge), ncand, allowed)
+            lex = idx.search_lexical(" ".join([question, *bridge]), ncand, allowed)
         dense = []
         if fusion.mode != "lexical":
             if qvec is None:
@@ -119,14 +119,15 @@ class Searcher:
         order = np.argsort(-score, kind="stable")
         return [(int(ids[i]), float(score[i])) for i in order]
 
-    def bridged_words(self, question: str, idx: Index) -> list[str]:
-        """Corpus words standing in for an English question's words (rag.bridge); none for other questions."""
+    def bridged_words(self, question: str, idx: Index) -> dict[str, float]:
+        """Corpus words standing in for an English question's words, with their cosine (rag.bridge); none for
+        other questions."""
         if detect_lang(question) != "en" or self.corpus_lang != "zh":
-            return []
+            return {}
         words = question_words(question)
         if not words:
-            return []
-        return idx.lexicon().translate(self.embedder.embed_queries(words))
+            return {}
+        return idx.lexicon().translate_scored(self.embedder.embed_queries(words))
 
     @property
     def corpus_lang(self) -> str:

@@ -471,17 +471,24 @@ def bridged_index(tmp_path):
 def test_bridged_words_none_for_a_chinese_question(bridged_index):
     root, emb, s = bridged_index
     idx = s.refresh()
-    assert s.bridged_words("布林肯在危地马拉会见了谁？", idx) == []
-    assert s.bridged_words("危地马拉总统是谁", idx) == []
+    assert s.bridged_words("布林肯在危地马拉会见了谁？", idx) == {}
+    assert s.bridged_words("危地马拉总统是谁", idx) == {}
 
 
 def test_bridged_words_map_an_english_word_to_the_corpus_word(bridged_index):
     root, emb, s = bridged_index
     idx = s.refresh()
     assert float(emb.known["Guatemala"] @ emb.known["危地马拉"]) == pytest.approx(0.9, abs=1e-5)
-    assert s.bridged_words(QUESTION, idx) == ["危地马拉"]
-    assert s.bridged_words("Who won the football match?", idx) == []  # nothing close enough
-    assert s.bridged_words("What is it?", idx) == []  # no content word
+    assert s.bridged_words(QUESTION, idx) == {"危地马拉": pytest.approx(0.9, abs=0.02)}  # with its cosine (8-bit)
+    assert s.bridged_words("Who won the football match?", idx) == {}  # nothing close enough
+    assert s.bridged_words("What is it?", idx) == {}  # no content word
+
+
+def test_loose_bridged_words_count_less_than_close_ones():
+    from rag.bridge import MIN_SIMILARITY, term_weight
+
+    assert term_weight(0.95) == term_weight(0.8) == 1.0
+    assert 0.2 <= term_weight(MIN_SIMILARITY) < term_weight(0.6) < term_weight(0.7) < 1.0
 
 
 def test_english_question_finds_chinese_article_through_the_bridge(bridged_index):
@@ -497,7 +504,7 @@ def test_english_question_finds_chinese_article_through_the_bridge(bridged_index
 def test_without_the_bridge_the_english_question_finds_nothing(bridged_index, monkeypatch):
     """Control: the same question with bridging turned off matches no Chinese term (so the tests above do test it)."""
     root, emb, _ = bridged_index
-    monkeypatch.setattr(Searcher, "bridged_words", lambda self, question, idx: [])
+    monkeypatch.setattr(Searcher, "bridged_words", lambda self, question, idx: {})
     assert retrieve(QUESTION, index=root, k=1, fusion=Fusion(mode="lexical")) == []
     (top,) = retrieve(QUESTION, index=root, k=1)
     assert top.title != GUATEMALA.title
@@ -517,7 +524,7 @@ def test_bridged_words_reach_the_answer_features(bridged_index):
     # without the bridged word no term of the English question is in these Chinese sentences
     plain = features(QUESTION, ev.candidates, {}, None)
     assert (plain[:, lex] == 0).all()
-    bridged = features(QUESTION, ev.candidates, {}, None, bridge=["危地马拉"])
+    bridged = features(QUESTION, ev.candidates, {}, None, bridge={"危地马拉": 0.9})
     assert (bridged[with_word, lex] > 0).all()
     # end to end: an answer (or an abstention), quoted from the Guatemala article only
     answer = ask(QUESTION, index=root)
@@ -531,6 +538,6 @@ def test_english_question_over_english_only_corpus(tmp_path):
     index_articles([ENGLISH], root, emb, progress=False)
     s = searcher(root, emb)
     assert s.refresh().lexicon().words == []
-    assert s.bridged_words("Which team won the final match?", s.refresh()) == []
+    assert s.bridged_words("Which team won the final match?", s.refresh()) == {}
     (top,) = retrieve("Which team won the final match?", index=root, k=1, fusion=Fusion(mode="lexical"))
     assert top.title == ENGLISH.title
