@@ -106,9 +106,8 @@ def gather(question: str, index=None, k: int = 5, *, history=None, date_from=Non
     qvec = s.embedder.embed_queries([query])[0]
     idx = s.refresh()  # one generation for passages and IDF alike, even if a writer publishes meanwhile
     bridge = s.bridged_words(query, idx)
-    passages = s.search(query, max(k, 5), fusion, date_from, date_to, source, qvec=qvec, idx=idx, bridge=bridge)
-    top = passages[:k]
-    cands = candidates(top, idx.sentences(top))
+    passages = s.search(query, k, fusion, date_from, date_to, source, qvec=qvec, idx=idx, bridge=bridge)
+    cands = candidates(passages, idx.sentences(passages))
     if not cands:
         return Evidence(q, lang, passages, [], np.zeros((0, len(FEATURES))))
     vecs = _sentence_vectors(s.embedder, idx, cands)

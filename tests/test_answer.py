@@ -133,6 +133,7 @@ def test_k_limits_the_passages_read(root):
     narrow = ask("上海股票指数今天上涨了多少？", index=root, k=1, config=every)
     assert len(wide.citations) == 3 and len({c.article_id for c in wide.citations}) > 1
     assert [c.article_id for c in narrow.citations] == [STOCKS.id, STOCKS.id]  # the article has two sentences
+    assert len(narrow.passages) == 1 and len(wide.passages) == 5  # the passages read, shown as sources
 
 
 # ---------------------------------------------------------------- ask: abstention

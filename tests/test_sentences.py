@@ -69,6 +69,17 @@ def test_cut_pieces_never_exceed_max_chars(text, max_chars):
 
 
 @pytest.mark.parametrize("text,expected", [
+    ("He joined NATO. Then he left.", ["He joined NATO.", "Then he left."]),  # an acronym ends a sentence
+    ("The U.K. and the E.U. agreed. Talks end.", ["The U.K. and the E.U. agreed.", "Talks end."]),
+    ("I met J. Smith today. He is tall.", ["I met J. Smith today.", "He is tall."]),
+    ("第一句。<!-- -->第二句。", ["第一句。", "<!-- -->第二句。"]),  # "<!" is markup, not an exclamation
+    ("Wow! Great.", ["Wow!", "Great."]),
+])
+def test_acronyms_initials_and_markup(text, expected):
+    assert sentences(text) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
     ("今天下雨。好", ["今天下雨。好"]),  # a one-character tail joins the sentence before
     ("a。b。c。d", ["a。b。c。d"]),
     ("今天下雨了。明天晴", ["今天下雨了。", "明天晴"]),
