@@ -57,7 +57,7 @@ def load_ranker(path: str = str(RANKER_PATH)) -> Ranker:
     if tuple(data["features"]) != FEATURES:
         raise ValueError(f"{path}: ranker features {data['features']} do not match this version's {list(FEATURES)}")
     w = np.asarray(data["weights"], dtype=np.float64)
-    order = np.asarray(data.get("order", data["weights"]), dtype=np.float64)
+    order = np.asarray(data["order"], dtype=np.float64)
     if w.shape != (len(FEATURES),) or order.shape != (len(FEATURES),):
         raise ValueError(f"{path}: expected {len(FEATURES)} weights per head")
     return Ranker(order, w, float(data["bias"]))
@@ -137,15 +137,15 @@ def features(question: str, cands: list[Candidate], idf: dict[str, float], dense
              topic_share: float = 0.5, bridge: dict[str, float] | None = None) -> np.ndarray:
     """One row of FEATURES per candidate sentence (`bridge`: Chinese words standing in for an English question's,
     with their cosine)."""
-    bridge = bridge or {}
-    terms = query_terms(question, list(bridge))
-    toksets = [set(bigram_tokens(fold(c.text))) for c in cands]
-    own = set(query_terms(question))
-    loose = {}
-    for w, sim in bridge.items():
+    own = query_terms(question)
+    loose: dict[str, float] = {}  # terms only a bridged word brings count by that word's cosine
+    for w, sim in (bridge or {}).items():
         for t in bigram_tokens(fold(w)):
             loose[t] = max(loose.get(t, 0.0), term_weight(sim))
-    weight = {t: idf.get(t, 1.0) * (1.0 if t in own else loose.get(t, 1.0)) for t in terms}
+    terms = list(dict.fromkeys(own + list(loose)))
+    own_set = set(own)
+    weight = {t: idf.get(t, 1.0) * (1.0 if t in own_set else loose[t]) for t in terms}
+    toksets = [set(bigram_tokens(fold(c.text))) for c in cands]
     total = sum(weight.values()) or 1.0
     # Topic terms of an article (its title, or terms in most of its sentences) hold for every sentence of it, even
     # where the subject is left out ("此外，更在1982年..."): they rank articles but must not pick the sentence.

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CorruptIndexError
-from .text import fold
+from .store import read_strings
+from .text import CJK_RE, fold
 
 # A multilingual embedder places "president" next to 总统 and "visa" next to 签证 (USE m3: cosine 0.94 / 0.75), so
 # the corpus's own words, embedded once at index time, act as a dictionary. On XQuAD (English questions over the
@@ -26,7 +27,6 @@ over under between up down out off also such many much more most other some any 
 named called kind type part take took make made get got use used become became give gave according another
 """.split())
 _WORD = re.compile(r"[^\W\d_][\w'\-]*", re.UNICODE)
-_CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 def question_words(question: str) -> list[str]:
@@ -34,7 +34,7 @@ def question_words(question: str) -> list[str]:
     seen: set[str] = set()
     out = []
     for w in (w.strip("'-") for w in _WORD.findall(question)):
-        if len(w) > 1 and w.lower() not in _STOP and not _CJK.search(w) and w.lower() not in seen:
+        if len(w) > 1 and w.lower() not in _STOP and not CJK_RE.search(w) and w.lower() not in seen:
             seen.add(w.lower())
             out.append(w)
     return out
@@ -44,7 +44,7 @@ def corpus_words(text: str) -> set[str]:
     """Chinese words (jieba, two or more characters) of a text, folded to Simplified."""
     from .text import _jieba
 
-    return {w for w in _jieba().lcut(fold(text)) if len(w) >= 2 and _CJK.search(w) and not w.isascii()}
+    return {w for w in _jieba().lcut(fold(text)) if len(w) >= 2 and CJK_RE.search(w)}
 
 
 class Lexicon:
@@ -82,12 +82,7 @@ class Lexicon:
     def load(cls, gen_dir: Path, dim: int) -> "Lexicon":
         import faiss
 
-        try:
-            words = json.loads((gen_dir / "lexicon.json").read_text(encoding="utf-8"))
-            if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-                raise ValueError("not a list of strings")
-        except Exception as e:
-            raise CorruptIndexError(str(gen_dir / "lexicon.json"), f"lexicon is unreadable ({e.__class__.__name__}: {e})") from None
+        words = read_strings(gen_dir / "lexicon.json", "lexicon")
         try:
             index = faiss.read_index(str(gen_dir / "lexicon.faiss"))
         except Exception as e:

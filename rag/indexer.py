@@ -136,11 +136,12 @@ def index_stream(
                 spans = [split_sentences(a.text) for a, _, _ in pending.items]
                 texts = [c.text for _, cs, _ in pending.items for c in cs]
                 stexts = [a.text[s:e] for (a, _, _), sp in zip(pending.items, spans) for s, e in sp]
-                cache = w.cached_vectors([text_hash(t) for t in texts])
-                scache = w.cached_sentence_vectors([text_hash(t) for t in stexts])
-                scache.update({h: run_cache[h] for h in map(text_hash, stexts) if h in run_cache})
-                todo = sorted({text_hash(t): t for t in texts if text_hash(t) not in cache}.items())
-                stodo = sorted({text_hash(t): t for t in stexts if text_hash(t) not in scache}.items())
+                hashes, shashes = [text_hash(t) for t in texts], [text_hash(t) for t in stexts]
+                cache = w.cached_vectors(hashes)
+                scache = w.cached_sentence_vectors(shashes)
+                scache.update({h: run_cache[h] for h in shashes if h in run_cache})
+                todo = sorted({h: t for h, t in zip(hashes, texts) if h not in cache}.items())
+                stodo = sorted({h: t for h, t in zip(shashes, stexts) if h not in scache}.items())
                 if todo or stodo:  # one call: the embedder batches chunks and sentences together
                     vecs = emb.embed_documents([t for _, t in todo] + [t for _, t in stodo])
                     cache.update({h: v for (h, _), v in zip(todo, vecs[: len(todo)])})
@@ -154,10 +155,10 @@ def index_stream(
                 if words:
                     w.put_lexicon(words, emb.embed_documents(words))
                     counts["words_embedded"] += len(words)
+                ch, sh = iter(hashes), iter(shashes)  # in the order the texts were listed above
                 for (article, cs, path), sp in zip(pending.items, spans):
-                    vecs = np.stack([cache[text_hash(c.text)] for c in cs]) if cs else np.zeros((0, emb.dim), np.float32)
-                    svecs = (np.stack([scache[text_hash(article.text[s:e])] for s, e in sp]) if sp
-                             else np.zeros((0, emb.dim), np.float32))
+                    vecs = np.array([cache[next(ch)] for _ in cs], dtype=np.float32).reshape(len(cs), emb.dim)
+                    svecs = np.array([scache[next(sh)] for _ in sp], dtype=np.float32).reshape(len(sp), emb.dim)
                     w.put_article(article, cs, vecs, path, sp, svecs)
                     counts["chunks"] += len(cs)
                 pending.items.clear()

@@ -1,8 +1,10 @@
-"""The index directory: SQLite metadata, FAISS vectors and a bm25s lexical index, saved as atomic generations.
+"""The index directory: SQLite metadata, FAISS vectors, 8-bit BM25 impacts and sentence vectors, saved as atomic
+generations.
 
 Layout: `DIR/CURRENT` names the live generation `DIR/gen-NNNNNN/` holding `manifest.json`, `meta.sqlite`,
-`vectors.npy` + `ids.npy` (the chunk vectors FAISS is built from), `vectors.faiss`, `bm25/` and
-`sentvecs.npy` + `sent_ids.npy` (float16 vectors of every sentence, so answering never embeds article text).
+`vectors.npy` + `ids.npy` (the chunk vectors FAISS is built from), `vectors.faiss`, `bm25/`,
+`sentvecs.npy` + `sent_ids.npy` (float16 vectors of every sentence, so answering never embeds article text) and
+`lexicon.*` (the cross-lingual word list, rag.bridge).
 A save writes a whole new generation into a temp folder, fsyncs it, renames it into place and then swaps
 `CURRENT` with `os.replace`, so a reader (or a crash) only ever sees a complete generation, old or new.
 """
@@ -167,6 +169,17 @@ def _build_faiss(vectors: np.ndarray, ids: np.ndarray, kind: str):
     return index, kind
 
 
+def read_strings(path: Path, what: str) -> list[str]:
+    """A JSON list of strings (BM25 terms, lexicon words), or CorruptIndexError naming the file."""
+    try:
+        items = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(items, list) or not all(isinstance(t, str) for t in items):
+            raise ValueError("not a list of strings")
+    except Exception as e:
+        raise CorruptIndexError(str(path), f"{what} is unreadable ({e.__class__.__name__}: {e})") from None
+    return items
+
+
 # ---------------------------------------------------------------- lexical index
 
 
@@ -229,30 +242,24 @@ class Lexical:
             np.save(bdir / f"{name}.npy", arr, allow_pickle=False)
 
     @classmethod
-    def load(cls, bdir: Path, n_chunks: int, mmap: bool = False) -> "Lexical":
+    def load(cls, bdir: Path, n_chunks: int) -> "Lexical":
         def bad(name, why):
             return CorruptIndexError(str(bdir / name), f"BM25 index is {why}")
 
         arrs = {}
         for name in ("ids",) + tuple(f[:-4] for f in cls.FILES[1:]):
             try:
-                arrs[name] = np.load(bdir / f"{name}.npy", allow_pickle=False,
-                                     mmap_mode="r" if mmap and name in ("docs", "impact") else None)
+                arrs[name] = np.load(bdir / f"{name}.npy", allow_pickle=False)
             except Exception as e:
                 raise bad(f"{name}.npy", f"unreadable ({e.__class__.__name__}: {e})") from None
-        try:
-            terms = json.loads((bdir / "terms.json").read_text(encoding="utf-8"))
-            if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
-                raise ValueError("not a list of strings")
-        except Exception as e:
-            raise bad("terms.json", f"unreadable ({e.__class__.__name__}: {e})") from None
+        terms = read_strings(bdir / "terms.json", "BM25 term list")
         ids, ptr, docs, impact, scale = (arrs[k] for k in ("ids", "indptr", "docs", "impact", "scale"))
         if ids.shape != (n_chunks,):
             raise bad("ids.npy", f"inconsistent: holds {len(ids)} documents but there are {n_chunks} chunks")
         if (ptr.ndim != 1 or len(ptr) != len(terms) + 1 or ptr[0] != 0 or np.any(np.diff(ptr) < 0)
                 or ptr[-1] != len(docs) or len(impact) != len(docs) or len(scale) != len(terms)):
             raise bad("indptr.npy", "inconsistent (pointers, entries, terms and scales disagree)")
-        if docs.dtype != np.int32 or impact.dtype != np.uint8 or (len(docs) and not mmap and (docs.min() < 0 or docs.max() >= n_chunks)):
+        if docs.dtype != np.int32 or impact.dtype != np.uint8 or (len(docs) and (docs.min() < 0 or docs.max() >= n_chunks)):
             raise bad("docs.npy", "inconsistent (an entry points outside the chunks)")
         return cls(ids, terms, ptr, docs, impact, scale)
 
@@ -345,7 +352,7 @@ class Manifest:
 class Index:
     """A read-only, consistent view of one generation of an index directory (the `Store`)."""
 
-    def __init__(self, root: str | os.PathLike, gen_dir: Path, manifest: Manifest, mmap: bool = False):
+    def __init__(self, root: str | os.PathLike, gen_dir: Path, manifest: Manifest):
         import faiss
 
         self.root, self.gen_dir, self.manifest = Path(root), gen_dir, manifest
@@ -368,15 +375,14 @@ class Index:
         # another user) FAISS's thread team spin-waits, adding ~7 ms to every search (docs/performance.md).
         faiss.omp_set_num_threads(1)
         try:
-            flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
-            self.faiss = faiss.read_index(str(fpath), flags)
+            self.faiss = faiss.read_index(str(fpath))
         except Exception as e:  # faiss raises RuntimeError with C++ text
             raise CorruptIndexError(str(fpath), f"FAISS index is unreadable ({str(e).splitlines()[0][:200]})") from None
         if self.faiss.ntotal != n_chunks:
             raise CorruptIndexError(str(fpath), f"holds {self.faiss.ntotal} vectors but there are {n_chunks} chunks")
         if n_chunks and self.faiss.d != manifest.dim:
             raise CorruptIndexError(str(fpath), f"vector dimension {self.faiss.d} != manifest dimension {manifest.dim}")
-        self.bm25 = Lexical.load(gen_dir / "bm25", n_chunks, mmap=mmap)
+        self.bm25 = Lexical.load(gen_dir / "bm25", n_chunks)
         self.bm25_ids = self.bm25.ids
         # the vectors the dense scores are read from (loaded without pickle, checked against the chunk ids)
         n_sent = con.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
@@ -411,7 +417,7 @@ class Index:
         return con
 
     @classmethod
-    def open(cls, root: str | os.PathLike, embedder_name: str | None = None, mmap: bool = False) -> "Index":
+    def open(cls, root: str | os.PathLike, embedder_name: str | None = None) -> "Index":
         root = Path(root)
         cur = root / CURRENT
         if not root.exists():
@@ -442,7 +448,7 @@ class Index:
                     f"not {embedder_name!r}. Use `--embedder {manifest.embedder}` or rebuild with "
                     f"`rag index --rebuild --embedder {embedder_name} PATH...`.")
             try:
-                return cls(root, gen_dir, manifest, mmap=mmap)
+                return cls(root, gen_dir, manifest)
             except CorruptIndexError:
                 if attempt < 4 and cur.read_text(encoding="utf-8").strip() != gen:
                     continue  # raced with a writer
@@ -595,13 +601,7 @@ class Index:
 
 def _read_lexicon(gen_dir: Path, dim: int) -> tuple[list[str], np.ndarray]:
     """The base generation's lexicon words and their float16 vectors, checked against each other."""
-    words_path, vec_path = gen_dir / "lexicon.json", gen_dir / "lexicon.npy"
-    try:
-        words = json.loads(words_path.read_text(encoding="utf-8"))
-        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-            raise ValueError("not a list of strings")
-    except Exception as e:
-        raise CorruptIndexError(str(words_path), f"lexicon is unreadable ({e.__class__.__name__}: {e})") from None
+    words, vec_path = read_strings(gen_dir / "lexicon.json", "lexicon"), gen_dir / "lexicon.npy"
     try:
         vecs = np.load(vec_path, allow_pickle=False)
     except Exception as e:

@@ -6,7 +6,7 @@ import re
 import unicodedata
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
-_CJK_RE = re.compile(f"[{_CJK}]")
+CJK_RE = re.compile(f"[{_CJK}]")
 _TOKEN_RE = re.compile(f"[{_CJK}]+|[a-z0-9]+(?:['.][a-z0-9]+)*", re.UNICODE)
 _LATIN_RE = re.compile(r"[A-Za-z]")
 
@@ -50,12 +50,12 @@ def cjk_ratio(text: str) -> float:
     letters = [c for c in text if c.isalpha()]
     if not letters:
         return 0.0
-    return sum(1 for c in letters if _CJK_RE.match(c)) / len(letters)
+    return sum(1 for c in letters if CJK_RE.match(c)) / len(letters)
 
 
 def detect_lang(text: str) -> str:
     """'zh' when Chinese characters dominate the letters, 'en' when Latin letters do (good enough for routing)."""
-    if _CJK_RE.search(text) and cjk_ratio(text) >= 0.3:
+    if CJK_RE.search(text) and cjk_ratio(text) >= 0.3:
         return "zh"
     return "en" if _LATIN_RE.search(text) else "zh"
 
@@ -73,7 +73,7 @@ def bigram_tokens(text: str, unigrams: bool = True) -> list[str]:
     out: list[str] = []
     for m in _TOKEN_RE.finditer(text):
         tok = m.group()
-        if _CJK_RE.match(tok):
+        if CJK_RE.match(tok):
             if unigrams or len(tok) == 1:
                 out.extend(c for c in tok if c not in ZH_STOP)
             out.extend(tok[i : i + 2] for i in range(len(tok) - 1))
@@ -99,7 +99,7 @@ def jieba_tokens(text: str) -> list[str]:
     out: list[str] = []
     for m in _TOKEN_RE.finditer(text):
         tok = m.group()
-        if _CJK_RE.match(tok):
+        if CJK_RE.match(tok):
             out.extend(w for w in jb.cut_for_search(tok) if w not in ZH_STOP)
         elif tok not in EN_STOP:
             out.append(_stem(tok))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from rag.pipeline import ask, gather, retrieve
 from rag.retrieval import Fusion, Searcher, searcher
 from rag.store import Index
 from rag.types import Article
+from rag.text import CJK_RE
 
 # ---------------------------------------------------------------- question_words
 
@@ -78,7 +78,7 @@ def test_corpus_words_are_cjk_words_of_two_or_more_characters():
     text = "美国国务卿布林肯周四抵达危地马拉。The COVID-19 talks in 2024 went well, ＯＫ？的了是"
     words = corpus_words(text)
     assert {"国务卿", "危地马拉", "抵达", "周四"} <= words
-    assert words and all(len(w) >= 2 and bridge._CJK.search(w) and not w.isascii() for w in words)
+    assert words and all(len(w) >= 2 and CJK_RE.search(w) and not w.isascii() for w in words)
     assert not any(c.isascii() and c.isalnum() for w in words for c in w)  # no English, no digits
     assert not {"的", "了", "是", "covid", "2024", "ok", "talks"} & words
     assert corpus_words("") == set() and corpus_words("Only English words here.") == set()

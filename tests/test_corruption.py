@@ -296,18 +296,21 @@ def test_planted_pickle_is_refused_not_run(index_dir, tmp_path):
 # ---------------------------------------------------------------- what a user sees
 
 
+def flip_bytes(path: Path, seed) -> None:
+    """16 bytes inverted at a seeded random place."""
+    data = bytearray(path.read_bytes())
+    at = random.Random(f"{path.name}-{seed}").randrange(len(data))
+    for i in range(at, min(len(data), at + 16)):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("name", FILES)
 def test_random_byte_flips_never_crash_the_cli(index_dir, name, seed, fake_cli, capsys):
     """Bytes flipped anywhere in a file: `rag ask` answers (a flip in vector or score data is not detectable
     without checksums) or exits 2 with one line; it never dies with a traceback."""
-    path = index_dir / GEN / name
-    data = bytearray(path.read_bytes())
-    rng = random.Random(f"{name}-{seed}")
-    at = rng.randrange(len(data))
-    for i in range(at, min(len(data), at + 16)):
-        data[i] ^= 0xFF
-    path.write_bytes(bytes(data))
+    flip_bytes(index_dir / GEN / name, seed)
     code, out, err = run_cli(capsys, "ask", QUESTION, "--index", str(index_dir))
     assert code in (0, 2), err
     if code == 2:
@@ -432,13 +435,7 @@ def test_altered_but_well_formed_lexicon_is_caught(index_dir, alter, named):
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("name", LEXICON_FILES)
 def test_lexicon_byte_flips_never_crash_an_english_ask(index_dir, name, seed, fake_cli, capsys):
-    path = index_dir / GEN / name
-    data = bytearray(path.read_bytes())
-    rng = random.Random(f"{name}-{seed}")
-    at = rng.randrange(len(data))
-    for i in range(at, min(len(data), at + 16)):
-        data[i] ^= 0xFF
-    path.write_bytes(bytes(data))
+    flip_bytes(index_dir / GEN / name, seed)
     code, out, err = run_cli(capsys, "ask", EN_QUESTION, "--index", str(index_dir))
     assert code in (0, 2), err
     if code == 2:
