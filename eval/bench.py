@@ -832,6 +832,7 @@ def worker_ours(spec: dict) -> dict:
     The first English question loads the cross-lingual lexicon (`Index.lexicon()`, lazily); that load is timed on
     its own (`lexicon_load_ms`) and the warm-up includes an English question, so the timed questions are steady state.
     Latencies and hit@5 are reported overall and per question language (`by_lang`)."""
+    from rag.answer import AnswerConfig
     from rag.pipeline import ask, retrieve
     from rag.retrieval import searcher
 
@@ -863,6 +864,12 @@ def worker_ours(spec: dict) -> dict:
         ps = retrieve(q["question"], index, k=5)
         ret_ms.append((now() - t) * 1000)
         hits.append(_hit5(ps, q))
+    plain = AnswerConfig(reader="none")  # the ranker alone: what the reader costs
+    plain_ms = []
+    for q in qs:
+        t = now()
+        ask(q["question"], index, config=plain)
+        plain_ms.append((now() - t) * 1000)
     rss_after = rss_mb()
     if spec.get("components", True):
         for q in qs:
@@ -885,6 +892,7 @@ def worker_ours(spec: dict) -> dict:
         "lexicon_load_ms": round(lexicon_load_ms, 1), "lexicon_words": len(s.refresh().lexicon().words),
         "lexicon_rss_mb": round(rss_lexicon - rss_opened),
         "ask_p50_ms": round(pct(ask_ms, 50), 1), "ask_p95_ms": round(pct(ask_ms, 95), 1),
+        "ask_no_reader_p50_ms": round(pct(plain_ms, 50), 1), "ask_no_reader_p95_ms": round(pct(plain_ms, 95), 1),
         "retrieve_p50_ms": round(pct(ret_ms, 50), 1), "retrieve_p95_ms": round(pct(ret_ms, 95), 1),
         "hit5": round(100 * sum(hits) / len(hits), 1), "by_lang": by_lang,
         "components_p50_ms": {k: round(med(v), 2) for k, v in parts.items() if v},
@@ -1371,6 +1379,9 @@ def summary_table(R: dict) -> list[str]:
         rows.append([f"ask() p50 / p95, {tag}", f"{o['ask_p50_ms']} / {o['ask_p95_ms']} ms "
                      f"(retrieve {o['retrieve_p50_ms']} / {o['retrieve_p95_ms']})",
                      "<= 30 / 100 ms at 100k" if s["n"] != "dev" else ""])
+        if "ask_no_reader_p50_ms" in o:
+            rows.append([f"ask() p50 / p95 without the reader (`reader='none'`), {tag}",
+                         f"{o['ask_no_reader_p50_ms']} / {o['ask_no_reader_p95_ms']} ms", ""])
         if o.get("by_lang"):
             rows.append([f"ask() p50 / p95 by question language, {tag}", _by_lang_text(o), ""])
         if p:

@@ -1,15 +1,24 @@
-"""Calibrate when `ask` declines: its confidence (the highest probability of any candidate sentence) for answerable
-vs unanswerable questions.
+"""Calibrate when `ask` declines, for answerable vs unanswerable questions.
 
 Unanswerable questions are made by hiding the question's paragraph: the same question is asked with retrieval
 restricted (source filter) to a sub-corpus that does not hold it. Answerable ones are asked against their own
-sub-corpus. Prints the rates for a range of thresholds, per language, and the chosen ones.
+sub-corpus. Two signals are recorded per ask: the ranker's confidence (highest probability of any candidate
+sentence) and the reader's best cosine over the sentences it reads (rag.reader, multilingual-e5-small).
 
-    python eval/calibrate_abstention.py --index eval/out/dev-index --limit 300
+Two rules are compared per language, at the same rate of wrongly declined answerable questions:
+- ranker alone (`--reader none`): decline when confidence < min_confidence;
+- with the reader (the default): confidence outside read_band decides alone (below: decline, above: answer);
+  inside it, decline when logit(confidence) + reader_weight * cosine < min_read_score.
+Parameters are chosen on one seeded sample (--seed) and scored on another (--seed + 1), so the printed rates are
+out of sample.
+
+    python eval/calibrate_abstention.py --limit 150
 """
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import random
 import sys
 from pathlib import Path
@@ -19,9 +28,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import AnswerConfig, confidence, rank  # noqa: E402
-from rag.evaluation import contains_answer, load_questions  # noqa: E402
+from rag.answer import AnswerConfig, confidence, rank, to_read  # noqa: E402
+from rag.evaluation import load_questions  # noqa: E402
 from rag.pipeline import gather  # noqa: E402
+from rag.reader import get_reader, read  # noqa: E402
 
 PLAN = [  # (set, its own source, a source that cannot answer it)
     ("cmrc2018", "cmrc2018", "drcd"),
@@ -29,41 +39,114 @@ PLAN = [  # (set, its own source, a source that cannot answer it)
     ("xquad-zh", "xquad-zh", "cmrc2018"),
     ("xquad-en", "xquad-zh", "cmrc2018"),
 ]
+BANDS = ((0.0, 1.01), (0.02, 0.6), (0.02, 0.4), (0.03, 0.3))
+WEIGHTS = (10.0, 20.0, 40.0, 80.0, 160.0)
 
 
-def best_prob(q, index, source):
+def signals(q, index, source, cfg, reader):
     ev = gather(q.question, index, 5, source=source)
     if not ev.candidates:
-        return 0.0, False
-    ranked = rank(ev.candidates, ev.features, AnswerConfig())
-    top = max(ranked, key=lambda c: c.order)  # the sentence `ask` would cite first
-    return confidence(ranked), contains_answer(top.text, q.answers)
+        return 0.0, 0.0
+    ranked = rank(ev.candidates, ev.features, cfg)
+    sims = read(reader, [q.question], [c.text for c in to_read(ranked, cfg)])
+    return confidence(ranked), float(sims.max())
+
+
+def sample(name, n, seed):
+    qs = [q for q in load_questions(ROOT / "eval" / "sets" / f"{name}.jsonl").questions if q.answers]
+    return random.Random(seed).sample(qs, min(n, len(qs)))
+
+
+def collect(index, limit, seed, cfg, reader):
+    rows = {"zh": [], "en": []}
+    for name, own, other in PLAN:
+        lang = "en" if name.endswith("-en") else "zh"
+        for q in sample(name, limit, seed):
+            rows[lang].append((*signals(q, index, own, cfg, reader), *signals(q, index, other, cfg, reader)))
+    return {lang: np.array(r, dtype=float) for lang, r in rows.items()}
+
+
+def logit(p):
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def decide(p, cos, band, weight, threshold):
+    """True = decline, for arrays of confidences and reader cosines."""
+    inside = (p >= band[0]) & (p < band[1])
+    return np.where(inside, logit(p) + weight * cos < threshold, p < band[0])
+
+
+def fit(a, max_wrong):
+    """Band, weight and threshold with the most correct declines while wrongly declining <= max_wrong."""
+    best = None
+    for band in BANDS:
+        for w in WEIGHTS:
+            inside = (a[:, 0] >= band[0]) & (a[:, 0] < band[1])
+            own = logit(a[inside, 0]) + w * a[inside, 1]
+            for t in np.unique(np.round(own, 3)):
+                wrong = decide(a[:, 0], a[:, 1], band, w, t).mean()
+                if wrong > max_wrong:
+                    break
+                right = decide(a[:, 2], a[:, 3], band, w, t).mean()
+                if best is None or right > best[0]:
+                    best = (right, wrong, band, w, float(t))
+    return best
+
+
+def ranker_alone(a, max_wrong):
+    best = (0.0, 0.0, 0.0)
+    for t in np.unique(np.round(a[:, 0], 4)):
+        wrong = (a[:, 0] < t).mean()
+        if wrong > max_wrong:
+            break
+        best = ((a[:, 2] < t).mean(), wrong, float(t))
+    return best
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--index", default=str(ROOT / "eval" / "out" / "dev-index"))
-    ap.add_argument("--limit", type=int, default=300)
+    ap.add_argument("--limit", type=int, default=150, help="questions per set in each sample (default 150)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-wrong", type=float, nargs="+", default=[0.02, 0.03, 0.05],
+                    help="rates of wrongly declined answerable questions to calibrate for (default 0.02 0.03 0.05)")
+    ap.add_argument("--out", default=str(ROOT / "eval" / "out" / "abstention.json"))
+    ap.add_argument("--rows", default=None, help="re-fit from the signals a previous run saved (OUT's -rows.json)")
     args = ap.parse_args()
-    rows = {"zh": [], "en": []}
-    for name, own, other in PLAN:
-        qs = [q for q in load_questions(ROOT / "eval" / "sets" / f"{name}.jsonl").questions if q.answers]
-        qs = random.Random(0).sample(qs, min(args.limit, len(qs)))
-        lang = "en" if name.endswith("-en") else "zh"
-        for q in qs:
-            p_in, correct = best_prob(q, args.index, own)
-            p_out, _ = best_prob(q, args.index, other)
-            rows[lang].append((p_in, correct, p_out))
-    for lang, r in rows.items():
-        a = np.array(r, dtype=float)
-        print(f"\n{lang}: {len(a)} questions asked twice (own sub-corpus / a sub-corpus without the answer)")
-        print("threshold  wrong-decline(answerable)  correct-decline(unanswerable)  declined-when-wrong")
-        for t in [0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4]:
-            wd = np.mean(a[:, 0] < t)
-            cd = np.mean(a[:, 2] < t)
-            wrong = a[:, 1] == 0
-            dw = np.mean(a[wrong, 0] < t) if wrong.any() else float("nan")
-            print(f"{t:9.2f}  {wd:25.3f}  {cd:29.3f}  {dw:19.3f}")
+    rows_path = Path(args.out).with_name(Path(args.out).stem + "-rows.json")
+    if args.rows:
+        saved = json.loads(Path(args.rows).read_text(encoding="utf-8"))
+        fit_rows, test_rows = ({k: np.array(v, dtype=float) for k, v in saved[part].items()} for part in ("fit", "test"))
+    else:
+        cfg, reader = AnswerConfig(), get_reader("e5")
+        fit_rows = collect(args.index, args.limit, args.seed, cfg, reader)
+        test_rows = collect(args.index, args.limit, args.seed + 1, cfg, reader)
+        rows_path.parent.mkdir(parents=True, exist_ok=True)
+        rows_path.write_text(json.dumps({part: {k: v.tolist() for k, v in rows.items()}
+                                         for part, rows in (("fit", fit_rows), ("test", test_rows))}), encoding="utf-8")
+    report = {}
+    for lang in ("zh", "en"):
+        a, b = fit_rows[lang], test_rows[lang]
+        print(f"\n{lang}: {len(a)} + {len(b)} questions, each asked twice (own sub-corpus / one without the answer)")
+        print("  rule                                   fit: wrong / correct declines   held out: wrong / correct")
+        for mw in args.max_wrong:
+            right, wrong, t = ranker_alone(a, mw)
+            hw, hr = (b[:, 0] < t).mean(), (b[:, 2] < t).mean()
+            print(f"  ranker alone, confidence < {t:.3f}{'':9s} {wrong:6.3f} / {right:.3f}{'':17s} {hw:6.3f} / {hr:.3f}")
+            right2, wrong2, band, w, t2 = fit(a, mw)
+            hw2 = decide(b[:, 0], b[:, 1], band, w, t2).mean()
+            hr2 = decide(b[:, 2], b[:, 3], band, w, t2).mean()
+            read_share = ((b[:, 0] >= band[0]) & (b[:, 0] < band[1])).mean()
+            print(f"  reader: band {band}, weight {w:g}, score < {t2:.2f}  {wrong2:6.3f} / {right2:.3f}{'':17s} "
+                  f"{hw2:6.3f} / {hr2:.3f}  (answerable questions read: {read_share:.0%})")
+            report[f"{lang}@{mw}"] = {"ranker_alone": {"min_confidence": t, "held_out_wrong": hw, "held_out_correct": hr},
+                                      "reader": {"band": band, "weight": w, "min_read_score": t2,
+                                                 "held_out_wrong": hw2, "held_out_correct": hr2,
+                                                 "answerable_read": read_share}}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1), encoding="utf-8")
+    print(f"\nwritten: {args.out}")
     return 0
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .bridge import term_weight
+from .reader import DEFAULT_READER, READER_SPECS
 from .sentences import split_sentences
 from .text import bigram_tokens, detect_lang, fold
 from .types import Answer, Citation, Passage
@@ -36,18 +37,29 @@ FEATURES = (
     "len_log", "novel", "first_in_passage", "cross", "cross_dense", "cross_dense_rel", "cross_latin", "cross_type_ok",
     "cross_lex", "run", "run_log", "run_rel", "focus",
 )
+# The second reading (rag.reader) of the `top` sentences by order: their order score, its gap to the best, the
+# reader's cosine, its gap to the best and its z-score among them.
+REREAD_FEATURES = ("order", "order_gap", "reader", "reader_gap", "reader_z")
+READ_TOP = 3  # sentences read for the confidence when the ranker has no reread head
 RANKER_PATH = Path(__file__).with_name("ranker.json")
 
 
 @dataclass(frozen=True)
 class Ranker:
-    """Two linear heads over FEATURES, learned by eval/train_ranker.py and stored as plain JSON (never pickle):
-    `order` (trained listwise: which sentence of this question holds the answer) picks and orders the sentences;
-    `weights`/`bias` (logistic regression) give the probability a sentence holds the answer, for abstaining."""
+    """Linear heads learned by eval/train_ranker.py and stored as plain JSON (never pickle): `order` (trained
+    listwise: which sentence of this question holds the answer) picks and orders the sentences; `weights`/`bias`
+    (logistic regression) give the probability a sentence holds the answer, for abstaining; `reread` (listwise,
+    over REREAD_FEATURES) re-orders the `reread_top` best sentences once `reader` has read them, which it does
+    only when the order head's best two are closer than `reread_margin` (when they are not, the order head is
+    about as right alone and the question is spared the reader's cost)."""
 
     order: np.ndarray
     weights: np.ndarray
     bias: float
+    reread: np.ndarray | None = None
+    reread_top: int = 0
+    reader: str = ""
+    reread_margin: float = math.inf
 
 
 @functools.lru_cache(maxsize=4)
@@ -60,7 +72,18 @@ def load_ranker(path: str = str(RANKER_PATH)) -> Ranker:
     order = np.asarray(data["order"], dtype=np.float64)
     if w.shape != (len(FEATURES),) or order.shape != (len(FEATURES),):
         raise ValueError(f"{path}: expected {len(FEATURES)} weights per head")
-    return Ranker(order, w, float(data["bias"]))
+    head = data.get("reread")
+    if head is None:
+        return Ranker(order, w, float(data["bias"]))
+    if tuple(head.get("features", ())) != REREAD_FEATURES:
+        raise ValueError(f"{path}: reread features {head.get('features')} do not match {list(REREAD_FEATURES)}")
+    rw = np.asarray(head["weights"], dtype=np.float64)
+    top, margin = head.get("top"), head.get("margin", math.inf)
+    if rw.shape != (len(REREAD_FEATURES),) or not isinstance(top, int) or top < 2:
+        raise ValueError(f"{path}: reread head needs {len(REREAD_FEATURES)} weights and an integer top >= 2")
+    if not isinstance(margin, (int, float)) or not margin > 0:
+        raise ValueError(f"{path}: reread margin must be a positive number, got {margin!r}")
+    return Ranker(order, w, float(data["bias"]), rw, top, str(head.get("reader", "")), float(margin))
 
 
 @dataclass(frozen=True)
@@ -76,8 +99,31 @@ class AnswerConfig:
     min_confidence_cross: float = 0.12
     topic_share: float = 0.5
     ranker: str = str(RANKER_PATH)
+    reader: str = DEFAULT_READER  # "e5": re-read the best sentences (rag.reader); "none": the ranker alone
+    # With the reader: a confidence inside read_band is checked against the reader's best cosine (declines()).
+    # `eval/calibrate_abstention.py --limit 150`, fitted on one sample, rates on another (wrongly declined
+    # answerable / correctly declined unanswerable): Chinese fitted for <= 2% wrong: 0.9% / 84% (the ranker alone
+    # at 2%: 2.2% / 54%; at 3%: 3.6% / 65%); English over Chinese for <= 3%: 2.0% / 40% (ranker alone 3.3% / 9%)
+    read_band: tuple[float, float] = (0.03, 0.3)
+    read_band_cross: tuple[float, float] = (0.02, 0.6)
+    reader_weight: float = 160.0
+    reader_weight_cross: float = 160.0
+    min_read_score: float = 137.44
+    min_read_score_cross: float = 116.82
 
     def __post_init__(self):
+        if not isinstance(self.reader, str) or self.reader.strip().lower() not in READER_SPECS:
+            raise ValueError(f"AnswerConfig.reader must be one of {', '.join(READER_SPECS)}, got {self.reader!r}")
+        object.__setattr__(self, "reader", self.reader.strip().lower())
+        for name in ("read_band", "read_band_cross"):
+            band = getattr(self, name)
+            if (not isinstance(band, tuple) or len(band) != 2 or not all(isinstance(v, (int, float)) for v in band)
+                    or not 0.0 <= band[0] <= band[1] <= 1.0):
+                raise ValueError(f"AnswerConfig.{name} must be a pair 0 <= low <= high <= 1, got {band!r}")
+        for name in ("reader_weight", "reader_weight_cross", "min_read_score", "min_read_score_cross"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                raise ValueError(f"AnswerConfig.{name} must be a finite number, got {v!r}")
         if not isinstance(self.max_sentences, int) or not 1 <= self.max_sentences <= 3:
             raise ValueError(f"AnswerConfig.max_sentences must be an integer 1..3, got {self.max_sentences!r}")
         for name, hi_open in (("min_confidence", True), ("min_confidence_cross", True), ("extra_ratio", False),
@@ -236,6 +282,66 @@ def rank(cands: list[Candidate], feats: np.ndarray, cfg: AnswerConfig) -> list[C
     prob = 1.0 / (1.0 + np.exp(-(feats @ r.weights + r.bias)))
     order = feats @ r.order
     return [dataclasses.replace(c, score=float(p), order=float(o)) for c, p, o in zip(cands, prob, order)]
+
+
+def to_read(scored: list[Candidate], cfg: AnswerConfig) -> list[Candidate]:
+    """The sentences the reader reads: the ranker's `top` best by order."""
+    return sorted(scored, key=lambda c: -c.order)[: load_ranker(cfg.ranker).reread_top or READ_TOP]
+
+
+def wants_reorder(scored: list[Candidate], cfg: AnswerConfig) -> bool:
+    """Whether the reader's view of the best sentences would be used to re-order them: only when the order
+    head's best two are closer than the ranker's margin (else the order head is about as right alone)."""
+    r = load_ranker(cfg.ranker)
+    if r.reread is None or r.reader != cfg.reader or len(scored) < 2:
+        return False
+    first, second = sorted((c.order for c in scored), reverse=True)[:2]
+    return first - second < r.reread_margin
+
+
+def reader_calibrated(question_lang: str, sentence: str) -> bool:
+    """Whether the reader's cosine may decide abstention: its thresholds were calibrated for Chinese questions
+    over Chinese text and English questions over Chinese text (its cosines run lower between English texts:
+    an answering English sentence can score below a Chinese non-answer)."""
+    return detect_lang(sentence) == "zh" and question_lang in ("zh", "en")
+
+
+def wants_reading_for_confidence(sure: float, cross: bool, cfg: AnswerConfig) -> bool:
+    low, high = cfg.read_band_cross if cross else cfg.read_band
+    return low <= sure < high
+
+
+def reread(scored: list[Candidate], sims: np.ndarray, cfg: AnswerConfig) -> list[Candidate]:
+    """The candidates with the `to_read` ones re-ordered by the reread head given the reader's cosines `sims`
+    (in `to_read` order); the rest keep their order below them."""
+    r = load_ranker(cfg.ranker)
+    top = to_read(scored, cfg)
+    if r.reread is None or len(sims) != len(top):
+        raise ValueError(f"reread needs the ranker's reread head and one cosine per sentence read ({len(top)})")
+    new = reread_features([c.order for c in top], sims) @ r.reread
+    floor = float(new.min())
+    out = [dataclasses.replace(c, order=float(o)) for c, o in zip(top, new)]
+    rest = sorted(scored, key=lambda c: -c.order)[len(top) :]
+    out += [dataclasses.replace(c, order=floor - 1.0 - i) for i, c in enumerate(rest)]  # below, in their old order
+    return out
+
+
+def declines(sure: float, best_read: float | None, cross: bool, cfg: AnswerConfig) -> bool:
+    """Whether to decline. Without a reading: confidence below min_confidence(_cross). With the reader's best
+    cosine for the question: a confidence outside read_band(_cross) decides alone (below: decline), inside it
+    logit(confidence) + reader_weight(_cross) * cosine must reach min_read_score(_cross)."""
+    if best_read is None:
+        return sure < (cfg.min_confidence_cross if cross else cfg.min_confidence)
+    if not wants_reading_for_confidence(sure, cross, cfg):
+        return sure < (cfg.read_band_cross if cross else cfg.read_band)[0]
+    p = min(max(sure, 1e-6), 1 - 1e-6)
+    weight = cfg.reader_weight_cross if cross else cfg.reader_weight
+    return math.log(p / (1 - p)) + weight * best_read < (cfg.min_read_score_cross if cross else cfg.min_read_score)
+
+
+def reread_features(order, sims) -> np.ndarray:
+    o, e = np.asarray(order, dtype=np.float64), np.asarray(sims, dtype=np.float64)
+    return np.stack([o, o - o.max(), e, e - e.max(), (e - e.mean()) / (e.std() + 1e-3)], axis=1)
 
 
 def confidence(scored: list[Candidate]) -> float:

@@ -46,6 +46,7 @@ def cmd_index(args) -> int:
 
 
 def cmd_ask(args) -> int:
+    from .answer import AnswerConfig
     from .pipeline import ask
 
     history = None
@@ -53,7 +54,7 @@ def cmd_ask(args) -> int:
         with open(args.history, encoding="utf-8") as f:
             history = [tuple(t) for t in json.load(f)]
     answer = ask(args.question, _index_dir(args), k=args.k, history=history, date_from=args.date_from,
-                 date_to=args.date_to, source=args.source)
+                 date_to=args.date_to, source=args.source, config=AnswerConfig(reader=args.reader))
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
@@ -117,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="date_from", default=None, help="only articles published on/after (YYYY-MM-DD)")
     p.add_argument("--to", dest="date_to", default=None, help="only articles published on/before (YYYY-MM-DD)")
     p.add_argument("--source", default=None, help="only articles from this source")
+    p.add_argument("--reader", default="e5", choices=("e5", "none"),
+                   help="re-read the best sentences with multilingual-e5-small (default e5; 'none' is faster)")
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("eval", help="evaluate on question sets (JSONL)")

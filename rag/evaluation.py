@@ -399,12 +399,14 @@ def run_eval(
     ask_fn: Callable | None = None,
     retrieve_fn: Callable | None = None,
     query_fn: Callable | None = None,
+    reader: str | None = None,
 ) -> EvalRun:
     """Evaluate every question of the sets against the index and write report.md, report.json and plots to out_dir.
 
     Unreadable files and bad lines are reported in `EvalRun.errors` and skipped; an index that cannot be opened
     raises (EvalError or the RagError from the core). `ask_fn`/`retrieve_fn` replace rag.ask/rag.retrieve (tests);
-    `query_fn` (default: rag.pipeline.contextualise with the real core) builds follow-ups' retrieval query.
+    `query_fn` (default: rag.pipeline.contextualise with the real core) builds follow-ups' retrieval query;
+    `reader` ("e5"/"none") sets the real core's AnswerConfig.reader (default: AnswerConfig's).
     """
     if not Path(index).is_dir():
         raise EvalError(f"{index}: no index directory here; build one with `rag index PATH... --index {index}`")
@@ -413,6 +415,12 @@ def run_eval(
     if ask_fn is None or retrieve_fn is None:
         from . import ask, retrieve
 
+        if ask_fn is None and reader is not None:
+            import functools
+
+            from .answer import AnswerConfig
+
+            ask_fn = functools.partial(ask, config=AnswerConfig(reader=reader))
         ask_fn, retrieve_fn = ask_fn or ask, retrieve_fn or retrieve
         if query_fn is None:
             try:
@@ -463,6 +471,7 @@ def run_eval(
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": command if command is not None else _command_line(),
         "k": k,
+        "reader": reader or "default",
         "limit": limit,
         "seed": seed,
         "followup_retrieval": "contextualised" if query_fn else "bare question",
@@ -526,7 +535,7 @@ def render_markdown(run: EvalRun, max_misses: int = 5) -> str:
         f"- embedder: `{m['embedder'] or 'unknown'}`",
         f"- date: {m['date']}",
         f"- command: `{m['command']}`",
-        f"- k (passages given to ask): {m['k']}; limit per set: {m['limit'] or 'none'} (seed {m['seed']}); "
+        f"- k (passages given to ask): {m['k']}; reader: {m.get('reader', 'default')}; limit per set: {m['limit'] or 'none'} (seed {m['seed']}); "
         f"follow-ups retrieved with the {m.get('followup_retrieval', 'bare question')} query",
         "- sets: " + ", ".join(f"`{s['path']}` ({s['used']}/{s['questions']})" for s in m["sets"]),
         "",
@@ -707,6 +716,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
                         help="compare two report.json files into OUT/compare.md instead of running")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--reader", choices=("e5", "none"), default=None,
+                        help="second reading of the best sentences (default: e5, as `rag ask`)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -731,7 +742,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     try:
         run = run_eval(args.sets, args.index, k=args.k, limit=args.limit, out_dir=out, label=args.label,
-                       seed=args.seed, progress=not getattr(args, "no_progress", False))
+                       seed=args.seed, progress=not getattr(args, "no_progress", False),
+                       reader=getattr(args, "reader", None))
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .answer import (FEATURES, AnswerConfig, Candidate, build_answer, candidates, confidence, features, idf_table,
-                     is_cross, query_terms, rank, select)
+from .answer import (FEATURES, AnswerConfig, Candidate, build_answer, candidates, confidence, declines, features,
+                     idf_table, is_cross, query_terms, rank, reader_calibrated, reread, select, to_read,
+                     wants_reading_for_confidence, wants_reorder)
+from .reader import get_reader, read
 from .retrieval import DEFAULT_FUSION, Fusion, Searcher, searcher
 from .text import clean, detect_lang
 from .types import Answer, Embedder, Passage
@@ -93,6 +95,7 @@ class Evidence:
     # for a follow-up, the features against the earlier question + this one: they decide whether to answer at all
     # (followup set: fewer wrong declines than with the new question alone, which may hold no content word)
     confidence_features: np.ndarray | None = None
+    query: str = ""  # what was retrieved: the question, or for a follow-up the earlier question + this one
 
 
 def gather(question: str, index=None, k: int = 5, *, history=None, date_from=None, date_to=None, source=None,
@@ -108,7 +111,7 @@ def gather(question: str, index=None, k: int = 5, *, history=None, date_from=Non
     passages = s.search(query, k, fusion, date_from, date_to, source, qvec=qvec, idx=idx, bridge=bridge)
     cands = candidates(passages, idx.sentences(passages))
     if not cands:
-        return Evidence(q, lang, passages, [], np.zeros((0, len(FEATURES))))
+        return Evidence(q, lang, passages, [], np.zeros((0, len(FEATURES))), query=query)
     vecs = _sentence_vectors(s.embedder, idx, cands)
     svec = qvec if scoring_q == query else s.embedder.embed_queries([scoring_q])[0]
 
@@ -118,7 +121,7 @@ def gather(question: str, index=None, k: int = 5, *, history=None, date_from=Non
                         config.topic_share, bridge)
 
     wide = None if scoring_q == query else feats(query, qvec)
-    return Evidence(q, lang, passages, cands, feats(scoring_q, svec), wide)
+    return Evidence(q, lang, passages, cands, feats(scoring_q, svec), wide, query)
 
 
 def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]] | None = None,
@@ -130,10 +133,20 @@ def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]]
     if not ev.candidates:
         return build_answer(ev.question, [], ev.passages, ev.lang, True)
     scored = rank(ev.candidates, ev.features, config)
-    picked = select(scored, config)
-    cross = is_cross(ev.lang, picked[0].text)
     sure = confidence(scored if ev.confidence_features is None else rank(ev.candidates, ev.confidence_features, config))
-    abstain = sure < (config.min_confidence_cross if cross else config.min_confidence)
+    first = max(scored, key=lambda c: c.order).text
+    cross = is_cross(ev.lang, first)  # which thresholds apply
+    calibrated = reader_calibrated(ev.lang, first)
+    reorder = wants_reorder(scored, config)
+    sims = None
+    if reorder or (calibrated and wants_reading_for_confidence(sure, cross, config)):
+        # the new question picks the sentence; a follow-up's whole query says whether there is an answer at all
+        questions = [ev.question] + ([ev.query] if ev.query and ev.query != ev.question else [])
+        sims = read(get_reader(config.reader), questions, [c.text for c in to_read(scored, config)])
+    if sims is not None and reorder:
+        scored = reread(scored, sims[0], config)
+    picked = select(scored, config)
+    abstain = declines(sure, float(sims[-1].max()) if sims is not None and calibrated else None, cross, config)
     return build_answer(ev.question, picked, ev.passages, ev.lang, abstain)
 
 

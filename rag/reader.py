@@ -1,0 +1,50 @@
+"""The reader: a question/passage model (multilingual-e5-small) that re-reads `ask`'s best few sentences."""
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import Sequence
+
+import numpy as np
+
+from .embedders import get_embedder
+from .embedders.e5 import E5NotAvailableError
+from .types import Embedder
+
+DEFAULT_READER = "e5"
+READER_SPECS = ("e5", "none")
+
+_READERS: dict[str, Embedder] = {}
+_LOCK = threading.Lock()
+_warned = False
+
+
+def get_reader(spec: str = DEFAULT_READER) -> Embedder | None:
+    """The process-wide reader named by `spec` ("e5"), or None for "none". Any Embedder can read: the reader's
+    score of a sentence is the cosine of its passage vector with the question's query vector."""
+    key = spec.strip().lower() if isinstance(spec, str) else spec
+    if key not in READER_SPECS:
+        raise ValueError(f"Unknown reader {spec!r}: expected one of {', '.join(READER_SPECS)}")
+    if key == "none":
+        return None
+    with _LOCK:
+        if key not in _READERS:
+            _READERS[key] = get_embedder(key)
+        return _READERS[key]
+
+
+def read(reader: Embedder | None, questions: Sequence[str], sentences: Sequence[str]) -> np.ndarray | None:
+    """Cosine of each question (rows) with each sentence (columns); None without a reader, or (with one warning
+    per process) when its model cannot be loaded here, so answers fall back to the ranker alone."""
+    global _warned
+    if reader is None:
+        return None
+    try:
+        s = reader.embed_documents(list(sentences))
+        q = reader.embed_queries(list(questions))
+    except E5NotAvailableError as e:
+        if not _warned:
+            _warned = True
+            warnings.warn(f"answers are ranked without the reader: {e}", RuntimeWarning, stacklevel=2)
+        return None
+    return np.asarray(q @ s.T, dtype=np.float64)
