@@ -917,7 +917,7 @@ def _components(s, question: str, parts: dict) -> None:
     t1 = now()
     bridge = s.bridged_words(question, idx)
     tb = now()
-    idx.search_lexical(" ".join([question] + bridge), 100)
+    idx.search_lexical(" ".join([question] + list(bridge)), 100)
     t2 = now()
     idx.search_dense(qv, 100)
     t3 = now()
