@@ -241,3 +241,23 @@ def test_ask_cites_exact_spans_with_and_without_the_reader(seed_index, fake_embe
     finally:
         idx.close()
     assert ask("日本的首都是哪里？", index=seed_index, config=cfg).abstained
+
+
+@pytest.mark.slow
+def test_e5_can_also_index(tmp_path):
+    from rag.indexer import index_paths
+    from rag.pipeline import ask
+    from rag.store import Index
+
+    from conftest import SEEDS
+
+    root = tmp_path / "e5-index"
+    summary = index_paths([SEEDS], root, get_embedder("e5"), progress=False)
+    assert summary.added == 1 and summary.failed == 0
+    idx = Index.open(root)
+    try:
+        assert idx.manifest.embedder == "e5-small" and idx.manifest.dim == 384
+    finally:
+        idx.close()
+    ans = ask("国务院星期一对谁实施了签证限制？", index=root)
+    assert not ans.abstained and "签证限制" in ans.citations[0].sentence
