@@ -148,7 +148,6 @@ def main() -> int:
         return items
 
     en = qs("xquad-en")
-    arts = sorted({q.article_id for q in list(load_questions(SETS / "xquad-en.jsonl").questions)})
     # split XQuAD by its 48 source articles (titles), not paragraphs, so no article is on both sides
     zh_arts = {}
     for line in open(ROOT / "eval" / "corpus" / "xquad-zh.jsonl", encoding="utf-8"):

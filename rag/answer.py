@@ -315,13 +315,14 @@ def reread(scored: list[Candidate], sims: np.ndarray, cfg: AnswerConfig) -> list
     """The candidates with the `to_read` ones re-ordered by the reread head given the reader's cosines `sims`
     (in `to_read` order); the rest keep their order below them."""
     r = load_ranker(cfg.ranker)
-    top = to_read(scored, cfg)
-    if r.reread is None or len(sims) != len(top):
-        raise ValueError(f"reread needs the ranker's reread head and one cosine per sentence read ({len(top)})")
+    n = min(len(scored), r.reread_top or READ_TOP)
+    if r.reread is None or len(sims) != n:
+        raise ValueError(f"reread needs the ranker's reread head and one cosine per sentence read ({n})")
+    ranked = sorted(scored, key=lambda c: -c.order)
+    top, rest = ranked[:n], ranked[n:]
     new = reread_features([c.order for c in top], sims) @ r.reread
     floor = float(new.min())
     out = [dataclasses.replace(c, order=float(o)) for c, o in zip(top, new)]
-    rest = sorted(scored, key=lambda c: -c.order)[len(top) :]
     out += [dataclasses.replace(c, order=floor - 1.0 - i) for i, c in enumerate(rest)]  # below, in their old order
     return out
 

@@ -13,7 +13,6 @@ import hashlib
 import html
 import os
 import re
-import shutil
 import sys
 import tempfile
 import threading

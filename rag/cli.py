@@ -8,6 +8,7 @@ import sys
 
 from .chunks import CHUNK_OVERLAP, CHUNK_SIZE
 from .errors import RagError
+from .reader import DEFAULT_READER, READER_SPECS
 
 
 def _add_index_arg(p: argparse.ArgumentParser) -> None:
@@ -119,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="date_from", default=None, help="only articles published on/after (YYYY-MM-DD)")
     p.add_argument("--to", dest="date_to", default=None, help="only articles published on/before (YYYY-MM-DD)")
     p.add_argument("--source", default=None, help="only articles from this source")
-    p.add_argument("--reader", default="e5", choices=("e5", "none"),
+    p.add_argument("--reader", default=DEFAULT_READER, choices=READER_SPECS,
                    help="re-read the best sentences with multilingual-e5-small (default e5; 'none' is faster)")
     p.set_defaults(func=cmd_ask)
 

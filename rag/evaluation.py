@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from .errors import RagError
+from .reader import READER_SPECS
 from .text import detect_lang, fold
 
 MAX_RANK = 20  # retrieval depth for hit@k and MRR
@@ -416,8 +417,6 @@ def run_eval(
         from . import ask, retrieve
 
         if ask_fn is None and reader is not None:
-            import functools
-
             from .answer import AnswerConfig
 
             ask_fn = functools.partial(ask, config=AnswerConfig(reader=reader))
@@ -716,7 +715,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
                         help="compare two report.json files into OUT/compare.md instead of running")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--reader", choices=("e5", "none"), default=None,
+    parser.add_argument("--reader", choices=READER_SPECS, default=None,
                         help="second reading of the best sentences (default: e5, as `rag ask`)")
 
 
