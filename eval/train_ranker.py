@@ -1,9 +1,10 @@
 """Learn the answer-sentence ranker over rag.answer.FEATURES and write rag/ranker.json: an `order` head trained
 listwise (softmax over each question's candidate sentences, maximising the probability of those holding the answer)
-that picks the sentences, a logistic-regression head whose probability decides abstention, and a `reread` head
-(listwise too) that re-orders the order head's --top best sentences by their cosine under the e5 reader
-(rag.reader), applied when the order head's best two are closer than --gate. Reader vectors are cached in
-eval/out/reader-cache.npz (the first run reads ~45k sentences, ~20 min; later runs ~2.5 min in all).
+that picks the sentences (linear plus --hidden tanh units, averaged over --seeds random starts), a
+logistic-regression head whose probability decides abstention, and a `reread` head (listwise too) that re-orders
+the order head's --top best sentences by their cosine under the e5 reader (rag.reader), applied when the order
+head's best two are closer than --gate. Reader vectors are cached in eval/out/reader-cache.npz (the first run
+reads ~45k sentences, ~20 min; later runs ~5 min in all).
 
 Training questions: CMRC 2018 dev (Simplified) and the English XQuAD questions of the first half of its articles
 (cross-lingual). Everything else (DRCD, XQuAD zh, the other half of XQuAD en, the seed set) is held out and scored
@@ -81,42 +82,72 @@ def reread_data(X, y, groups, texts, order, top, cache):
     out = []
     for g in np.unique(groups):
         m = np.flatnonzero(groups == g)
-        best = m[np.argsort(-(X[m] @ order), kind="stable")[:top]]
+        sc = order_scores(X[m], order)
+        best = m[np.argsort(-sc, kind="stable")[:top]]
         question, cand_texts = texts[g]
         sents = [cand_texts[i - m[0]] for i in best]
         sims = cache.get(sents, False) @ cache.get([question], True)[0]
-        out.append((reread_features(X[best] @ order, sims), y[best]))
+        out.append((reread_features(sc[best - m[0]], sims), y[best]))
     cache.save()
     return out
 
 
-def train_listwise(X, y, groups, l2):
-    """Linear scores whose per-question softmax puts its mass on answer-bearing sentences (L2 on standardised
-    weights); returned in raw feature units."""
+def train_listwise(X, y, groups, l2, hidden=0, seed=0):
+    """Scores whose per-question softmax puts its mass on answer-bearing sentences: linear, plus a tanh hidden
+    layer of `hidden` units when > 0 (L2 on all weights, features standardised). Returned in raw feature units
+    as (linear weights, hidden w, hidden b, hidden v); the hidden parts are None when hidden == 0. `groups`
+    must be contiguous per question."""
     from scipy.optimize import minimize
 
     mu, sd = X.mean(0), X.std(0) + 1e-6
     Xs = (X - mu) / sd
-    qs = [(Xs[groups == g], y[groups == g] > 0) for g in np.unique(groups)]
-    qs = [(x, pos) for x, pos in qs if pos.any()]
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    lens = np.diff(np.r_[starts, len(groups)])
+    keep = np.repeat(np.add.reduceat(y > 0, starts) > 0, lens)  # questions with an answer-bearing sentence
+    Xs, pos, groups = Xs[keep], (y > 0)[keep].astype(np.float64), groups[keep]
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    lens = np.diff(np.r_[starts, len(groups)])
+    gid, n, d = np.repeat(np.arange(len(lens)), lens), len(lens), X.shape[1]
 
-    def loss(w):
-        total, grad = 0.0, np.zeros_like(w)
-        for x, pos in qs:
-            s = x @ w
-            p = np.exp(s - s.max())
-            p /= p.sum()
-            pp = p[pos].sum()
-            total -= np.log(pp + 1e-12)
-            grad += p @ x - (p[pos] @ x[pos]) / (pp + 1e-12)
-        return total / len(qs) + l2 * w @ w, grad / len(qs) + 2 * l2 * w
+    def unpack(p):
+        e = d + hidden * d
+        return p[:d], p[d:e].reshape(hidden, d), p[e : e + hidden], p[e + hidden :]
 
-    w = minimize(loss, np.zeros(X.shape[1]), jac=True, method="L-BFGS-B").x
-    return w / sd
+    def loss(p):
+        u, W, b, v = unpack(p)
+        H = np.tanh(Xs @ W.T + b)
+        s = Xs @ u + H @ v
+        e = np.exp(s - np.maximum.reduceat(s, starts)[gid])
+        pr = e / np.add.reduceat(e, starts)[gid]
+        pp = np.add.reduceat(pr * pos, starts)
+        ds = (pr - pos * pr / (pp[gid] + 1e-12)) / n
+        dH = np.outer(ds, v) * (1 - H**2)
+        grad = np.concatenate([Xs.T @ ds, (dH.T @ Xs).ravel(), dH.sum(0), H.T @ ds])
+        return -np.log(pp + 1e-12).sum() / n + l2 * p @ p, grad + 2 * l2 * p
+
+    rng = np.random.default_rng(seed)
+    p0 = np.concatenate([np.zeros(d), rng.normal(0, 0.3, hidden * d), np.zeros(hidden), rng.normal(0, 0.3, hidden)])
+    u, W, b, v = unpack(minimize(loss, p0, jac=True, method="L-BFGS-B", options={"maxiter": 2000}).x)
+    if not hidden:
+        return u / sd, None, None, None
+    return u / sd, W / sd, b - (W / sd) @ mu, v
 
 
-def first_hit(X, y, groups, w, b):
-    s = X @ w + b
+def average(heads):
+    """One head scoring the mean of `heads`' scores: their hidden units side by side, output weights divided."""
+    u = np.mean([h[0] for h in heads], axis=0)
+    if heads[0][1] is None:
+        return u, None, None, None
+    return (u, np.vstack([h[1] for h in heads]), np.concatenate([h[2] for h in heads]),
+            np.concatenate([h[3] for h in heads]) / len(heads))
+
+
+def order_scores(X, head):
+    u, W, b, v = head
+    return X @ u + (np.tanh(X @ W.T + b) @ v if W is not None else 0.0)
+
+
+def first_hit(s, y, groups):
     hits, n = 0, 0
     for g in np.unique(groups):
         m = groups == g
@@ -132,6 +163,9 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None, help="questions per set (default: all)")
     ap.add_argument("--C", type=float, default=1.0, help="inverse L2 strength of the probability head")
     ap.add_argument("--l2", type=float, default=3e-3, help="L2 strength of the listwise order head")
+    ap.add_argument("--hidden", type=int, default=8, help="tanh hidden units of the order head (0: linear)")
+    ap.add_argument("--seeds", type=int, default=3,
+                    help="order heads trained from as many random starts and averaged (one wider hidden layer)")
     ap.add_argument("--top", type=int, default=3, help="sentences the reader re-reads (default 3)")
     ap.add_argument("--gate", type=float, default=1.0,
                     help="read only when the order head's top-2 margin is below this (default 1.0)")
@@ -175,7 +209,7 @@ def main() -> int:
     clf.fit(Xtr[:, :nb], ytr)
     w, b = np.concatenate([clf.coef_[0], np.zeros(len(FEATURES) - nb)]), float(clf.intercept_[0])
     gtr = np.concatenate([data[n][2] + 1_000_000 * i for i, n in enumerate(train_sets)])
-    order = train_listwise(Xtr, ytr, gtr, args.l2)
+    order = average([train_listwise(Xtr, ytr, gtr, args.l2, args.hidden, seed) for seed in range(args.seeds)])
     from rag.reader import get_reader
 
     t1 = time.time()
@@ -184,13 +218,13 @@ def main() -> int:
     print(f"reader scores in {time.time() - t1:.0f} s", file=sys.stderr)
     rtr = [(x, lab) for n in train_sets for x, lab in rr[n] if len(lab) > 1 and x[0, 0] - x[1, 0] < args.gate]
     reread_w = train_listwise(np.vstack([x for x, _ in rtr]), np.concatenate([lab for _, lab in rtr]),
-                              np.concatenate([[i] * len(lab) for i, (_, lab) in enumerate(rtr)]), args.l2)
+                              np.concatenate([[i] * len(lab) for i, (_, lab) in enumerate(rtr)]), args.l2)[0]
     print(f"{'set':24s} {'n':>5s} first-sentence hit: order head / probability head / order head + reader "
           f"(top {args.top}, margin < {args.gate:g}) / reader alone")
     for name in data:
         X, y, g, _ = data[name]
-        h, n = first_hit(X, y, g, order, 0.0)
-        h2, _ = first_hit(X, y, g, w, b)
+        h, n = first_hit(order_scores(X, order), y, g)
+        h2, _ = first_hit(X @ w + b, y, g)
         h3 = np.mean([lab[np.argmax(x @ reread_w)] > 0 if x[0, 0] - x[min(1, len(x) - 1), 0] < args.gate else lab[0] > 0
                       for x, lab in rr[name]])
         h4 = np.mean([lab[np.argmax(x[:, 2])] > 0 for x, lab in rr[name]])
@@ -203,11 +237,15 @@ def main() -> int:
             gated.append(f"<{t:g}: {hit:.3f} ({np.mean(use):.0%} read)")
         print(f"{'':30s} read only when the order head's top-2 margin is " + ", ".join(gated))
     out = {
-        "features": list(FEATURES), "order": [round(float(v), 6) for v in order],
+        "features": list(FEATURES), "order": [round(float(v), 6) for v in order[0]],
         "weights": [round(float(v), 6) for v in w], "bias": round(b, 6),
         "reread": {"reader": "e5", "top": args.top, "margin": args.gate, "features": list(REREAD_FEATURES),
                    "weights": [round(float(v), 6) for v in reread_w]},
-        "trained_on": list(train_sets), "k": args.k, "C": args.C, "l2": args.l2, "created": time.strftime("%Y-%m-%d"),
+        **({"hidden": {"w": [[round(float(x), 6) for x in row] for row in order[1]],
+                       "b": [round(float(x), 6) for x in order[2]], "v": [round(float(x), 6) for x in order[3]]}}
+           if order[1] is not None else {}),
+        "trained_on": list(train_sets), "hidden_units": args.hidden, "seeds": args.seeds, "k": args.k, "C": args.C,
+        "l2": args.l2, "created": time.strftime("%Y-%m-%d"),
     }
     tmp = Path(args.out).with_suffix(".tmp")
     tmp.write_text(json.dumps(out, indent=1), encoding="utf-8")

@@ -12,6 +12,8 @@ _END = re.compile(
     r"""|\n+"""
 )
 
+_ASIDE = re.compile(r"[（(][^（()）。！？!?\n]*[）)]")
+
 
 def split_sentences(text: str, max_chars: int = 240) -> list[tuple[int, int]]:
     """Return (start, end) spans of the sentences of `text`, stripped of surrounding whitespace.
@@ -59,6 +61,10 @@ def _put(text: str, start: int, end: int, spans: list[tuple[int, int]], max_char
     # "是。", a closing quote, "!!" or "<!--": too little to stand alone (and hostile input must not make one
     # sentence per mark); it joins the sentence before when that stays within the limit
     if spans and not _content(text, start, end, 2) and end - spans[-1][0] <= max_chars:
+        spans[-1] = (spans[-1][0], end)
+    # "握手。（2024年5月7日）": a bracketed aside with no end mark of its own belongs to the sentence before it
+    elif spans and _ASIDE.fullmatch(text, start, end) and "\n" not in text[spans[-1][1] : start] \
+            and end - spans[-1][0] <= max_chars:
         spans[-1] = (spans[-1][0], end)
     else:
         spans.append((start, end))

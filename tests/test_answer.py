@@ -493,3 +493,73 @@ def test_answer_config_edges_are_accepted(kwargs):
 def test_answer_config_checks_every_field(kwargs):
     with pytest.raises(ValueError):
         AnswerConfig(**kwargs)
+
+
+def _ranker_file(tmp_path, **changes):
+    data = json.loads(open(AnswerConfig().ranker, encoding="utf-8").read())
+    data.update(changes)
+    path = tmp_path / "ranker.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return str(path)
+
+
+def test_the_order_head_adds_its_hidden_layer(tmp_path):
+    import numpy as np
+
+    from rag.answer import FEATURES, load_ranker, rank
+
+    n = len(FEATURES)
+    w = np.zeros((2, n))
+    w[0, 0], w[1, 2] = 1.0, -2.0  # unit 0 reads "lex", unit 1 "dense"
+    hidden = {"w": w.tolist(), "b": [0.5, 0.0], "v": [3.0, 1.0]}
+    path = _ranker_file(tmp_path, order=[0.0] * n, hidden=hidden)
+    r = load_ranker(path)
+    x = np.random.default_rng(0).normal(size=(4, n))
+    np.testing.assert_allclose(r.order_scores(x), np.tanh(x[:, 0] + 0.5) * 3.0 + np.tanh(-2.0 * x[:, 2]))
+    # the hidden layer alone decides the order rank() gives
+    p = Passage(0, "a", "t", "x" * 10, 0, 10, 1.0)
+    cands = [Candidate(p, 0, i, i + 1, f"s{i}") for i in range(3)]
+    feats = np.zeros((3, n))
+    feats[:, 0] = [0.0, 2.0, -1.0]
+    ranked = sorted(rank(cands, feats, AnswerConfig(ranker=path)), key=lambda c: -c.order)
+    assert [c.text for c in ranked] == ["s1", "s0", "s2"]
+
+
+@pytest.mark.parametrize("hidden,match", [
+    ({"w": [[0.0] * 3], "b": [0.0], "v": [1.0]}, "shape"),
+    ({"w": [[0.0] * 23], "b": [0.0, 0.0], "v": [1.0]}, "shape"),
+    ({"w": [[0.0] * 23], "b": [0.0], "v": ["x"]}, "numeric"),
+    ({"w": [[0.0] * 23], "b": [0.0]}, "numeric"),
+    ({"w": [[float("nan")] * 23], "b": [0.0], "v": [1.0]}, "non-finite"),
+    ({"w": [], "b": [], "v": []}, "shape"),
+])
+def test_a_damaged_hidden_layer_is_refused_naming_the_file(tmp_path, hidden, match):
+    from rag.answer import load_ranker
+
+    path = _ranker_file(tmp_path, hidden=hidden)
+    with pytest.raises(ValueError, match=match) as e:
+        load_ranker(path)
+    assert path in str(e.value)
+
+
+def test_the_shipped_ranker_orders_with_a_hidden_layer():
+    from rag.answer import load_ranker
+
+    r = load_ranker(AnswerConfig().ranker)
+    assert r.hidden_w is not None and r.hidden_w.shape[0] == len(r.hidden_b) == len(r.hidden_v) > 0
+
+
+@pytest.mark.parametrize("simplified,traditional", [
+    ("喀山在哪一个世纪成为喀山公国的中心？", "喀山在哪一個世紀成為喀山公國的中心？"),
+    ("韩国和日本谈判了几年？", "韓國和日本談判了幾年？"),
+    ("他什么时候到达台北？", "他什麼時候到達臺北？"),
+])
+def test_traditional_questions_get_the_same_features_as_simplified(simplified, traditional):
+    import numpy as np
+
+    from rag.answer import features
+
+    p = Passage(0, "a", "t", "", 0, 0, 1.0)
+    texts = ["喀山在十三世紀成為了中心。", "他們談判了十三年。", "兩國沒有談判。", "他星期一到達。"]
+    cands = [Candidate(p, 0, i, i + 1, t) for i, t in enumerate(texts)]
+    np.testing.assert_allclose(features(traditional, cands, {}, None), features(simplified, cands, {}, None))

@@ -316,7 +316,7 @@ def test_a_sentence_repeated_across_batches_is_embedded_once(tmp_path, fake_embe
     from rag import indexer
 
     monkeypatch.setattr(indexer, "EMBED_BATCH", 1)  # one article per batch
-    arts = [Article(title=f"新闻{i}", text=f"第{i}条新闻的正文说了一件不同的事情。（美国之音）", url=f"https://n.example/{i}")
+    arts = [Article(title=f"新闻{i}", text=f"第{i}条新闻的正文说了一件不同的事情。美国之音报道。", url=f"https://n.example/{i}")
             for i in range(4)]
     s = index_articles(arts, tmp_path / "idx", fake_embedder, progress=False)
     assert s.sentences_embedded == 4 + 1  # four different sentences and the shared boilerplate once

@@ -193,3 +193,17 @@ def test_hostile_input_is_fast_and_yields_few_spans(text):
     for s, e in spans:
         assert prev_end <= s < e <= len(text) and any(ch.isalnum() for ch in text[s:e])
         prev_end = e
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("危地马拉总统同布林肯握手。（2024年5月7日）\n华盛顿 — 布林肯前往危地马拉。",
+     ["危地马拉总统同布林肯握手。（2024年5月7日）", "华盛顿 — 布林肯前往危地马拉。"]),  # a VOA caption's date
+    ("He left. (May 7, 2024)\nNext line.", ["He left. (May 7, 2024)", "Next line."]),
+    ("好。（鲍伯·费利评）", ["好。（鲍伯·费利评）"]),
+    ("他来了。（注：这是新增的。）他走了。", ["他来了。", "（注：这是新增的。）", "他走了。"]),  # a sentence of its own
+    ("他来了。\n（2024年5月7日）", ["他来了。", "（2024年5月7日）"]),  # on a line of its own
+    ("（2024年5月7日）开头。", ["（2024年5月7日）开头。"]),
+])
+def test_a_bracketed_aside_without_an_end_mark_joins_the_sentence_before(text, expected):
+    assert sentences(text) == expected
+    check_invariants(text, split_sentences(text))
