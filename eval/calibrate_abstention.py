@@ -10,7 +10,8 @@ Two rules are compared per language, at the same rate of wrongly declined answer
 - with the reader (the default): confidence outside read_band decides alone (below: decline, above: answer);
   inside it, decline when logit(confidence) + reader_weight * cosine < min_read_score.
 Parameters are chosen on one seeded sample (--seed) and scored on another (--seed + 1), so the printed rates are
-out of sample.
+out of sample. The year check (rag.answer.misses_year: decline when the chosen passage lacks a year the question
+names) is then added to the reader's rule and its held-out rates printed.
 
     python eval/calibrate_abstention.py --limit 150
 """
@@ -27,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import AnswerConfig, confidence, rank, to_read  # noqa: E402
+from rag.answer import AnswerConfig, confidence, misses_year, rank, to_read  # noqa: E402
 from rag.evaluation import load_questions  # noqa: E402
 from rag.pipeline import gather  # noqa: E402
 from rag.reader import get_reader, read  # noqa: E402
@@ -43,12 +44,14 @@ WEIGHTS = (10.0, 20.0, 40.0, 80.0, 160.0)
 
 
 def signals(q, index, source, cfg, reader):
+    """(confidence, reader's best cosine, whether the best sentence's passage misses a year the question names)."""
     ev = gather(q.question, index, 5, source=source)
     if not ev.candidates:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     ranked = rank(ev.candidates, ev.features, cfg)
     sims = read(reader, [q.question], [c.text for c in to_read(ranked, cfg)])
-    return confidence(ranked), float(sims.max())
+    best = max(ranked, key=lambda c: c.order)
+    return confidence(ranked), float(sims.max()), float(misses_year(q.question, best.passage))
 
 
 def sample(name, n, seed):
@@ -61,7 +64,8 @@ def collect(index, limit, seed, cfg, reader):
     for name, own, other in PLAN:
         lang = "en" if name.endswith("-en") else "zh"
         for q in sample(name, limit, seed):
-            rows[lang].append((*signals(q, index, own, cfg, reader), *signals(q, index, other, cfg, reader)))
+            (c1, r1, m1), (c2, r2, m2) = signals(q, index, own, cfg, reader), signals(q, index, other, cfg, reader)
+            rows[lang].append((c1, r1, c2, r2, m1, m2))  # year misses last: rows of older runs have 4 columns
     return {lang: np.array(r, dtype=float) for lang, r in rows.items()}
 
 
@@ -139,6 +143,11 @@ def main() -> int:
             read_share = ((b[:, 0] >= band[0]) & (b[:, 0] < band[1])).mean()
             print(f"  reader: band {band}, weight {w:g}, score < {t2:.2f}  {wrong2:6.3f} / {right2:.3f}{'':17s} "
                   f"{hw2:6.3f} / {hr2:.3f}  (answerable questions read: {read_share:.0%})")
+            if b.shape[1] >= 6:  # the year check on top: a passage missing the question's year is declined too
+                yw = (decide(b[:, 0], b[:, 1], band, w, t2) | (b[:, 4] > 0)).mean()
+                yr = (decide(b[:, 2], b[:, 3], band, w, t2) | (b[:, 5] > 0)).mean()
+                print(f"  reader + year check{'':36s} {'':17s}{'':17s}  {yw:6.3f} / {yr:.3f}  (questions naming a "
+                      f"year: {((b[:, 4] > 0) | (b[:, 5] > 0)).mean():.0%} misses on either side)")
             report[f"{lang}@{mw}"] = {"ranker_alone": {"min_confidence": t, "held_out_wrong": hw, "held_out_correct": hr},
                                       "reader": {"band": band, "weight": w, "min_read_score": t2,
                                                  "held_out_wrong": hw2, "held_out_correct": hr2,

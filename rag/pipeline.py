@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .answer import (FEATURES, AnswerConfig, Candidate, build_answer, candidates, confidence, declines, features,
-                     idf_table, is_cross, query_terms, rank, reader_calibrated, reread, select, to_read,
+                     idf_table, is_cross, misses_year, query_terms, rank, reader_calibrated, reread, select, to_read,
                      wants_reading_for_confidence, wants_reorder)
 from .reader import get_reader, read
 from .retrieval import DEFAULT_FUSION, Fusion, Searcher, searcher
@@ -146,7 +146,8 @@ def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]]
     if sims is not None and reorder:
         scored = reread(scored, sims[0], config)
     picked = select(scored, config)
-    abstain = declines(sure, float(sims[-1].max()) if sims is not None and calibrated else None, cross, config)
+    abstain = (declines(sure, float(sims[-1].max()) if sims is not None and calibrated else None, cross, config)
+               or (config.year_check and bool(picked) and misses_year(ev.question, picked[0].passage)))
     return build_answer(ev.question, picked, ev.passages, ev.lang, abstain)
 
 

@@ -563,3 +563,35 @@ def test_traditional_questions_get_the_same_features_as_simplified(simplified, t
     texts = ["喀山在十三世紀成為了中心。", "他們談判了十三年。", "兩國沒有談判。", "他星期一到達。"]
     cands = [Candidate(p, 0, i, i + 1, t) for i, t in enumerate(texts)]
     np.testing.assert_allclose(features(traditional, cands, {}, None), features(simplified, cands, {}, None))
+
+
+@pytest.mark.parametrize("question,text,published,title,missing", [
+    ("Who won the 2023 Nobel Prize in Literature?", "2008年，迟子建获得茅盾文学奖。", "2009-01-02T00:00:00Z", "文学奖", True),
+    ("Who won the 2023 Nobel Prize in Literature?", "2023年诺贝尔文学奖授予福瑟。", "", "", False),
+    ("2024年巴黎奥运会开幕式在哪条河上举行？", "开幕式在塞纳河上举行。", "2024-07-27T00:00:00Z", "奥运", False),  # its date
+    ("2024年巴黎奥运会开幕式在哪条河上举行？", "开幕式在塞纳河上举行。", "2021-07-23T00:00:00Z", "2024年奥运", False),  # title
+    ("2024年巴黎奥运会开幕式在哪条河上举行？", "开幕式在塞纳河上举行。", "2021-07-23T00:00:00Z", "奥运", True),
+    ("２０２４年的选举谁赢了？", "2024年选举结果揭晓。", "", "", False),  # full-width digits
+    ("What happened in 2022 or 2023?", "In 2023 the law passed.", "", "", False),  # one of them is enough
+    ("布林肯星期二前往哪个国家？", "布林肯前往危地马拉。", "", "", False),  # no year asked
+    ("Which of the 12000 villages?", "No year here.", "", "", False),
+])
+def test_misses_year(question, text, published, title, missing):
+    from rag.answer import misses_year
+
+    p = Passage(0, "a", title, text, 0, len(text), 1.0, published=published)
+    assert misses_year(question, p) is missing
+
+
+def test_a_question_about_another_year_is_declined(root):
+    cfg_off = AnswerConfig(year_check=False)
+    q_right, q_wrong = "布林肯2024年前往哪个国家？", "布林肯2019年前往哪个国家？"
+    assert not ask(q_right, index=root).abstained
+    assert ask(q_wrong, index=root).abstained
+    off = ask(q_wrong, index=root, config=cfg_off)
+    assert not off.abstained  # the same passage answers when the year is not checked
+
+
+def test_year_check_must_be_a_bool():
+    with pytest.raises(ValueError, match=r"AnswerConfig\.year_check\b"):
+        AnswerConfig(year_check="yes")
