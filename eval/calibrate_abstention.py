@@ -51,7 +51,8 @@ def signals(q, index, source, cfg, reader):
     ranked = rank(ev.candidates, ev.features, cfg)
     sims = read(reader, [q.question], [c.text for c in to_read(ranked, cfg)])
     best = max(ranked, key=lambda c: c.order)
-    return confidence(ranked), float(sims.max()), float(misses_year(q.question, best.passage))
+    same = [p for p in ev.passages if p.article_id == best.passage.article_id]
+    return confidence(ranked), float(sims.max()), float(misses_year(q.question, same))
 
 
 def sample(name, n, seed):

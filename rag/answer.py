@@ -132,9 +132,10 @@ class AnswerConfig:
     # answerable / correctly declined unanswerable): Chinese fitted for <= 2% wrong: 0.9% / 84% (the ranker alone
     # at 2%: 2.2% / 54%; at 3%: 3.6% / 65%); English over Chinese for <= 3%: 2.0% / 40% (ranker alone 3.3% / 9%).
     # Re-measured with the hidden-layer order head, same thresholds: Chinese 0.7% / 82%, English 0.7% / 40%.
-    # Decline when the first cited sentence's passage (with its title and publication year) lacks every year the
-    # question names (misses_year). Held out, with the thresholds below: Chinese 82.2% -> 83.1% correct declines
-    # (wrong 0.7% -> 0.9%), English over Chinese 40.0% -> 42.7% (0.7% -> 1.3%); few dev questions name a year.
+    # Decline when the retrieved passages of the first cited sentence's article (with title and publication year)
+    # lack every year the question names (misses_year). Held out, with the thresholds below: Chinese 82.2% -> 83.1%
+    # correct declines, English over Chinese 40.0% -> 42.7%, wrong declines 0.7% both ways; few dev questions
+    # name a year.
     year_check: bool = True
     read_band: tuple[float, float] = (0.03, 0.3)
     read_band_cross: tuple[float, float] = (0.02, 0.6)
@@ -376,16 +377,29 @@ def declines(sure: float, best_read: float | None, cross: bool, cfg: AnswerConfi
     return math.log(p / (1 - p)) + weight * best_read < (cfg.min_read_score_cross if cross else cfg.min_read_score)
 
 
-_YEAR_IN_Q = re.compile(r"(?<!\d)(1[5-9]\d\d|20\d\d)(?!\d)")
+_YEAR_IN_Q = re.compile(r"(?<!\d)(1[5-9]\d\d|20\d\d)(?![\d多余])")  # "2000多年" is a duration
+_CN_DIGITS = str.maketrans("零〇○一二三四五六七八九", "00012345678" + "9")
+_CN_YEAR = re.compile(r"[零〇○一二三四五六七八九]{4}(?=年)")
+_DECADE = re.compile(r"(1[5-9]|2[01])(?:世纪|世紀)([1-9]0)年代")
 
 
-def misses_year(question: str, passage: Passage) -> bool:
-    """Whether the question names a year (1500-2099) that the passage, its title and its article's publication
-    year all lack: a passage about the asked event almost always states its year (eval/README.md)."""
+def _years_written(text: str) -> str:
+    """`text` plus its years spelled another way, as digits: "二零零五年" -> 2005, "20世纪50年代" -> 1950."""
+    extra = [m.group().translate(_CN_DIGITS) for m in _CN_YEAR.finditer(text)]
+    extra += [f"{int(m.group(1)) - 1}{m.group(2)}" for m in _DECADE.finditer(text)]
+    return " ".join([text, *extra])
+
+
+def misses_year(question: str, passages: Passage | list[Passage]) -> bool:
+    """Whether the question names a year (1500-2099) that the passages, their titles and their articles'
+    publication years all lack: a passage about the asked event almost always states its year (eval/README.md).
+    Pass the cited passage with the other retrieved passages of its article."""
     years = set(_YEAR_IN_Q.findall(unicodedata.normalize("NFKC", question)))
     if not years:
         return False
-    where = unicodedata.normalize("NFKC", f"{passage.title} {passage.published[:4]} {passage.text}")
+    ps = [passages] if isinstance(passages, Passage) else passages
+    where = " ".join(f"{p.title} {p.published[:4]} {p.text}" for p in ps)
+    where = _years_written(unicodedata.normalize("NFKC", where))
     return not any(y in where for y in years)
 
 

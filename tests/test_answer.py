@@ -575,12 +575,25 @@ def test_traditional_questions_get_the_same_features_as_simplified(simplified, t
     ("What happened in 2022 or 2023?", "In 2023 the law passed.", "", "", False),  # one of them is enough
     ("布林肯星期二前往哪个国家？", "布林肯前往危地马拉。", "", "", False),  # no year asked
     ("Which of the 12000 villages?", "No year here.", "", "", False),
+    ("電腦學系於2005年時搬到哪裡？", "於二零零五年七月一日，電腦學系遷到資訊學院。", "", "", False),  # Chinese numerals
+    ("哪一種藝術在1950年代被鼓勵？", "20世紀50年代東德官方鼓勵寫實主義。", "", "", False),  # a decade as a century
+    ("哪一種藝術在1950年代被鼓勵？", "20世紀60年代東德官方鼓勵寫實主義。", "", "", True),
+    ("萬里長城已有2000多年歷史，哪一朝修築最多？", "明朝修築的規模最大。", "", "", False),  # a duration
 ])
 def test_misses_year(question, text, published, title, missing):
     from rag.answer import misses_year
 
     p = Passage(0, "a", title, text, 0, len(text), 1.0, published=published)
     assert misses_year(question, p) is missing
+
+
+def test_misses_year_looks_at_every_passage_given():
+    from rag.answer import misses_year
+
+    a = Passage(0, "a", "t", "他在四月到達。", 0, 7, 1.0)
+    b = Passage(1, "a", "t", "1939年，兩國簽訂條約。", 7, 20, 0.5)
+    assert misses_year("1939年簽訂了什麼條約？", a)
+    assert not misses_year("1939年簽訂了什麼條約？", [a, b])
 
 
 def test_a_question_about_another_year_is_declined(root):
