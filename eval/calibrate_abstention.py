@@ -51,8 +51,7 @@ def signals(q, index, source, cfg, reader):
     ranked = rank(ev.candidates, ev.features, cfg)
     sims = read(reader, [q.question], [c.text for c in to_read(ranked, cfg)])
     best = max(ranked, key=lambda c: c.order)
-    same = [p for p in ev.passages if p.article_id == best.passage.article_id]
-    return confidence(ranked), float(sims.max()), float(misses_year(q.question, same))
+    return confidence(ranked), float(sims.max()), float(misses_year(q.question, ev.passages, best.passage.article_id))
 
 
 def sample(name, n, seed):
@@ -139,14 +138,13 @@ def main() -> int:
             hw, hr = (b[:, 0] < t).mean(), (b[:, 2] < t).mean()
             print(f"  ranker alone, confidence < {t:.3f}{'':9s} {wrong:6.3f} / {right:.3f}{'':17s} {hw:6.3f} / {hr:.3f}")
             right2, wrong2, band, w, t2 = fit(a, mw)
-            hw2 = decide(b[:, 0], b[:, 1], band, w, t2).mean()
-            hr2 = decide(b[:, 2], b[:, 3], band, w, t2).mean()
+            own, other = decide(b[:, 0], b[:, 1], band, w, t2), decide(b[:, 2], b[:, 3], band, w, t2)
+            hw2, hr2 = own.mean(), other.mean()
             read_share = ((b[:, 0] >= band[0]) & (b[:, 0] < band[1])).mean()
             print(f"  reader: band {band}, weight {w:g}, score < {t2:.2f}  {wrong2:6.3f} / {right2:.3f}{'':17s} "
                   f"{hw2:6.3f} / {hr2:.3f}  (answerable questions read: {read_share:.0%})")
             if b.shape[1] >= 6:  # the year check on top: a passage missing the question's year is declined too
-                yw = (decide(b[:, 0], b[:, 1], band, w, t2) | (b[:, 4] > 0)).mean()
-                yr = (decide(b[:, 2], b[:, 3], band, w, t2) | (b[:, 5] > 0)).mean()
+                yw, yr = (own | (b[:, 4] > 0)).mean(), (other | (b[:, 5] > 0)).mean()
                 print(f"  reader + year check{'':36s} {'':17s}{'':17s}  {yw:6.3f} / {yr:.3f}  (questions naming a "
                       f"year: {((b[:, 4] > 0) | (b[:, 5] > 0)).mean():.0%} misses on either side)")
             report[f"{lang}@{mw}"] = {"ranker_alone": {"min_confidence": t, "held_out_wrong": hw, "held_out_correct": hr},

@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import FEATURES, REREAD_FEATURES, reread_features  # noqa: E402
+from rag.answer import FEATURES, REREAD_FEATURES, Ranker, reread_features  # noqa: E402
 from rag.evaluation import contains_answer, load_questions  # noqa: E402
 from rag.pipeline import gather  # noqa: E402
 
@@ -143,8 +143,9 @@ def average(heads):
 
 
 def order_scores(X, head):
+    """Scores of a (linear, hidden w, b, v) order head, computed as `ask` computes them."""
     u, W, b, v = head
-    return X @ u + (np.tanh(X @ W.T + b) @ v if W is not None else 0.0)
+    return Ranker(u, np.zeros_like(u), 0.0, hidden_w=W, hidden_b=b, hidden_v=v).order_scores(X)
 
 
 def first_hit(s, y, groups):

@@ -534,7 +534,8 @@ def render_markdown(run: EvalRun, max_misses: int = 5) -> str:
         f"- embedder: `{m['embedder'] or 'unknown'}`",
         f"- date: {m['date']}",
         f"- command: `{m['command']}`",
-        f"- k (passages given to ask): {m['k']}; reader: {m.get('reader', 'default')}; limit per set: {m['limit'] or 'none'} (seed {m['seed']}); "
+        f"- k (passages given to ask): {m['k']}; reader: {m.get('reader', 'default')}; "
+        f"limit per set: {m['limit'] or 'none'} (seed {m['seed']}); "
         f"follow-ups retrieved with the {m.get('followup_retrieval', 'bare question')} query",
         "- sets: " + ", ".join(f"`{s['path']}` ({s['used']}/{s['questions']})" for s in m["sets"]),
         "",

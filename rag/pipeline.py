@@ -147,8 +147,8 @@ def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]]
         scored = reread(scored, sims[0], config)
     picked = select(scored, config)
     abstain = (declines(sure, float(sims[-1].max()) if sims is not None and calibrated else None, cross, config)
-               or (config.year_check and bool(picked) and misses_year(
-                   ev.question, [p for p in ev.passages if p.article_id == picked[0].passage.article_id])))
+               or (config.year_check and bool(picked)
+                   and misses_year(ev.question, ev.passages, picked[0].passage.article_id)))
     return build_answer(ev.question, picked, ev.passages, ev.lang, abstain)
 
 

@@ -584,7 +584,7 @@ def test_misses_year(question, text, published, title, missing):
     from rag.answer import misses_year
 
     p = Passage(0, "a", title, text, 0, len(text), 1.0, published=published)
-    assert misses_year(question, p) is missing
+    assert misses_year(question, [p]) is missing
 
 
 def test_misses_year_looks_at_every_passage_given():
@@ -592,8 +592,9 @@ def test_misses_year_looks_at_every_passage_given():
 
     a = Passage(0, "a", "t", "他在四月到達。", 0, 7, 1.0)
     b = Passage(1, "a", "t", "1939年，兩國簽訂條約。", 7, 20, 0.5)
-    assert misses_year("1939年簽訂了什麼條約？", a)
+    assert misses_year("1939年簽訂了什麼條約？", [a])
     assert not misses_year("1939年簽訂了什麼條約？", [a, b])
+    assert misses_year("1939年簽訂了什麼條約？", [a, b], "other")  # only the named article's passages count
 
 
 def test_a_question_about_another_year_is_declined(root):
