@@ -577,10 +577,13 @@ def build_app(index_dir: str | os.PathLike | None = None, *, seed_dir: str | os.
     """
     import gradio as gr
 
+    from . import dictionary
     from .indexer import default_index_dir
     from .pipeline import ask
 
     root = Path(index_dir or default_index_dir())
+    # The first English question would otherwise wait ~1 s for the English-Chinese dictionary to be parsed.
+    threading.Thread(target=dictionary.load, name="rag-dictionary", daemon=True).start()
     jobs = IndexJobs(root, Path(seed_dir) if seed_dir else default_seed_dir())
     if bootstrap:
         jobs.bootstrap(background=True)

@@ -52,6 +52,7 @@ class Lexicon:
 
     def __init__(self, words: list[str], index):
         self.words, self.index = words, index
+        self.vocabulary = frozenset(words)
 
     @staticmethod
     def save(gen_dir: Path, words: list[str], vectors: np.ndarray, dim: int) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import dictionary
 from .bridge import question_words
 from .store import CURRENT, Index
 from .text import detect_lang
@@ -127,7 +128,11 @@ class Searcher:
         words = question_words(question)
         if not words:
             return {}
-        return idx.lexicon().translate_scored(self.embedder.embed_queries(words))
+        lexicon = idx.lexicon()
+        out = lexicon.translate_scored(self.embedder.embed_queries(words))
+        for w in dictionary.translate(question, lexicon.vocabulary):
+            out[w] = max(out.get(w, 0.0), dictionary.SIMILARITY)
+        return out
 
     @property
     def corpus_lang(self) -> str:
