@@ -11,7 +11,8 @@ Two rules are compared per language, at the same rate of wrongly declined answer
   inside it, decline when logit(confidence) + reader_weight * cosine < min_read_score.
 Parameters are chosen on one seeded sample (--seed) and scored on another (--seed + 1), so the printed rates are
 out of sample. The year check (rag.answer.misses_year: decline when the chosen passage lacks a year the question
-names) is then added to the reader's rule and its held-out rates printed.
+names) is then added to the reader's rule and its held-out rates printed; for English questions, so is the name
+check (rag.names; its threshold, AnswerConfig.min_read_score_names, comes from eval/calibrate_names.py).
 
     python eval/calibrate_abstention.py --limit 150
 """
@@ -28,8 +29,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import AnswerConfig, confidence, misses_year, rank, to_read  # noqa: E402
+from rag.answer import AnswerConfig, article_texts, confidence, misses_year, rank, to_read  # noqa: E402
 from rag.evaluation import load_questions  # noqa: E402
+from rag.names import misses_names  # noqa: E402
 from rag.pipeline import gather  # noqa: E402
 from rag.reader import get_reader, read  # noqa: E402
 
@@ -44,14 +46,16 @@ WEIGHTS = (10.0, 20.0, 40.0, 80.0, 160.0)
 
 
 def signals(q, index, source, cfg, reader):
-    """(confidence, reader's best cosine, whether the best sentence's passage misses a year the question names)."""
+    """(confidence, reader's best cosine, whether the best sentence's article misses a year the question names,
+    whether it mentions none of the names an English question asks about)."""
     ev = gather(q.question, index, 5, source=source)
     if not ev.candidates:
-        return 0.0, 0.0, 0.0
+        return 0.0, 0.0, 0.0, 0.0
     ranked = rank(ev.candidates, ev.features, cfg)
     sims = read(reader, [q.question], [c.text for c in to_read(ranked, cfg)])
-    best = max(ranked, key=lambda c: c.order)
-    return confidence(ranked), float(sims.max()), float(misses_year(q.question, ev.passages, best.passage.article_id))
+    aid = max(ranked, key=lambda c: c.order).passage.article_id
+    names = ev.lang == "en" and misses_names(q.question, article_texts(ev.passages, aid))
+    return confidence(ranked), float(sims.max()), float(misses_year(q.question, ev.passages, aid)), float(names)
 
 
 def sample(name, n, seed):
@@ -64,8 +68,8 @@ def collect(index, limit, seed, cfg, reader):
     for name, own, other in PLAN:
         lang = "en" if name.endswith("-en") else "zh"
         for q in sample(name, limit, seed):
-            (c1, r1, m1), (c2, r2, m2) = signals(q, index, own, cfg, reader), signals(q, index, other, cfg, reader)
-            rows[lang].append((c1, r1, c2, r2, m1, m2))  # year misses last: rows of older runs have 4 columns
+            (c1, r1, m1, n1), (c2, r2, m2, n2) = signals(q, index, own, cfg, reader), signals(q, index, other, cfg, reader)
+            rows[lang].append((c1, r1, c2, r2, m1, m2, n1, n2))  # rows of older runs stop after 4 or 6 columns
     return {lang: np.array(r, dtype=float) for lang, r in rows.items()}
 
 
@@ -78,6 +82,12 @@ def decide(p, cos, band, weight, threshold):
     """True = decline, for arrays of confidences and reader cosines."""
     inside = (p >= band[0]) & (p < band[1])
     return np.where(inside, logit(p) + weight * cos < threshold, p < band[0])
+
+
+def names_rule(p, cos, missing, band, weight, threshold):
+    """True = decline for missing names: inside the band, the score must reach the stricter threshold."""
+    inside = (p >= band[0]) & (p < band[1])
+    return (missing > 0) & inside & (logit(p) + weight * cos < threshold)
 
 
 def fit(a, max_wrong):
@@ -105,6 +115,29 @@ def ranker_alone(a, max_wrong):
             break
         best = ((a[:, 2] < t).mean(), wrong, float(t))
     return best
+
+
+def shipped(lang: str, b: np.ndarray, report: dict) -> None:
+    """Held-out rates of the rule `ask` ships (AnswerConfig), then with its year and name checks added."""
+    cfg = AnswerConfig()
+    cross = lang == "en"
+    band = cfg.read_band_cross if cross else cfg.read_band
+    w = cfg.reader_weight_cross if cross else cfg.reader_weight
+    t = cfg.min_read_score_cross if cross else cfg.min_read_score
+    own, other = decide(b[:, 0], b[:, 1], band, w, t), decide(b[:, 2], b[:, 3], band, w, t)
+    lines = [("shipped rule (AnswerConfig)", own, other)]
+    if b.shape[1] >= 6:
+        own, other = own | (b[:, 4] > 0), other | (b[:, 5] > 0)
+        lines.append(("  + year check", own, other))
+    if b.shape[1] >= 8 and cross and cfg.min_read_score_names is not None:
+        t3 = cfg.min_read_score_names
+        own = own | names_rule(b[:, 0], b[:, 1], b[:, 6], band, w, t3)
+        other = other | names_rule(b[:, 2], b[:, 3], b[:, 7], band, w, t3)
+        lines.append((f"  + names (score < {t3:g} when missed)", own, other))
+    for label, o, x in lines:
+        print(f"  {label:<40s}{'':34s}{o.mean():6.3f} / {x.mean():.3f}")
+    report[f"{lang}@shipped"] = {label.strip(" +"): {"held_out_wrong": o.mean(), "held_out_correct": x.mean()}
+                                 for label, o, x in lines}
 
 
 def main() -> int:
@@ -151,6 +184,7 @@ def main() -> int:
                                       "reader": {"band": band, "weight": w, "min_read_score": t2,
                                                  "held_out_wrong": hw2, "held_out_correct": hr2,
                                                  "answerable_read": read_share}}
+        shipped(lang, b, report)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1), encoding="utf-8")
     print(f"\nwritten: {args.out}")

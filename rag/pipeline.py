@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .answer import (FEATURES, AnswerConfig, Candidate, build_answer, candidates, confidence, declines, features,
-                     idf_table, is_cross, misses_year, query_terms, rank, reader_calibrated, reread, select, to_read,
-                     wants_reading_for_confidence, wants_reorder)
+from .answer import (FEATURES, AnswerConfig, Candidate, article_texts, build_answer, candidates, confidence, declines,
+                     features, idf_table, is_cross, misses_year, query_terms, rank, reader_calibrated, reread, select,
+                     to_read, wants_reading_for_confidence, wants_reorder)
+from .names import misses_names
 from .reader import get_reader, read
 from .retrieval import DEFAULT_FUSION, Fusion, Searcher, searcher
 from .text import clean, detect_lang
@@ -146,7 +147,10 @@ def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]]
     if sims is not None and reorder:
         scored = reread(scored, sims[0], config)
     picked = select(scored, config)
-    abstain = (declines(sure, float(sims[-1].max()) if sims is not None and calibrated else None, cross, config)
+    best_read = float(sims[-1].max()) if sims is not None and calibrated else None
+    names_missing = (cross and bool(picked) and config.min_read_score_names is not None
+                     and misses_names(ev.question, article_texts(ev.passages, picked[0].passage.article_id)))
+    abstain = (declines(sure, best_read, cross, config, names_missing)
                or (config.year_check and bool(picked)
                    and misses_year(ev.question, ev.passages, picked[0].passage.article_id)))
     return build_answer(ev.question, picked, ev.passages, ev.lang, abstain)

@@ -606,6 +606,18 @@ def test_a_question_about_another_year_is_declined(root):
     assert not off.abstained  # the same passage answers when the year is not checked
 
 
+def test_an_english_question_whose_names_the_article_lacks_is_declined(root):
+    # Every English-over-Chinese question is read and passes the usual score, so only the name check can decline.
+    loose = dict(read_band_cross=(0.0, 1.0), min_read_score_cross=-1e9, year_check=False)
+    strict, off = AnswerConfig(**loose, min_read_score_names=1e9), AnswerConfig(**loose, min_read_score_names=None)
+    named = "Which country did Blinken travel to on Tuesday?"  # 布林肯, transliterated
+    assert not ask(named, index=root, config=strict).abstained
+    absent = "Which country did Macron visit to discuss regional migration?"
+    answered = ask(absent, index=root, config=off)
+    assert not answered.abstained and answered.citations[0].title == BLINKEN.title
+    assert ask(absent, index=root, config=strict).abstained  # the same article, but it never mentions Macron
+
+
 def test_year_check_must_be_a_bool():
     with pytest.raises(ValueError, match=r"AnswerConfig\.year_check\b"):
         AnswerConfig(year_check="yes")

@@ -178,6 +178,28 @@ def test_declines_with_and_without_the_reader():
     assert declines(0.04, 0.99, True, cfg) and not declines(0.7, 0.0, True, cfg)  # outside the cross band
 
 
+def test_missing_names_need_the_stricter_score():
+    cfg = AnswerConfig(read_band_cross=(0.05, 0.6), reader_weight_cross=40.0, min_read_score_cross=30.0,
+                       min_read_score=30.0, min_read_score_names=33.0)
+    assert not declines(0.1, 0.85, True, cfg)  # 31.8 >= 30
+    assert declines(0.1, 0.85, True, cfg, names_missing=True)  # 31.8 < 33
+    assert not declines(0.1, 0.95, True, cfg, names_missing=True)  # 35.8 >= 33
+    assert not declines(0.7, 0.0, True, cfg, names_missing=True)  # above the band: answered as before
+    assert not declines(0.1, 0.85, True, AnswerConfig(read_band_cross=(0.05, 0.6), reader_weight_cross=40.0,
+                                                      min_read_score_cross=30.0, min_read_score_names=None),
+                        names_missing=True)  # turned off
+    assert declines(0.1, 0.6, False, cfg, names_missing=True) == declines(0.1, 0.6, False, cfg)  # Chinese: unchanged
+    assert not declines(0.1, 0.85, True, AnswerConfig(read_band_cross=(0.05, 0.6), reader_weight_cross=40.0,
+                                                      min_read_score_cross=30.0, min_read_score_names=20.0),
+                        names_missing=True)  # never looser than the usual score
+
+
+@pytest.mark.parametrize("value", ["120", float("nan"), float("inf"), True])
+def test_min_read_score_names_must_be_a_number_or_none(value):
+    with pytest.raises(ValueError, match=r"AnswerConfig\.min_read_score_names\b"):
+        AnswerConfig(min_read_score_names=value)
+
+
 def test_reread_features():
     f = reread_features([2.0, 1.0], [0.5, 0.7])
     assert f.shape == (2, len(REREAD_FEATURES))
