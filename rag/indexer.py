@@ -13,7 +13,7 @@ import numpy as np
 from .chunks import CHUNK_OVERLAP, CHUNK_SIZE, Chunker
 from .bridge import corpus_words
 from .errors import ArticleError
-from .sentences import split_sentences
+from .sentences import SPLITTER_VERSION, split_sentences
 from .store import WriteLock, Writer, text_hash
 from .types import Article, Chunk, Embedder
 
@@ -33,6 +33,7 @@ class IndexSummary:
     skipped: int = 0
     failed: int = 0
     removed: int = 0
+    resplit: int = 0  # unchanged articles split again because the index used an older sentence splitter
     chunks: int = 0  # chunks written in this run
     embedded: int = 0  # chunks whose vectors were computed in this run (the rest came from the cache)
     sentences_embedded: int = 0  # sentences whose vectors were computed in this run
@@ -42,6 +43,7 @@ class IndexSummary:
     total_chunks: int = 0
     generation: str | None = None
     errors: tuple[str, ...] = field(default=(), repr=False)
+    notes: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def passages_per_second(self) -> float:
@@ -50,13 +52,15 @@ class IndexSummary:
     def render(self) -> str:
         lines = [
             f"articles: {self.added} added, {self.updated} updated, {self.skipped} unchanged, "
-            f"{self.failed} failed, {self.removed} removed",
+            f"{self.failed} failed, {self.removed} removed"
+            + (f", {self.resplit} re-split (a newer sentence splitter)" if self.resplit else ""),
             f"chunks: {self.chunks} written, {self.embedded} embedded "
             f"({self.chunks - self.embedded} from cache); {self.sentences_embedded} sentences and "
             f"{self.words_embedded} lexicon words embedded",
             f"index holds {self.total_articles} articles / {self.total_chunks} chunks",
             f"time: {self.seconds:.1f} s, {self.passages_per_second:.1f} passages/s",
         ]
+        lines.extend("note: " + n for n in self.notes)
         if self.errors:
             lines.append(f"errors ({len(self.errors)}):")
             lines.extend("  " + e for e in self.errors)
@@ -116,9 +120,10 @@ def index_stream(
 
         embedder = get_embedder(embedder)
     emb = embedder
-    counts = dict(added=0, updated=0, skipped=0, failed=0, removed=0, chunks=0, embedded=0, sentences_embedded=0,
-                  words_embedded=0)
+    counts = dict(added=0, updated=0, skipped=0, failed=0, removed=0, resplit=0, chunks=0, embedded=0,
+                  sentences_embedded=0, words_embedded=0)
     errors: list[str] = []
+    notes: list[str] = []
     with WriteLock(root, timeout=wait):
         w = Writer(root, emb.name, emb.dim, tokenizer=tokenizer, chunk_size=chunk_size,
                    chunk_overlap=chunk_overlap, rebuild=rebuild)
@@ -186,12 +191,14 @@ def index_stream(
                     seen_ids.add(article.id)
                     in_file.add(article.id)
                     old = w.article_hash(article.id)
-                    if old == article.content_hash:
+                    if old == article.content_hash and w.splitter == SPLITTER_VERSION:
                         w.add_source(key, article.id)
                         counts["skipped"] += 1
                         continue
                     cs = chunker.run(article)
-                    counts["updated" if old is not None else "added"] += 1
+                    # an unchanged article of an index split by an older splitter: split again (its chunk and
+                    # unchanged sentence vectors come from the cache)
+                    counts["resplit" if old == article.content_hash else "updated" if old else "added"] += 1
                     pending.add(article, cs, key)
                     if pending.n >= EMBED_BATCH:
                         flush()
@@ -207,6 +214,13 @@ def index_stream(
                 for path in list(w.paths()):
                     if not path.startswith("memory:") and not os.path.exists(path):
                         counts["removed"] += len(w.drop_source(path))
+            if w.splitter != SPLITTER_VERSION:
+                left = len(w.article_ids() - seen_ids)
+                if left:
+                    notes.append(f"{left} articles keep sentences split by an older version (v{w.splitter}, now "
+                                 f"v{SPLITTER_VERSION}): index their files again, or rebuild with --rebuild")
+                else:
+                    w.splitter = SPLITTER_VERSION
             gen = w.commit()
         except BaseException:
             w.abort()
@@ -217,7 +231,7 @@ def index_stream(
     stats = idx.stats()
     idx.close()
     return IndexSummary(**counts, seconds=time.perf_counter() - t0, total_articles=stats["articles"],
-                        total_chunks=stats["chunks"], generation=gen, errors=tuple(errors))
+                        total_chunks=stats["chunks"], generation=gen, errors=tuple(errors), notes=tuple(notes))
 
 
 def _progress(enabled: bool):

@@ -29,7 +29,7 @@ MAX_DISTANCE = 0.5  # Kearney KLN / 科尔尼 KLN: 0; Norman NLMN / 诺曼 NMN: 
 _SOUND_RUN = re.compile(f"[{''.join(sorted(SOUND_CHARS))}]{{2,}}")
 _NAME = re.compile(r"\b[A-Z][\w'\-]*(?:\s+(?:of\s+|the\s+|de\s+|and\s+)?[A-Z][\w'\-]*)*")
 _NOT_NAMES = _STOP | frozenset("""
-who whom whose what when where which why how along aside besides apart since despite unlike like besides
+who whom whose what when where which why how along aside besides apart since despite unlike like
 january february march april may june july august september october november december monday tuesday wednesday
 thursday friday saturday sunday
 """.split())

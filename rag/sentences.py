@@ -12,6 +12,10 @@ _END = re.compile(
     r"""|\n+"""
 )
 
+# Bumped whenever the spans split_sentences returns change, so that indexes split by an older version are re-split
+# (rag.indexer): 1 = the first rules; 2 = a bracketed aside with no end mark joins the sentence before it.
+SPLITTER_VERSION = 2
+
 _ASIDE = re.compile(r"[（(][^（()）。！？!?\n]*[）)]")
 
 

@@ -28,6 +28,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .errors import CorruptIndexError, IndexLockedError, IndexMismatchError, RagError
+from .sentences import SPLITTER_VERSION
 from .text import tokens
 from .types import Article, Chunk, Passage
 
@@ -337,12 +338,17 @@ class Manifest:
     chunk_overlap: int
     created: str
     generation: str
+    splitter: int = 1  # rag.sentences.SPLITTER_VERSION the stored sentences were split with (absent: the first)
 
     @classmethod
     def read(cls, path: Path) -> "Manifest":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+            m = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k != "splitter"},
+                    splitter=data.get("splitter", 1))
+            if not isinstance(m.splitter, int) or isinstance(m.splitter, bool) or m.splitter < 1:
+                raise ValueError(f"splitter must be a positive integer, got {m.splitter!r}")
+            return m
         except FileNotFoundError:
             raise CorruptIndexError(str(path), "manifest is missing") from None
         except (ValueError, KeyError, TypeError) as e:
@@ -668,6 +674,8 @@ class Writer:
                     f"{self.root}: index was built with embedder {m.embedder!r} (dim {m.dim}), not {embedder_name!r}. "
                     f"Use `--embedder {m.embedder}` or rebuild with `rag index --rebuild --embedder {embedder_name} PATH...`.")
             tokenizer, chunk_size, chunk_overlap = m.tokenizer, m.chunk_size, m.chunk_overlap
+        # the sentence splitter the stored sentences follow: the indexer re-splits older ones and sets it when done
+        self.splitter = self.base.manifest.splitter if self.base is not None else SPLITTER_VERSION
         self.embedder_name, self.dim, self.tokenizer = embedder_name, dim, tokenizer
         self.chunk_size, self.chunk_overlap, self.faiss_kind = chunk_size, chunk_overlap, faiss_kind
         self.tmp = Path(tempfile.mkdtemp(prefix=".tmp-gen-", dir=self.root))
@@ -717,6 +725,9 @@ class Writer:
             p.unlink(missing_ok=True)
 
     # ---- queries used by the indexer
+
+    def article_ids(self) -> set[str]:
+        return {r[0] for r in self.con.execute("SELECT id FROM articles")}
 
     def article_hash(self, article_id: str) -> str | None:
         r = self.con.execute("SELECT content_hash FROM articles WHERE id=?", (article_id,)).fetchone()
@@ -874,7 +885,7 @@ class Writer:
             "schema_version": SCHEMA_VERSION, "embedder": self.embedder_name, "dim": self.dim,
             "articles": n_articles, "chunks": len(rows), "faiss_kind": kind, "tokenizer": self.tokenizer,
             "chunk_size": self.chunk_size, "chunk_overlap": self.chunk_overlap, "created": now_iso(),
-            "generation": gen,
+            "generation": gen, "splitter": self.splitter,
         }
         (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         _fsync_tree(self.tmp)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import rag.indexer
+import rag.store
 from conftest import SEEDS, FakeEmbedder
 from rag.errors import IndexLockedError, IndexMismatchError
 from rag.indexer import IndexSummary, index_articles, index_paths
@@ -320,3 +321,88 @@ def test_a_sentence_repeated_across_batches_is_embedded_once(tmp_path, fake_embe
             for i in range(4)]
     s = index_articles(arts, tmp_path / "idx", fake_embedder, progress=False)
     assert s.sentences_embedded == 4 + 1  # four different sentences and the shared boilerplate once
+
+
+# ---------------------------------------------------------------- sentence splitter versions
+
+
+def stored_spans(root: Path) -> dict[str, list[tuple[int, int]]]:
+    idx = Index.open(root)
+    try:
+        rows = idx._con().execute("SELECT article_id, start, end_ FROM sentences ORDER BY article_id, start")
+        out: dict[str, list[tuple[int, int]]] = {}
+        for aid, s, e in rows:
+            out.setdefault(aid, []).append((s, e))
+        return out
+    finally:
+        idx.close()
+
+
+def manifest(root: Path) -> dict:
+    gen = (root / CURRENT).read_text().strip()
+    return json.loads((root / gen / "manifest.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def old_split_index(tmp_path, fake_embedder, monkeypatch):
+    """Two articles indexed as if by splitter v1 (here: one sentence per paragraph), the manifest saying so."""
+    a = write_article(tmp_path / "docs" / "a.md", "甲", ["第一句。第二句（2024年5月7日）。第三句？", para(1)])
+    b = write_article(tmp_path / "docs" / "b.md", "乙", ["另一篇。还有一句！", para(2)])
+    root = tmp_path / "idx"
+    with monkeypatch.context() as m:
+        m.setattr(rag.indexer, "split_sentences", lambda text, *a, **k: [
+            (i, i + len(p)) for i, p in ((text.index(p), p) for p in text.split("\n\n")) if p.strip()])
+        m.setattr(rag.store, "SPLITTER_VERSION", 1)  # the version of the software that built it
+        m.setattr(rag.indexer, "SPLITTER_VERSION", 1)
+        index_paths([a, b], root, fake_embedder, progress=False)
+    assert manifest(root)["splitter"] == 1
+    return root, a, b
+
+
+def test_new_index_records_the_splitter_version(tmp_path, fake_embedder):
+    root = tmp_path / "idx"
+    index_paths([SEEDS], root, fake_embedder, progress=False)
+    assert manifest(root)["splitter"] == rag.indexer.SPLITTER_VERSION >= 2
+
+
+def test_manifest_without_a_splitter_reads_as_the_first(tmp_path, fake_embedder):
+    root = tmp_path / "idx"
+    index_paths([SEEDS], root, fake_embedder, progress=False)
+    path = root / (root / CURRENT).read_text().strip() / "manifest.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    del data["splitter"]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    idx = Index.open(root)
+    assert idx.manifest.splitter == 1
+    idx.close()
+
+
+def test_an_index_split_by_an_older_splitter_is_split_again(old_split_index, fake_embedder):
+    from rag.sentences import split_sentences
+
+    root, a, b = old_split_index
+    idx = Index.open(root)
+    texts = {aid: idx.article(aid).text for aid in idx.article_ids()}
+    idx.close()
+    assert stored_spans(root) != {aid: split_sentences(t) for aid, t in texts.items()}
+    calls = fake_embedder.calls
+    run = index_paths([a, b], root, fake_embedder, progress=False)
+    assert (run.resplit, run.added, run.updated, run.skipped) == (2, 0, 0, 0) and run.notes == ()
+    assert run.embedded == 0  # the chunks did not change: their vectors come from the cache
+    assert fake_embedder.calls - calls == run.sentences_embedded > 0  # only the new sentences are embedded
+    assert stored_spans(root) == {aid: split_sentences(t) for aid, t in texts.items()}
+    assert manifest(root)["splitter"] == rag.indexer.SPLITTER_VERSION
+    assert "2 re-split" in run.render()
+    again = index_paths([a, b], root, fake_embedder, progress=False)
+    assert (again.resplit, again.skipped, again.sentences_embedded) == (0, 2, 0)
+
+
+def test_a_partial_run_keeps_the_old_version_and_says_so(old_split_index, fake_embedder):
+    root, a, b = old_split_index
+    run = index_paths([a], root, fake_embedder, progress=False)
+    assert run.resplit == 1 and len(run.notes) == 1
+    assert "1 articles keep sentences split by an older version (v1" in run.notes[0] and "--rebuild" in run.notes[0]
+    assert "note: 1 articles keep" in run.render()
+    assert manifest(root)["splitter"] == 1  # not every article follows the new splitter yet
+    full = index_paths([a, b], root, fake_embedder, progress=False)
+    assert full.resplit == 2 and full.notes == () and manifest(root)["splitter"] == rag.indexer.SPLITTER_VERSION
