@@ -10,6 +10,7 @@ import numpy as np
 
 from . import dictionary
 from .bridge import question_words
+from .names import mentions, question_names
 from .store import CURRENT, Index
 from .text import detect_lang
 from .types import Embedder, Passage
@@ -23,12 +24,20 @@ class Fusion:
     cross_lexical_weight: float = 0.4  # English question over Chinese text, BM25 over question + bridged words
     candidates: int = 100
     mode: str = "weighted"  # "weighted", "rrf", "lexical", "dense"
+    # English question over Chinese text: the best `name_pool` fused chunks gain name_boost x the share of the
+    # question's names (rag.names) they mention, spelled, translated or transliterated. XQuAD-en hit@1 69.0 ->
+    # 71.6 at 0.25 (0.1: 70.4, 0.2: 71.4, 0.3: 71.5, 0.4: 71.3; each half of the set alike: 72.3 -> 75.8 and 65.7
+    # -> 67.4), hit@5 86.5 -> 88.2.
+    name_boost: float = 0.25
+    name_pool: int = 20
 
     def __post_init__(self):
-        for name in ("lexical_weight", "cross_lexical_weight"):
+        for name in ("lexical_weight", "cross_lexical_weight", "name_boost"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"Fusion.{name} must be in [0, 1], got {v!r}")
+        if self.name_pool < 1:
+            raise ValueError(f"Fusion.name_pool must be >= 1, got {self.name_pool!r}")
         if self.candidates < 1:
             raise ValueError(f"Fusion.candidates must be >= 1, got {self.candidates!r}")
         if self.mode not in ("weighted", "rrf", "lexical", "dense"):
@@ -101,6 +110,8 @@ class Searcher:
             ranked = _rrf([lex, dense])
         else:
             ranked = self._weighted(idx, question, lex, dense, qvec, fusion)
+            if fusion.name_boost and self._cross(question):
+                ranked = self._boost_names(idx, question, ranked, fusion)
         top = ranked[:k]
         return idx.passages([c for c, _ in top], dict(top))
 
@@ -120,10 +131,24 @@ class Searcher:
         order = np.argsort(-score, kind="stable")
         return [(int(ids[i]), float(score[i])) for i in order]
 
+    @staticmethod
+    def _boost_names(idx: Index, question: str, ranked, fusion: Fusion) -> list[tuple[int, float]]:
+        asked = question_names(question)
+        pool = ranked[: fusion.name_pool]
+        if not asked or not pool:
+            return ranked
+        passages = idx.passages([c for c, _ in pool], dict(pool))
+        share = {p.chunk_id: sum(mentions(n, f"{p.title}\n{p.text}") for n in asked) / len(asked) for p in passages}
+        boosted = [(c, sc + fusion.name_boost * share.get(c, 0.0)) for c, sc in pool]
+        return sorted(boosted, key=lambda x: -x[1]) + ranked[fusion.name_pool:]
+
+    def _cross(self, question: str) -> bool:
+        return detect_lang(question) == "en" and self.corpus_lang == "zh"
+
     def bridged_words(self, question: str, idx: Index) -> dict[str, float]:
         """Corpus words standing in for an English question's words, with their cosine (rag.bridge); none for
         other questions."""
-        if detect_lang(question) != "en" or self.corpus_lang != "zh":
+        if not self._cross(question):
             return {}
         words = question_words(question)
         if not words:

@@ -83,3 +83,44 @@ def test_misses_names():
     assert misses_names("What did the European Central Bank decide?", texts)
     assert not misses_names("What happened on the trip?", texts)  # no name: nothing to miss
     assert misses_names("Who did Blinken meet?", [])  # nothing retrieved mentions him
+
+
+# ---------------------------------------------------------------- names in retrieval
+
+
+@pytest.fixture
+def two_articles(tmp_path):
+    from conftest import FakeEmbedder
+    from rag.indexer import index_articles
+    from rag.retrieval import searcher
+    from rag.types import Article
+
+    a = Article(title="代表团出访", text="星期二，代表团前往墨西哥讨论移民问题。", url="https://news.example/a")
+    b = Article(title="国务卿出访", text="布林肯访问了危地马拉，讨论移民问题。", url="https://news.example/b")
+    root, emb = tmp_path / "idx", FakeEmbedder()
+    index_articles([a, b], root, emb, progress=False)
+    s = searcher(root, emb)
+    idx = s.refresh()
+    ids = {idx.passages([c], {c: 0.0})[0].title: c for c in idx.vec_ids.tolist()}
+    return s, idx, ids[a.title], ids[b.title]
+
+
+def test_chunks_mentioning_the_names_move_up(two_articles):
+    from rag.retrieval import Fusion
+
+    s, idx, a, b = two_articles
+    ranked = [(a, 0.9), (b, 0.8)]
+    q = "Where did Blinken travel on Tuesday?"
+    boosted = s._boost_names(idx, q, ranked, Fusion(name_boost=0.25))
+    assert [c for c, _ in boosted] == [b, a] and boosted[0][1] == pytest.approx(1.05)
+    assert s._boost_names(idx, q, ranked, Fusion(name_boost=0.05)) == [(a, 0.9), (b, pytest.approx(0.85))]
+    assert s._boost_names(idx, "Where did they travel on Tuesday?", ranked, Fusion()) == ranked  # no name
+    assert s._boost_names(idx, q, ranked, Fusion(name_pool=1)) == ranked  # b is outside the pool
+
+
+@pytest.mark.parametrize("kw", [{"name_boost": -0.1}, {"name_boost": 1.5}, {"name_pool": 0}])
+def test_fusion_name_settings_are_checked(kw):
+    from rag.retrieval import Fusion
+
+    with pytest.raises(ValueError, match=f"Fusion.{next(iter(kw))}"):
+        Fusion(**kw)
