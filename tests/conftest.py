@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 SHARED_DATA = ROOT.parent / "shared" / "data"
+# the dictionary's parse cache (rag.dictionary.cache_dir) goes to a temp folder, not the user's ~/.cache
+os.environ.setdefault("RAG_CACHE_DIR", tempfile.mkdtemp(prefix="rag-test-cache-"))
 
 
 class FakeEmbedder:

@@ -4,6 +4,7 @@ retrieval beside the embedding bridge."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 
 import numpy as np
@@ -148,13 +149,12 @@ def test_english_question_finds_the_chinese_article_through_the_dictionary(index
     assert retrieve(question, index=root, k=1, fusion=Fusion(mode="lexical")) == []
 
 
-def test_concurrent_first_loads_parse_once(monkeypatch):
+def test_concurrent_first_loads_parse_once(fresh_cache, monkeypatch):
     import threading
 
     calls = []
     real_parse = dictionary.parse
     monkeypatch.setattr(dictionary, "parse", lambda lines: calls.append(1) or real_parse(lines))
-    dictionary._load.cache_clear()
     try:
         threads = [threading.Thread(target=dictionary.load) for _ in range(4)]
         for t in threads:
@@ -162,5 +162,45 @@ def test_concurrent_first_loads_parse_once(monkeypatch):
         for t in threads:
             t.join()
         assert calls == [1] and dictionary.load()["tuesday"]
+    finally:
+        dictionary._load.cache_clear()
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
+    dictionary._load.cache_clear()
+    yield tmp_path / "cache"
+    dictionary._load.cache_clear()
+
+
+def test_the_parse_is_cached_and_the_cache_used(fresh_cache, monkeypatch):
+    first = dictionary.load()
+    (cached,) = fresh_cache.glob("cedict-v*.json")
+    dictionary._load.cache_clear()
+    monkeypatch.setattr(dictionary, "parse", lambda lines: pytest.fail("parsed although cached"))
+    assert dictionary.load() == first and dictionary.readings()["林"] == "lin2"
+    assert not list(fresh_cache.glob("*.tmp"))  # written whole, then renamed
+
+
+@pytest.mark.parametrize("damage", ['{"glosses": {"a": "not a list"}, "readings": {}}', "{not json", '{"x": 1}', ""])
+def test_a_damaged_cache_is_parsed_again_and_replaced(fresh_cache, caplog, damage):
+    dictionary.load()
+    (cached,) = fresh_cache.glob("cedict-v*.json")
+    cached.write_text(damage, encoding="utf-8")
+    dictionary._load.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="rag.dictionary"):
+        assert "星期二" in dictionary.load()["tuesday"]
+    assert "damaged dictionary cache" in caplog.text and str(cached) in caplog.text
+    assert json.loads(cached.read_text(encoding="utf-8"))["glosses"]["tuesday"]  # rewritten
+
+
+def test_an_unwritable_cache_folder_still_loads(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder would go")
+    monkeypatch.setenv("RAG_CACHE_DIR", str(blocker / "cache"))
+    dictionary._load.cache_clear()
+    try:
+        assert "星期二" in dictionary.load()["tuesday"]
     finally:
         dictionary._load.cache_clear()
