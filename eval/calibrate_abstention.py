@@ -45,17 +45,23 @@ BANDS = ((0.0, 1.01), (0.02, 0.6), (0.02, 0.4), (0.03, 0.3))
 WEIGHTS = (10.0, 20.0, 40.0, 80.0, 160.0)
 
 
-def signals(q, index, source, cfg, reader):
+def evidence(q, index, source, cfg, reader):
     """(confidence, reader's best cosine, whether the best sentence's article misses a year the question names,
-    whether it mentions none of the names an English question asks about)."""
+    whether it mentions none of the names an English question asks about), and the best sentence (None if none)."""
     ev = gather(q.question, index, 5, source=source)
     if not ev.candidates:
-        return 0.0, 0.0, 0.0, 0.0
+        return (0.0, 0.0, 0.0, 0.0), None
     ranked = rank(ev.candidates, ev.features, cfg)
     sims = read(reader, [q.question], [c.text for c in to_read(ranked, cfg)])
-    aid = max(ranked, key=lambda c: c.order).passage.article_id
+    best = max(ranked, key=lambda c: c.order)
+    aid = best.passage.article_id
     names = ev.lang == "en" and misses_names(q.question, article_texts(ev.passages, aid))
-    return confidence(ranked), float(sims.max()), float(misses_year(q.question, ev.passages, aid)), float(names)
+    return (confidence(ranked), float(sims.max()), float(misses_year(q.question, ev.passages, aid)),
+            float(names)), best
+
+
+def signals(q, index, source, cfg, reader):
+    return evidence(q, index, source, cfg, reader)[0]
 
 
 def sample(name, n, seed):
@@ -68,7 +74,7 @@ def collect(index, limit, seed, cfg, reader):
     for name, own, other in PLAN:
         lang = "en" if name.endswith("-en") else "zh"
         for q in sample(name, limit, seed):
-            (c1, r1, m1, n1), (c2, r2, m2, n2) = signals(q, index, own, cfg, reader), signals(q, index, other, cfg, reader)
+            (c1, r1, m1, n1), (c2, r2, m2, n2) = (signals(q, index, src, cfg, reader) for src in (own, other))
             rows[lang].append((c1, r1, c2, r2, m1, m2, n1, n2))  # rows of older runs stop after 4 or 6 columns
     return {lang: np.array(r, dtype=float) for lang, r in rows.items()}
 
@@ -117,23 +123,34 @@ def ranker_alone(a, max_wrong):
     return best
 
 
-def shipped(lang: str, b: np.ndarray, report: dict) -> None:
-    """Held-out rates of the rule `ask` ships (AnswerConfig), then with its year and name checks added."""
-    cfg = AnswerConfig()
-    cross = lang == "en"
+def shipped_rule(p, cos, cross, cfg, year=None, names=None, names_threshold=None):
+    """True = decline, as `ask` decides with AnswerConfig `cfg`: the reader's rule, then the year check when
+    `year` (misses per question) is given, then the name check when `names` and `names_threshold` are."""
     band = cfg.read_band_cross if cross else cfg.read_band
     w = cfg.reader_weight_cross if cross else cfg.reader_weight
-    t = cfg.min_read_score_cross if cross else cfg.min_read_score
-    own, other = decide(b[:, 0], b[:, 1], band, w, t), decide(b[:, 2], b[:, 3], band, w, t)
-    lines = [("shipped rule (AnswerConfig)", own, other)]
+    out = decide(p, cos, band, w, cfg.min_read_score_cross if cross else cfg.min_read_score)
+    if year is not None:
+        out = out | (year > 0)
+    if cross and names is not None and names_threshold is not None:
+        out = out | names_rule(p, cos, names, band, w, names_threshold)
+    return out
+
+
+def shipped(lang: str, b: np.ndarray, report: dict) -> None:
+    """Held-out rates of the rule `ask` ships (AnswerConfig), then with its year and name checks added."""
+    cfg, cross = AnswerConfig(), lang == "en"
+    t3 = cfg.min_read_score_names
+
+    def rule(side, year=False, names=False):  # side 0: asked where it can be answered, 1: where it cannot
+        return shipped_rule(b[:, 2 * side], b[:, 2 * side + 1], cross, cfg, year=b[:, 4 + side] if year else None,
+                            names=b[:, 6 + side] if names else None, names_threshold=t3)
+
+    stages = [("shipped rule (AnswerConfig)", {})]
     if b.shape[1] >= 6:
-        own, other = own | (b[:, 4] > 0), other | (b[:, 5] > 0)
-        lines.append(("  + year check", own, other))
-    if b.shape[1] >= 8 and cross and cfg.min_read_score_names is not None:
-        t3 = cfg.min_read_score_names
-        own = own | names_rule(b[:, 0], b[:, 1], b[:, 6], band, w, t3)
-        other = other | names_rule(b[:, 2], b[:, 3], b[:, 7], band, w, t3)
-        lines.append((f"  + names (score < {t3:g} when missed)", own, other))
+        stages.append(("  + year check", {"year": True}))
+    if b.shape[1] >= 8 and cross and t3 is not None:
+        stages.append((f"  + names (score < {t3:g} when missed)", {"year": True, "names": True}))
+    lines = [(label, rule(0, **kw), rule(1, **kw)) for label, kw in stages]
     for label, o, x in lines:
         print(f"  {label:<40s}{'':34s}{o.mean():6.3f} / {x.mean():.3f}")
     report[f"{lang}@shipped"] = {label.strip(" +"): {"held_out_wrong": o.mean(), "held_out_correct": x.mean()}

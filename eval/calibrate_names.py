@@ -22,36 +22,24 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
 
-from calibrate_abstention import decide, names_rule  # noqa: E402
-from rag.answer import AnswerConfig, article_texts, confidence, misses_year, rank, to_read  # noqa: E402
+from calibrate_abstention import evidence, shipped_rule  # noqa: E402
+from rag.answer import AnswerConfig  # noqa: E402
 from rag.evaluation import contains_answer, load_questions  # noqa: E402
-from rag.names import misses_names  # noqa: E402
-from rag.pipeline import gather  # noqa: E402
-from rag.reader import get_reader, read  # noqa: E402
+from rag.reader import get_reader  # noqa: E402
 
 THRESHOLDS = (None, 118.0, 120.0, 122.0, 124.0, 126.0, 130.0)
 
 
 def signals(q, index, source, cfg, reader):
     """[confidence, reader's best cosine, year missed, names missed, first sentence holds the answer]"""
-    ev = gather(q.question, index, 5, source=source)
-    if not ev.candidates:
-        return [0.0] * 5
-    ranked = rank(ev.candidates, ev.features, cfg)
-    sims = read(reader, [q.question], [c.text for c in to_read(ranked, cfg)])
-    best = max(ranked, key=lambda c: c.order)
-    aid = best.passage.article_id
-    return [confidence(ranked), float(sims.max()), float(misses_year(q.question, ev.passages, aid)),
-            float(misses_names(q.question, article_texts(ev.passages, aid))),
-            float(aid == q.article_id and contains_answer(best.text, q.answers))]
+    sig, best = evidence(q, index, source, cfg, reader)
+    right = best is not None and best.passage.article_id == q.article_id and contains_answer(best.text, q.answers)
+    return [*sig, float(right)]
 
 
 def rates(own: np.ndarray, other: np.ndarray, threshold: float | None, cfg: AnswerConfig) -> tuple:
-    band, w = cfg.read_band_cross, cfg.reader_weight_cross
-
     def rule(a):
-        out = decide(a[:, 0], a[:, 1], band, w, cfg.min_read_score_cross) | (a[:, 2] > 0)
-        return out if threshold is None else out | names_rule(a[:, 0], a[:, 1], a[:, 3], band, w, threshold)
+        return shipped_rule(a[:, 0], a[:, 1], True, cfg, year=a[:, 2], names=a[:, 3], names_threshold=threshold)
 
     d_own, d_other = rule(own), rule(other)
     return d_own.mean(), (d_own & (own[:, 4] > 0)).mean(), d_other.mean()

@@ -9,6 +9,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -375,11 +376,12 @@ def reread(scored: list[Candidate], sims: np.ndarray, cfg: AnswerConfig) -> list
 
 
 def declines(sure: float, best_read: float | None, cross: bool, cfg: AnswerConfig,
-             names_missing: bool = False) -> bool:
+             names_missing: bool | Callable[[], bool] = False) -> bool:
     """Whether to decline. Without a reading: confidence below min_confidence(_cross). With the reader's best
     cosine for the question: a confidence outside read_band(_cross) decides alone (below: decline), inside it
     logit(confidence) + reader_weight(_cross) * cosine must reach min_read_score(_cross), or for an English
-    question whose cited article mentions none of its names (`names_missing`), min_read_score_names."""
+    question whose cited article mentions none of its names (`names_missing`), min_read_score_names.
+    `names_missing` may be a function: it is then called only when the answer depends on it."""
     if best_read is None:
         return sure < (cfg.min_confidence_cross if cross else cfg.min_confidence)
     if not wants_reading_for_confidence(sure, cross, cfg):
@@ -387,7 +389,8 @@ def declines(sure: float, best_read: float | None, cross: bool, cfg: AnswerConfi
     p = min(max(sure, 1e-6), 1 - 1e-6)
     weight = cfg.reader_weight_cross if cross else cfg.reader_weight
     threshold = cfg.min_read_score_cross if cross else cfg.min_read_score
-    if cross and names_missing and cfg.min_read_score_names is not None:
+    if cross and cfg.min_read_score_names is not None and (
+            names_missing() if callable(names_missing) else names_missing):
         threshold = max(threshold, cfg.min_read_score_names)
     return math.log(p / (1 - p)) + weight * best_read < threshold
 

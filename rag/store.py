@@ -11,6 +11,7 @@ A save writes a whole new generation into a temp folder, fsyncs it, renames it i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -344,8 +345,9 @@ class Manifest:
     def read(cls, path: Path) -> "Manifest":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            m = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k != "splitter"},
-                    splitter=data.get("splitter", 1))
+            # fields with a default were added later: a manifest written before them lacks them
+            m = cls(**{k: data[k] for k, f in cls.__dataclass_fields__.items()
+                       if k in data or f.default is dataclasses.MISSING})
             if not isinstance(m.splitter, int) or isinstance(m.splitter, bool) or m.splitter < 1:
                 raise ValueError(f"splitter must be a positive integer, got {m.splitter!r}")
             return m

@@ -194,6 +194,21 @@ def test_missing_names_need_the_stricter_score():
                         names_missing=True)  # never looser than the usual score
 
 
+def test_missing_names_are_looked_for_only_when_they_can_matter():
+    cfg = AnswerConfig(read_band=(0.05, 0.6), read_band_cross=(0.05, 0.6), reader_weight=40.0,
+                       reader_weight_cross=40.0, min_read_score=30.0, min_read_score_cross=30.0,
+                       min_read_score_names=33.0)
+    calls = []
+
+    def missing():
+        calls.append(1)
+        return True
+
+    assert not declines(0.7, 0.0, True, cfg, missing) and calls == []  # above the band
+    assert not declines(0.1, 0.85, False, cfg, missing) and calls == []  # not English over Chinese
+    assert declines(0.1, 0.85, True, cfg, missing) and calls == [1]  # inside: 31.8 < 33
+
+
 @pytest.mark.parametrize("value", ["120", float("nan"), float("inf"), True])
 def test_min_read_score_names_must_be_a_number_or_none(value):
     with pytest.raises(ValueError, match=r"AnswerConfig\.min_read_score_names\b"):
