@@ -33,6 +33,25 @@ CITIES = ["北京", "上海", "广州", "深圳", "成都", "武汉", "西安", 
 ASKS = ["{c}今天的气温是多少度？", "{c}的经济增长了多少？", "{c}地铁几号线明年开通？", "What happened in {c}?"]
 
 
+def wait_stream_closed(client, timeout: float = 10.0) -> None:
+    """Wait for the client's event stream to close after an answer, before it asks again.
+
+    The server ends a session's stream (close_stream) right after that session's last answer. gradio_client marks
+    its reader closed only when it reads that message, so a question submitted in between is tagged to the closing
+    reader and cancelled on the client side (CancelledError) although the server accepted it: a race in the client
+    library, seen about once in 1,000 questions here, not an error of the app.
+    """
+    lock = getattr(client, "pending_lock", None)
+    if lock is None or not hasattr(client, "stream_open"):  # a client version without one shared stream
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with lock:
+            if not client.stream_open:
+                return
+        time.sleep(0.005)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -116,6 +135,7 @@ def test_200_questions_from_16_concurrent_clients(server):
                     errors.append(f"{q}: {e!r}")
                 continue
             dt = time.perf_counter() - t0
+            wait_stream_closed(client)
             with mu:
                 latencies.append(dt)
                 results.append(r)
