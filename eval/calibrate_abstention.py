@@ -5,7 +5,9 @@ restricted (source filter) to a sub-corpus that does not hold it. Answerable one
 sub-corpus. Two signals are recorded per ask: the ranker's confidence (highest probability of any candidate
 sentence) and the reader's best cosine over the sentences it reads (rag.reader, multilingual-e5-small).
 
-Two rules are compared per language, at the same rate of wrongly declined answerable questions:
+Groups: Chinese questions, English questions over Chinese text (dev pool) and English questions over English text
+(en-en: the mixed pool, each question asked against its own half of XQuAD's English paragraphs and the other half).
+Two rules are compared per group, at the same rate of wrongly declined answerable questions:
 - ranker alone (`--reader none`): decline when confidence < min_confidence;
 - with the reader (the default): confidence outside read_band decides alone (below: decline, above: answer);
   inside it, decline when logit(confidence) + reader_weight * cosine < min_read_score.
@@ -41,6 +43,10 @@ PLAN = [  # (set, its own source, a source that cannot answer it)
     ("xquad-zh", "xquad-zh", "cmrc2018"),
     ("xquad-en", "xquad-zh", "cmrc2018"),
 ]
+# English questions over English text, in the mixed pool (eval/run.py --mixed): XQuAD's English paragraphs are split
+# into two sources by article (rag.datasets.xquad_halves); a question is asked against its own half and the other.
+MIXED_SET, MIXED_HALVES = "xquad-en-en", ("xquad-en-a", "xquad-en-b")
+GROUPS = ("zh", "en", "en-en")
 BANDS = ((0.0, 1.01), (0.02, 0.6), (0.02, 0.4), (0.03, 0.3))
 WEIGHTS = (10.0, 20.0, 40.0, 80.0, 160.0)
 
@@ -69,14 +75,24 @@ def sample(name, n, seed):
     return random.Random(seed).sample(qs, min(n, len(qs)))
 
 
-def collect(index, limit, seed, cfg, reader):
-    rows = {"zh": [], "en": []}
+def collect(index, limit, seed, cfg, reader, mixed_index=None):
+    rows = {"zh": [], "en": [], "en-en": []}
+
+    def add(group, q, index, own, other):
+        (c1, r1, m1, n1), (c2, r2, m2, n2) = (signals(q, index, src, cfg, reader) for src in (own, other))
+        rows[group].append((c1, r1, c2, r2, m1, m2, n1, n2))  # rows of older runs stop after 4 or 6 columns
+
     for name, own, other in PLAN:
-        lang = "en" if name.endswith("-en") else "zh"
         for q in sample(name, limit, seed):
-            (c1, r1, m1, n1), (c2, r2, m2, n2) = (signals(q, index, src, cfg, reader) for src in (own, other))
-            rows[lang].append((c1, r1, c2, r2, m1, m2, n1, n2))  # rows of older runs stop after 4 or 6 columns
-    return {lang: np.array(r, dtype=float) for lang, r in rows.items()}
+            add("en" if name.endswith("-en") else "zh", q, index, own, other)
+    if mixed_index is not None:
+        from rag.datasets import read_articles
+
+        half = {a.id: a.source for a in read_articles(ROOT / "eval" / "mixed" / "xquad-en.jsonl")}
+        for q in sample(MIXED_SET, limit, seed):
+            own = half[q.article_id]
+            add("en-en", q, mixed_index, own, next(h for h in MIXED_HALVES if h != own))
+    return {g: np.array(r, dtype=float).reshape(len(r), -1) for g, r in rows.items()}
 
 
 def logit(p):
@@ -123,12 +139,14 @@ def ranker_alone(a, max_wrong):
     return best
 
 
-def shipped_rule(p, cos, cross, cfg, year=None, names=None, names_threshold=None):
-    """True = decline, as `ask` decides with AnswerConfig `cfg`: the reader's rule, then the year check when
-    `year` (misses per question) is given, then the name check when `names` and `names_threshold` are."""
-    band = cfg.read_band_cross if cross else cfg.read_band
-    w = cfg.reader_weight_cross if cross else cfg.reader_weight
-    out = decide(p, cos, band, w, cfg.min_read_score_cross if cross else cfg.min_read_score)
+def shipped_rule(p, cos, cross, cfg, year=None, names=None, names_threshold=None, english=False):
+    """True = decline, as `ask` decides with AnswerConfig `cfg`: the reader's rule (for an English question over
+    English text, `english`, its own band, weight and score), then the year check when `year` (misses per
+    question) is given, then the name check when `names` and `names_threshold` are."""
+    band = cfg.read_band_cross if cross else cfg.read_band_en if english else cfg.read_band
+    w = cfg.reader_weight_cross if cross else cfg.reader_weight_en if english else cfg.reader_weight
+    t = cfg.min_read_score_cross if cross else cfg.min_read_score_en if english else cfg.min_read_score
+    out = decide(p, cos, band, w, t)
     if year is not None:
         out = out | (year > 0)
     if cross and names is not None and names_threshold is not None:
@@ -138,12 +156,12 @@ def shipped_rule(p, cos, cross, cfg, year=None, names=None, names_threshold=None
 
 def shipped(lang: str, b: np.ndarray, report: dict) -> None:
     """Held-out rates of the rule `ask` ships (AnswerConfig), then with its year and name checks added."""
-    cfg, cross = AnswerConfig(), lang == "en"
+    cfg, cross, english = AnswerConfig(), lang == "en", lang == "en-en"
     t3 = cfg.min_read_score_names
 
     def rule(side, year=False, names=False):  # side 0: asked where it can be answered, 1: where it cannot
         return shipped_rule(b[:, 2 * side], b[:, 2 * side + 1], cross, cfg, year=b[:, 4 + side] if year else None,
-                            names=b[:, 6 + side] if names else None, names_threshold=t3)
+                            names=b[:, 6 + side] if names else None, names_threshold=t3, english=english)
 
     stages = [("shipped rule (AnswerConfig)", {})]
     if b.shape[1] >= 6:
@@ -164,6 +182,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-wrong", type=float, nargs="+", default=[0.02, 0.03, 0.05],
                     help="rates of wrongly declined answerable questions to calibrate for (default 0.02 0.03 0.05)")
+    ap.add_argument("--mixed-index", default=str(ROOT / "eval" / "out" / "mixed-index"),
+                    help="the mixed pool (eval/run.py --mixed builds it) for English questions over English text; "
+                         "skipped when missing")
     ap.add_argument("--out", default=str(ROOT / "eval" / "out" / "abstention.json"))
     ap.add_argument("--rows", default=None, help="re-fit from the signals a previous run saved (OUT's -rows.json)")
     args = ap.parse_args()
@@ -173,13 +194,16 @@ def main() -> int:
         fit_rows, test_rows = ({k: np.array(v, dtype=float) for k, v in saved[part].items()} for part in ("fit", "test"))
     else:
         cfg, reader = AnswerConfig(), get_reader("e5")
-        fit_rows = collect(args.index, args.limit, args.seed, cfg, reader)
-        test_rows = collect(args.index, args.limit, args.seed + 1, cfg, reader)
+        mixed = args.mixed_index if Path(args.mixed_index).is_dir() else None
+        fit_rows = collect(args.index, args.limit, args.seed, cfg, reader, mixed)
+        test_rows = collect(args.index, args.limit, args.seed + 1, cfg, reader, mixed)
         rows_path.parent.mkdir(parents=True, exist_ok=True)
         rows_path.write_text(json.dumps({part: {k: v.tolist() for k, v in rows.items()}
                                          for part, rows in (("fit", fit_rows), ("test", test_rows))}), encoding="utf-8")
     report = {}
-    for lang in ("zh", "en"):
+    for lang in GROUPS:
+        if lang not in fit_rows or not len(fit_rows[lang]):
+            continue
         a, b = fit_rows[lang], test_rows[lang]
         print(f"\n{lang}: {len(a)} + {len(b)} questions, each asked twice (own sub-corpus / one without the answer)")
         print("  rule                                   fit: wrong / correct declines   held out: wrong / correct")
@@ -187,7 +211,13 @@ def main() -> int:
             right, wrong, t = ranker_alone(a, mw)
             hw, hr = (b[:, 0] < t).mean(), (b[:, 2] < t).mean()
             print(f"  ranker alone, confidence < {t:.3f}{'':9s} {wrong:6.3f} / {right:.3f}{'':17s} {hw:6.3f} / {hr:.3f}")
-            right2, wrong2, band, w, t2 = fit(a, mw)
+            fitted = fit(a, mw)
+            if fitted is None:
+                print(f"  reader: no band, weight and score decline <= {mw} of answerable questions")
+                report[f"{lang}@{mw}"] = {"ranker_alone": {"min_confidence": t, "held_out_wrong": hw,
+                                                           "held_out_correct": hr}}
+                continue
+            right2, wrong2, band, w, t2 = fitted
             own, other = decide(b[:, 0], b[:, 1], band, w, t2), decide(b[:, 2], b[:, 3], band, w, t2)
             hw2, hr2 = own.mean(), other.mean()
             read_share = ((b[:, 0] >= band[0]) & (b[:, 0] < band[1])).mean()

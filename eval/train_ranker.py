@@ -7,8 +7,10 @@ head's best two are closer than --gate. Reader vectors are cached in eval/out/re
 reads ~45k sentences, ~20 min; later runs ~5 min in all).
 
 Training questions: CMRC 2018 dev (Simplified) and the English XQuAD questions of the first half of its articles
-(cross-lingual). Everything else (DRCD, XQuAD zh, the other half of XQuAD en, the seed set) is held out and scored
-here, so the figures printed are out-of-sample.
+(cross-lingual). Everything else (DRCD, XQuAD zh, the other half of XQuAD en, the seed set and, when the mixed pool
+of `eval/run.py --mixed` exists, English questions over English text, Chinese questions over English text and
+English questions over Chinese text with unrelated English articles beside) is held out and scored here, so the
+figures printed are out-of-sample.
 
     python eval/train_ranker.py --index eval/out/dev-index
 """
@@ -148,6 +150,14 @@ def order_scores(X, head):
     return Ranker(u, np.zeros_like(u), 0.0, hidden_w=W, hidden_b=b, hidden_v=v).order_scores(X)
 
 
+def head_json(head) -> dict:
+    u, W, b, v = head[:4]
+    return {"order": [round(float(x), 6) for x in u],
+            **({"hidden": {"w": [[round(float(x), 6) for x in row] for row in W],
+                           "b": [round(float(x), 6) for x in b], "v": [round(float(x), 6) for x in v]}}
+               if W is not None else {})}
+
+
 def first_hit(s, y, groups):
     hits, n = 0, 0
     for g in np.unique(groups):
@@ -157,9 +167,33 @@ def first_hit(s, y, groups):
     return hits / n, n
 
 
+def english_beside(dev_index: str, half: str) -> str:
+    """The dev pool plus the English XQuAD paragraphs of one half (source `half`), built beside it if missing."""
+    import shutil
+
+    from rag.datasets import read_articles, write_articles
+    from rag.indexer import index_paths
+
+    out = Path(f"{dev_index.rstrip('/')}+{half}")
+    if not out.is_dir():
+        print(f"building {out} (the dev pool and the English paragraphs of {half})", file=sys.stderr)
+        corpus = out.with_name(out.name + ".jsonl")
+        write_articles([a for a in read_articles(ROOT / "eval" / "mixed" / "xquad-en.jsonl") if a.source == half],
+                       corpus)
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(dev_index, tmp)
+        index_paths([str(corpus)], str(tmp), progress=False)
+        tmp.rename(out)
+    return str(out)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--index", default=str(ROOT / "eval" / "out" / "dev-index"))
+    ap.add_argument("--mixed-index", default=str(ROOT / "eval" / "out" / "mixed-index"),
+                    help="the mixed Chinese/English pool (eval/run.py --mixed builds it): English questions over "
+                         "English XQuAD paragraphs train on one half of them; skipped when missing")
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--limit", type=int, default=None, help="questions per set (default: all)")
     ap.add_argument("--C", type=float, default=1.0, help="inverse L2 strength of the probability head")
@@ -170,6 +204,9 @@ def main() -> int:
     ap.add_argument("--top", type=int, default=3, help="sentences the reader re-reads (default 3)")
     ap.add_argument("--gate", type=float, default=1.0,
                     help="read only when the order head's top-2 margin is below this (default 1.0)")
+    ap.add_argument("--mixed-training", action="store_true",
+                    help="also train the order head on English questions over English text and over Chinese text "
+                         "with unrelated English articles beside (tried in session 6, not shipped: see the README)")
     ap.add_argument("--reader-cache", default=str(ROOT / "eval" / "out" / "reader-cache.npz"))
     ap.add_argument("--out", default=str(ROOT / "rag" / "ranker.json"))
     args = ap.parse_args()
@@ -198,18 +235,46 @@ def main() -> int:
     train_sets = {"cmrc2018": qs("cmrc2018"), "xquad-en(train half)": en_train}
     test_sets = {"drcd": qs("drcd"), "xquad-zh": qs("xquad-zh"), "xquad-en(test half)": en_test, "seed": qs("seed"),
                  "followup": qs("followup")}
-    data = {name: collect(v, args.index, args.k) for name, v in {**train_sets, **test_sets}.items()}
+    index_of = {}
+    prob_sets = ["cmrc2018", "xquad-en(train half)"]  # the questions abstention was calibrated with
+    if Path(args.mixed_index).is_dir():
+        from rag.datasets import read_articles
+
+        half = {a.id: a.source for a in read_articles(ROOT / "eval" / "mixed" / "xquad-en.jsonl")}
+        en_en = qs("xquad-en-en")
+        # English questions in mixed corpora, held out (scored) unless --mixed-training: over English text (the
+        # mixed pool), and over Chinese text with the English paragraphs of the other half of XQuAD's articles
+        # beside it (unrelated English articles that must not win for being English).
+        mixed = train_sets if args.mixed_training else test_sets
+        if args.mixed_training:
+            train_sets["xquad-en(train half, English beside)"] = en_train
+            index_of["xquad-en(train half, English beside)"] = english_beside(args.index, "xquad-en-b")
+        mixed["xquad-en-en(train half)"] = [q for q in en_en if half.get(q.article_id) == "xquad-en-a"]
+        test_sets["xquad-en(test half, English beside)"] = en_test
+        test_sets["xquad-en-en(test half)"] = [q for q in en_en if half.get(q.article_id) == "xquad-en-b"]
+        test_sets["xquad-zh-en"] = qs("xquad-zh-en")
+        index_of.update(dict.fromkeys(("xquad-en-en(train half)", "xquad-en-en(test half)", "xquad-zh-en"),
+                                      args.mixed_index))
+        index_of["xquad-en(test half, English beside)"] = english_beside(args.index, "xquad-en-a")
+    else:
+        print(f"no mixed index at {args.mixed_index}: no figures for mixed corpora", file=sys.stderr)
+    data = {name: collect(v, index_of.get(name, args.index), args.k)
+            for name, v in {**train_sets, **test_sets}.items()}
     print(f"features collected in {time.time() - t0:.0f} s", file=sys.stderr)
-    Xtr = np.vstack([data[n][0] for n in train_sets])
-    ytr = np.concatenate([data[n][1] for n in train_sets])
+    # the order head: with --mixed-training the cross-lingual half with English beside replaces the plain one
+    main_sets = [n for n in train_sets if n != "xquad-en(train half)"] if args.mixed_training else list(train_sets)
+    Xp = np.vstack([data[n][0] for n in prob_sets])
+    yp = np.concatenate([data[n][1] for n in prob_sets])
+    Xtr = np.vstack([data[n][0] for n in main_sets])
+    ytr = np.concatenate([data[n][1] for n in main_sets])
     # The probability head sees only the base features: with the shared-run and focus features its probabilities
     # separate answerable from unanswerable questions worse (eval/calibrate_abstention.py: 58% vs 69% correct
     # declines at 4% wrong declines on Chinese).
     nb = FEATURES.index(PROB_FEATURES_END) + 1
     clf = LogisticRegression(C=args.C, max_iter=5000)
-    clf.fit(Xtr[:, :nb], ytr)
+    clf.fit(Xp[:, :nb], yp)
     w, b = np.concatenate([clf.coef_[0], np.zeros(len(FEATURES) - nb)]), float(clf.intercept_[0])
-    gtr = np.concatenate([data[n][2] + 1_000_000 * i for i, n in enumerate(train_sets)])
+    gtr = np.concatenate([data[n][2] + 1_000_000 * i for i, n in enumerate(main_sets)])
     order = average([train_listwise(Xtr, ytr, gtr, args.l2, args.hidden, seed) for seed in range(args.seeds)])
     from rag.reader import get_reader
 
@@ -217,7 +282,9 @@ def main() -> int:
     cache = ReaderCache(Path(args.reader_cache), get_reader("e5"))
     rr = {name: reread_data(*data[name], order, args.top, cache) for name in data}
     print(f"reader scores in {time.time() - t1:.0f} s", file=sys.stderr)
-    rtr = [(x, lab) for n in train_sets for x, lab in rr[n] if len(lab) > 1 and x[0, 0] - x[1, 0] < args.gate]
+    # The reread head learns from single-language candidate lists: the reader's cosines run higher within a language
+    # than across, so with English sentences beside Chinese ones it learned to distrust a high cosine.
+    rtr = [(x, lab) for n in prob_sets for x, lab in rr[n] if len(lab) > 1 and x[0, 0] - x[1, 0] < args.gate]
     reread_w = train_listwise(np.vstack([x for x, _ in rtr]), np.concatenate([lab for _, lab in rtr]),
                               np.concatenate([[i] * len(lab) for i, (_, lab) in enumerate(rtr)]), args.l2)[0]
     print(f"{'set':24s} {'n':>5s} first-sentence hit: order head / probability head / order head + reader "
@@ -238,14 +305,11 @@ def main() -> int:
             gated.append(f"<{t:g}: {hit:.3f} ({np.mean(use):.0%} read)")
         print(f"{'':30s} read only when the order head's top-2 margin is " + ", ".join(gated))
     out = {
-        "features": list(FEATURES), "order": [round(float(v), 6) for v in order[0]],
+        "features": list(FEATURES), **head_json(order),
         "weights": [round(float(v), 6) for v in w], "bias": round(b, 6),
         "reread": {"reader": "e5", "top": args.top, "margin": args.gate, "features": list(REREAD_FEATURES),
                    "weights": [round(float(v), 6) for v in reread_w]},
-        **({"hidden": {"w": [[round(float(x), 6) for x in row] for row in order[1]],
-                       "b": [round(float(x), 6) for x in order[2]], "v": [round(float(x), 6) for x in order[3]]}}
-           if order[1] is not None else {}),
-        "trained_on": list(train_sets), "hidden_units": args.hidden, "seeds": args.seeds, "k": args.k, "C": args.C,
+        "trained_on": main_sets, "hidden_units": args.hidden, "seeds": args.seeds, "k": args.k, "C": args.C,
         "l2": args.l2, "created": time.strftime("%Y-%m-%d"),
     }
     tmp = Path(args.out).with_suffix(".tmp")

@@ -23,7 +23,7 @@ NOT_FOUND = {
     "zh": "在已索引的文章中没有找到这个问题的答案。",
     "en": "I could not find an answer to this question in the indexed articles.",
 }
-CROSS_NOTE = {"en": "(Quoted from Chinese-language sources.)"}
+CROSS_NOTE = {"en": "(Quoted from Chinese-language sources.)", "zh": "（引自英文资料。）"}
 
 _DIGIT = re.compile(r"\d|[一二三四五六七八九十百千万亿两]")
 _YEAR = re.compile(r"\d{2,4}\s*年|\d{4}|世纪|年代|月|日|星期|周[一二三四五六日]")
@@ -125,6 +125,10 @@ class AnswerConfig:
     # English over Chinese 0.12 -> 6.0% / 27%: cross-lingual confidence separates less well; 0.08 gave 3.3% / 9%).
     min_confidence: float = 0.12
     min_confidence_cross: float = 0.12
+    # An English question over English text (a mixed corpus), without the reader (calibrate_abstention.py, en-en,
+    # fitted for <= 2% wrong: held out 0% wrong / 6.7% correct declines; the ranker's confidence barely separates
+    # them there: 0.12 wrongly declined 31%).
+    min_confidence_en: float = 0.016
     topic_share: float = 0.5
     ranker: str = str(RANKER_PATH)
     reader: str = DEFAULT_READER  # "e5": re-read the best sentences (rag.reader); "none": the ranker alone
@@ -139,6 +143,13 @@ class AnswerConfig:
     reader_weight_cross: float = 160.0
     min_read_score: float = 137.44
     min_read_score_cross: float = 116.82
+    # An English question over English text: every answer is read (its own band), and the reader separates well
+    # there. calibrate_abstention.py (mixed pool, 150 + 150 XQuAD English questions, each asked against its own half
+    # of the English paragraphs and the other half), fitted for <= 2% wrong: held out 2.7% wrong / 93.3% correct
+    # (fitted for <= 5%: weight 80, score 63.59, 2.7% / 96.0%).
+    read_band_en: tuple[float, float] = (0.0, 1.0)
+    reader_weight_en: float = 160.0
+    min_read_score_en: float = 128.46
     # Decline when the retrieved passages of the first cited sentence's article (with title and publication year)
     # lack every year the question names (misses_year). Held out, with the thresholds above: Chinese 82.2% -> 83.1%
     # correct declines, English over Chinese 40.0% -> 42.7%, wrong declines 0.7% both ways; few dev questions
@@ -156,12 +167,13 @@ class AnswerConfig:
         if not isinstance(self.reader, str) or self.reader.strip().lower() not in READER_SPECS:
             raise ValueError(f"AnswerConfig.reader must be one of {', '.join(READER_SPECS)}, got {self.reader!r}")
         object.__setattr__(self, "reader", self.reader.strip().lower())
-        for name in ("read_band", "read_band_cross"):
+        for name in ("read_band", "read_band_cross", "read_band_en"):
             band = getattr(self, name)
             if (not isinstance(band, tuple) or len(band) != 2 or not all(isinstance(v, (int, float)) for v in band)
                     or not 0.0 <= band[0] <= band[1] <= 1.0):
                 raise ValueError(f"AnswerConfig.{name} must be a pair 0 <= low <= high <= 1, got {band!r}")
-        for name in ("reader_weight", "reader_weight_cross", "min_read_score", "min_read_score_cross"):
+        for name in ("reader_weight", "reader_weight_cross", "reader_weight_en", "min_read_score",
+                     "min_read_score_cross", "min_read_score_en"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
                 raise ValueError(f"AnswerConfig.{name} must be a finite number, got {v!r}")
@@ -172,7 +184,8 @@ class AnswerConfig:
             raise ValueError(f"AnswerConfig.year_check must be True or False, got {self.year_check!r}")
         if not isinstance(self.max_sentences, int) or not 1 <= self.max_sentences <= 3:
             raise ValueError(f"AnswerConfig.max_sentences must be an integer 1..3, got {self.max_sentences!r}")
-        for name, hi_open in (("min_confidence", True), ("min_confidence_cross", True), ("extra_ratio", False),
+        for name, hi_open in (("min_confidence", True), ("min_confidence_cross", True), ("min_confidence_en", True),
+                              ("extra_ratio", False),
                               ("topic_share", False)):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not (0.0 <= v < 1.0 if hi_open else 0.0 <= v <= 1.0):
@@ -349,13 +362,18 @@ def wants_reorder(scored: list[Candidate], cfg: AnswerConfig) -> bool:
 
 def reader_calibrated(question_lang: str, sentence: str) -> bool:
     """Whether the reader's cosine may decide abstention: its thresholds were calibrated for Chinese questions
-    over Chinese text and English questions over Chinese text (its cosines run lower between English texts:
-    an answering English sentence can score below a Chinese non-answer)."""
-    return detect_lang(sentence) == "zh" and question_lang in ("zh", "en")
+    over Chinese text, English questions over Chinese text and, apart (its cosines run lower between English
+    texts), English questions over English text; not for Chinese questions over English text."""
+    lang = detect_lang(sentence)
+    return (lang == "zh" and question_lang in ("zh", "en")) or (lang == "en" and question_lang == "en")
 
 
-def wants_reading_for_confidence(sure: float, cross: bool, cfg: AnswerConfig) -> bool:
-    low, high = cfg.read_band_cross if cross else cfg.read_band
+def _band(cfg: AnswerConfig, cross: bool, english: bool) -> tuple[float, float]:
+    return cfg.read_band_cross if cross else cfg.read_band_en if english else cfg.read_band
+
+
+def wants_reading_for_confidence(sure: float, cross: bool, cfg: AnswerConfig, english: bool = False) -> bool:
+    low, high = _band(cfg, cross, english)
     return low <= sure < high
 
 
@@ -376,19 +394,20 @@ def reread(scored: list[Candidate], sims: np.ndarray, cfg: AnswerConfig) -> list
 
 
 def declines(sure: float, best_read: float | None, cross: bool, cfg: AnswerConfig,
-             names_missing: bool | Callable[[], bool] = False) -> bool:
+             names_missing: bool | Callable[[], bool] = False, english: bool = False) -> bool:
     """Whether to decline. Without a reading: confidence below min_confidence(_cross). With the reader's best
     cosine for the question: a confidence outside read_band(_cross) decides alone (below: decline), inside it
     logit(confidence) + reader_weight(_cross) * cosine must reach min_read_score(_cross), or for an English
     question whose cited article mentions none of its names (`names_missing`), min_read_score_names.
-    `names_missing` may be a function: it is then called only when the answer depends on it."""
+    `names_missing` may be a function: it is then called only when the answer depends on it. `english`: an English
+    question over English text, held to the _en thresholds."""
     if best_read is None:
-        return sure < (cfg.min_confidence_cross if cross else cfg.min_confidence)
-    if not wants_reading_for_confidence(sure, cross, cfg):
-        return sure < (cfg.read_band_cross if cross else cfg.read_band)[0]
+        return sure < (cfg.min_confidence_cross if cross else cfg.min_confidence_en if english else cfg.min_confidence)
+    if not wants_reading_for_confidence(sure, cross, cfg, english):
+        return sure < _band(cfg, cross, english)[0]
     p = min(max(sure, 1e-6), 1 - 1e-6)
-    weight = cfg.reader_weight_cross if cross else cfg.reader_weight
-    threshold = cfg.min_read_score_cross if cross else cfg.min_read_score
+    weight = cfg.reader_weight_cross if cross else cfg.reader_weight_en if english else cfg.reader_weight
+    threshold = cfg.min_read_score_cross if cross else cfg.min_read_score_en if english else cfg.min_read_score
     if cross and cfg.min_read_score_names is not None and (
             names_missing() if callable(names_missing) else names_missing):
         threshold = max(threshold, cfg.min_read_score_names)
@@ -468,10 +487,12 @@ def build_answer(question: str, picked: list[Candidate], passages: list[Passage]
         p = c.passage
         cits.append(Citation(n, p.article_id, p.title, p.url, p.published, p.text, c.text, c.start, c.end))
         parts.append(f"{c.text} [{n}]")
-    joiner = "" if lang == "zh" else " "
-    text = joiner.join(parts)
-    if lang != "zh" and all(detect_lang(c.text) == "zh" for c in picked):
+    langs = [detect_lang(c.text) for c in picked]
+    text = "".join(p if i == 0 else ("" if lang == "zh" and langs[i] == "zh" else " ") + p for i, p in enumerate(parts))
+    if lang != "zh" and all(x == "zh" for x in langs):
         text += " " + CROSS_NOTE["en"]
+    elif lang == "zh" and all(x == "en" for x in langs):
+        text += CROSS_NOTE["zh"]
     return Answer(question, text, False, tuple(cits), lang, tuple(passages))
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -103,6 +104,28 @@ def xquad_crosslingual(en_path: str | os.PathLike, zh_path: str | os.PathLike,
     return out
 
 
+def xquad_halves(path: str | os.PathLike) -> dict[str, str]:
+    """XQuAD article title -> "a" (first half of the sorted titles) or "b": the split eval/train_ranker.py trains
+    and holds out by, so no article is on both sides."""
+    titles = sorted({str(a.get("title") or "").strip() for a in _load(path)})
+    return {t: "a" if i < len(titles) // 2 else "b" for i, t in enumerate(titles)}
+
+
+def xquad_english(en_path: str | os.PathLike, zh_path: str | os.PathLike) -> tuple[list[Article], list[dict], list[dict]]:
+    """For a mixed Chinese/English pool: the English XQuAD paragraphs as articles (source xquad-en-a / xquad-en-b by
+    xquad_halves), the English questions about them (set xquad-en-en) and the Chinese twins of those questions
+    aimed at the English paragraphs (set xquad-zh-en; same id, English gold answers and article)."""
+    half = xquad_halves(en_path)
+    articles = []
+    for article, _ in _paragraphs(en_path, "xquad-en"):
+        base = article.title.rsplit(" (", 1)[0]
+        articles.append(dataclasses.replace(article, source=f"xquad-en-{half.get(base, 'a')}"))
+    en = [{**q, "set": "xquad-en-en"} for q in squad_to_questions(en_path, "xquad-en", "en")]
+    zh = {q["id"]: q for q in squad_to_questions(zh_path, "xquad-zh", "zh")}
+    zh_en = [{**q, "question": zh[q["id"]]["question"], "lang": "zh", "set": "xquad-zh-en"} for q in en if q["id"] in zh]
+    return articles, en, zh_en
+
+
 def article_to_record(article: Article) -> dict:
     return {"title": article.title, "url": article.url, "published": article.published,
             "text": article.text, "source": article.source}
@@ -130,7 +153,8 @@ def read_articles(path: str | os.PathLike) -> list[Article]:
 
 
 def build_eval_data(data_dir: str | os.PathLike, out_dir: str | os.PathLike) -> dict[str, int]:
-    """Write out_dir/corpus/{cmrc2018,drcd,xquad-zh}.jsonl and out_dir/sets/{...,xquad-en}.jsonl; return counts."""
+    """Write out_dir/corpus/{cmrc2018,drcd,xquad-zh}.jsonl, out_dir/sets/{...,xquad-en}.jsonl and, for the mixed
+    pool, out_dir/mixed/xquad-en.jsonl with out_dir/sets/{xquad-en-en,xquad-zh-en}.jsonl; return counts."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     counts: dict[str, int] = {}
     for filename, name, lang in SOURCES:
@@ -146,6 +170,11 @@ def build_eval_data(data_dir: str | os.PathLike, out_dir: str | os.PathLike) -> 
     cross = xquad_crosslingual(data_dir / XQUAD_EN, data_dir / "xquad.zh.json")
     write_jsonl(cross, out_dir / "sets" / "xquad-en.jsonl")
     counts["sets/xquad-en"] = len(cross)
+    articles, en, zh_en = xquad_english(data_dir / XQUAD_EN, data_dir / "xquad.zh.json")
+    write_articles(articles, out_dir / "mixed" / "xquad-en.jsonl")
+    write_jsonl(en, out_dir / "sets" / "xquad-en-en.jsonl")
+    write_jsonl(zh_en, out_dir / "sets" / "xquad-zh-en.jsonl")
+    counts["mixed/xquad-en"], counts["sets/xquad-en-en"], counts["sets/xquad-zh-en"] = len(articles), len(en), len(zh_en)
     return counts
 
 

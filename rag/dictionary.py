@@ -166,6 +166,38 @@ def _write_cache(path: Path, data: tuple[dict[str, list[str]], dict[str, str]]) 
             os.unlink(tmp)
 
 
+_ZH_ASKING = re.compile("哪|什么|多少|谁|几|怎|如何|为何|何时|是否")  # question words have no English to look for
+
+
+@functools.lru_cache(maxsize=1)
+def _glosses_of() -> dict[str, list[str]]:
+    """Simplified headword -> its glosses, those it is the first word for first, then the shorter ones."""
+    ranked: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+    for key, heads in load().items():
+        for pos, head in enumerate(heads):
+            ranked[head].append((pos, key.count(" "), key))
+    return {head: [key for *_, key in sorted(entries)] for head, entries in ranked.items()}
+
+
+def english(question: str, in_corpus, per_word: int = PER_KEY) -> list[str]:
+    """English glosses the dictionary gives for a Chinese question's words ("总统" -> president), at most `per_word`
+    per word, kept when `in_corpus` (a function from a list of glosses to the set of those the corpus holds) says
+    the corpus has them: the bridge from a Chinese question to English articles."""
+    from .text import ZH_STOP, _jieba, fold
+
+    glosses = _glosses_of() if load() else {}
+    if not glosses:
+        return []
+    words = [w for w in dict.fromkeys(_jieba().lcut(fold(question)))
+             if len(w) >= 2 and w not in ZH_STOP and not _ZH_ASKING.search(w)]
+    wanted = {w: glosses.get(w, [])[: 4 * per_word] for w in words}
+    present = in_corpus(list(dict.fromkeys(g for gs in wanted.values() for g in gs)))
+    out: dict[str, None] = {}
+    for gs in wanted.values():
+        out.update(dict.fromkeys([g for g in gs if g in present][:per_word]))
+    return list(out)
+
+
 def word_forms(word: str) -> list[str]:
     """The word and its likely dictionary forms ("countries" -> country, "founded" -> found/founde)."""
     w = word.lower()

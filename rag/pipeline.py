@@ -116,10 +116,12 @@ def gather(question: str, index=None, k: int = 5, *, history=None, date_from=Non
     vecs = _sentence_vectors(s.embedder, idx, cands)
     svec = qvec if scoring_q == query else s.embedder.embed_queries([scoring_q])[0]
 
+    shared = bridge if lang == "en" else {}  # the answer features were trained on English questions' bridges only
+
     def feats(text: str, qv: np.ndarray) -> np.ndarray:
-        terms = query_terms(text, list(bridge))
+        terms = query_terms(text, list(shared))
         return features(text, cands, idf_table(terms, idx.doc_freq(terms), idx.manifest.chunks), vecs @ qv,
-                        config.topic_share, bridge)
+                        config.topic_share, shared)
 
     wide = None if scoring_q == query else feats(query, qvec)
     return Evidence(q, lang, passages, cands, feats(scoring_q, svec), wide, query)
@@ -138,9 +140,10 @@ def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]]
     first = max(scored, key=lambda c: c.order).text
     cross = is_cross(ev.lang, first)  # which thresholds apply
     calibrated = reader_calibrated(ev.lang, first)
+    english = ev.lang == "en" and detect_lang(first) == "en"  # an English question over English text
     reorder = wants_reorder(scored, config)
     sims = None
-    if reorder or (calibrated and wants_reading_for_confidence(sure, cross, config)):
+    if reorder or (calibrated and wants_reading_for_confidence(sure, cross, config, english)):
         # the new question picks the sentence; a follow-up's whole query says whether there is an answer at all
         questions = [ev.question] + ([ev.query] if ev.query and ev.query != ev.question else [])
         sims = read(get_reader(config.reader), questions, [c.text for c in to_read(scored, config)])
@@ -152,7 +155,7 @@ def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]]
     def names_missing() -> bool:  # read by declines only when the answer depends on it
         return bool(picked) and misses_names(ev.question, article_texts(ev.passages, picked[0].passage.article_id))
 
-    abstain = (declines(sure, best_read, cross, config, names_missing)
+    abstain = (declines(sure, best_read, cross, config, names_missing, english)
                or (config.year_check and bool(picked)
                    and misses_year(ev.question, ev.passages, picked[0].passage.article_id)))
     return build_answer(ev.question, picked, ev.passages, ev.lang, abstain)

@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import CorruptIndexError, IndexLockedError, IndexMismatchError, RagError
 from .sentences import SPLITTER_VERSION
-from .text import tokens
+from .text import detect_lang, tokens
 from .types import Article, Chunk, Passage
 
 SCHEMA_VERSION = 2
@@ -279,6 +279,13 @@ class Lexical:
     def doc_freq(self, terms: list[str]) -> dict[str, int]:
         return {t: int(self.indptr[self.vocab[t] + 1] - self.indptr[self.vocab[t]]) for t in terms if t in self.vocab}
 
+    def bound(self, toks: list[str], absent: bool = False) -> float:
+        """The sum of each query term's best score in any row: no row can score more for this query. With `absent`,
+        a term no row holds counts as the mean of the others' (the query asks for it; nothing here has it)."""
+        tops = [float(self.scale[self.vocab[t]]) * 255.0 for t in toks if t in self.vocab]
+        missing = len(toks) - len(tops) if absent and tops else 0
+        return float(sum(tops) + missing * (sum(tops) / len(tops) if tops else 0.0))
+
 
 # ---------------------------------------------------------------- generation (read side)
 
@@ -414,6 +421,8 @@ class Index:
             if not (gen_dir / name).is_file():
                 raise CorruptIndexError(str(gen_dir / name), "cross-lingual lexicon file is missing")
         self._lexicon = None
+        self._langs: dict[int, str] = {}  # chunk id -> "zh"/"en", filled as chunks are retrieved
+        self._english: float | None = None
 
     # One connection per thread: sqlite3 connections must not be shared across threads.
     def _con(self) -> sqlite3.Connection:
@@ -508,6 +517,10 @@ class Index:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(self.bm25_ids[i]), float(scores[i])) for i in top if scores[i] > 0]
 
+    def lexical_bound(self, query: str, absent: bool = False) -> float:
+        """The most BM25 any chunk could score for `query` (Lexical.bound)."""
+        return self.bm25.bound(tokens(query, self.manifest.tokenizer), absent) if len(self.bm25_ids) else 0.0
+
     def passages(self, chunk_ids: Iterable[int], scores: dict[int, float] | None = None) -> list[Passage]:
         chunk_ids = list(chunk_ids)
         if not chunk_ids:
@@ -524,6 +537,27 @@ class Index:
             if r is not None:
                 out.append(Passage(r[0], r[1], r[2], r[3], r[4], r[5], float(scores.get(cid, 0.0)), r[6], r[7], r[8], r[9]))
         return out
+
+    def chunk_langs(self, chunk_ids: Sequence[int]) -> list[str]:
+        """The language of each chunk ("zh"/"en", rag.text.detect_lang of its first 200 characters), read once per
+        chunk and remembered."""
+        missing = [int(c) for c in chunk_ids if int(c) not in self._langs]
+        for i in range(0, len(missing), 500):
+            part = missing[i : i + 500]
+            rows = self._con().execute(
+                f"SELECT id, substr(text, 1, 200) FROM chunks WHERE id IN ({','.join('?' * len(part))})", part).fetchall()
+            self._langs.update((cid, detect_lang(text)) for cid, text in rows)
+        return [self._langs.get(int(c), "zh") for c in chunk_ids]
+
+    def english_share(self) -> float:
+        """The share of English chunks in an even sample of up to 400 (0.0 for a Chinese-only index), computed once:
+        whether Chinese questions need a bridge to English text."""
+        if self._english is None:
+            ids = self.bm25_ids[np.linspace(0, len(self.bm25_ids) - 1, min(400, len(self.bm25_ids))).astype(int)] \
+                if len(self.bm25_ids) else []
+            langs = self.chunk_langs([int(c) for c in ids])
+            self._english = langs.count("en") / len(langs) if langs else 0.0
+        return self._english
 
     def lexicon(self):
         """The cross-lingual lexicon (rag.bridge.Lexicon), loaded on first use: only English questions need it."""

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from rag import evaluation as ev
-from rag.datasets import read_articles, squad_to_articles, squad_to_questions, write_articles, xquad_crosslingual
+from rag.datasets import (read_articles, squad_to_articles, squad_to_questions, write_articles, xquad_crosslingual,
+                          xquad_english, xquad_halves)
 from rag.types import Answer, Article, Citation, Passage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,6 +188,27 @@ def test_xquad_crosslingual_pairs_by_question_id(xquad):
     assert qs["q1"]["lang"] == "en" and qs["q1"]["set"] == "xquad-en"
 
 
+def test_xquad_english_gives_the_mixed_pool_its_articles_and_both_question_sets(xquad):
+    zh, en = xquad
+    arts, en_en, zh_en = xquad_english(en, zh)
+    assert [a.text for a in arts] == ["Shanghai is in the east.", "Beijing is the capital."]
+    assert [a.id for a in arts] == [a.id for a in squad_to_articles(en, "xquad-en")]  # ids the sets point at
+    assert {a.source for a in arts} == {"xquad-en-b"}  # one title: the first half (len // 2 titles) is empty
+    assert [(q["id"], q["answers"], q["lang"], q["set"]) for q in en_en] == [
+        ("q2", ["Shanghai"], "en", "xquad-en-en"), ("q1", ["Beijing"], "en", "xquad-en-en"), ("q9", ["x"], "en", "xquad-en-en")]
+    assert {q["article_id"] for q in en_en[:2]} == {a.id for a in arts}
+    by_id = {q["id"]: q for q in zh_en}
+    assert set(by_id) == {"q1", "q2"}  # q9 has no Chinese twin
+    assert by_id["q1"]["question"] == "中国的首都是哪里？" and by_id["q1"]["answers"] == ["Beijing"]
+    assert by_id["q1"]["lang"] == "zh" and by_id["q1"]["set"] == "xquad-zh-en"
+    assert by_id["q1"]["article_id"] == arts[1].id
+
+
+def test_xquad_halves_split_sorted_titles(tmp_path):
+    p = _squad(tmp_path, "h.json", [{"title": t, "paragraphs": []} for t in ("D", "B", "A", "C")])
+    assert xquad_halves(p) == {"A": "a", "B": "a", "C": "b", "D": "b"}
+
+
 def test_bad_squad_file_names_the_file(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json", encoding="utf-8")
@@ -196,7 +218,7 @@ def test_bad_squad_file_names_the_file(tmp_path):
 
 def test_shipped_sets_load_cleanly_and_seed_answers_are_in_the_seed():
     seed_text = next((ROOT / "seeds").glob("*.txt")).read_text(encoding="utf-8")
-    for name in ("seed", "followup", "cmrc2018", "drcd", "xquad-zh", "xquad-en"):
+    for name in ("seed", "followup", "cmrc2018", "drcd", "xquad-zh", "xquad-en", "xquad-en-en", "xquad-zh-en"):
         qs = ev.load_questions(ROOT / "eval" / "sets" / f"{name}.jsonl")
         assert qs.errors == () and qs.questions, name
     seed = ev.load_questions(ROOT / "eval" / "sets" / "seed.jsonl").questions

@@ -65,9 +65,14 @@ def check_answer(a, idx: Index) -> None:
         art = idx.article(c.article_id)
         assert art is not None and art.text[c.start : c.end] == c.sentence
     if not a.abstained:
-        body = a.text.replace(" (Quoted from Chinese-language sources.)", "")
-        joiner = "" if a.lang == "zh" else " "
-        assert body == joiner.join(f"{c.sentence} [{c.number}]" for c in a.citations)
+        from rag.answer import CROSS_NOTE
+        from rag.text import detect_lang
+
+        body = a.text.removesuffix(" " + CROSS_NOTE["en"]).removesuffix(CROSS_NOTE["zh"])
+        # Chinese sentences run on in a Chinese answer; any other sentence is set off by a space
+        expected = "".join(("" if i == 0 or (a.lang == "zh" and detect_lang(c.sentence) == "zh") else " ")
+                           + f"{c.sentence} [{c.number}]" for i, c in enumerate(a.citations))
+        assert body == expected
 
 
 # ---------------------------------------------------------------- questions

@@ -178,6 +178,13 @@ def test_declines_with_and_without_the_reader():
     assert declines(0.04, 0.99, True, cfg) and not declines(0.7, 0.0, True, cfg)  # outside the cross band
 
 
+def test_an_english_question_over_english_text_has_its_own_threshold():
+    cfg = AnswerConfig(min_confidence=0.12, min_confidence_cross=0.2, min_confidence_en=0.05)
+    assert not declines(0.06, None, False, cfg, english=True) and declines(0.04, None, False, cfg, english=True)
+    assert declines(0.06, None, False, cfg)  # the same confidence for a Chinese question
+    assert declines(0.15, None, True, cfg, english=True)  # cross-lingual takes precedence (never both)
+
+
 def test_missing_names_need_the_stricter_score():
     cfg = AnswerConfig(read_band_cross=(0.05, 0.6), reader_weight_cross=40.0, min_read_score_cross=30.0,
                        min_read_score=30.0, min_read_score_names=33.0)
@@ -256,8 +263,8 @@ def test_reader_calibrated_only_where_its_thresholds_were_measured():
 
     assert reader_calibrated("zh", "布林肯星期二前往危地马拉。")
     assert reader_calibrated("en", "布林肯星期二前往危地马拉。")
-    assert not reader_calibrated("en", "The turnout was 55 percent, officials said.")
-    assert not reader_calibrated("zh", "The turnout was 55 percent, officials said.")
+    assert reader_calibrated("en", "The turnout was 55 percent, officials said.")  # its own thresholds (_en)
+    assert not reader_calibrated("zh", "The turnout was 55 percent, officials said.")  # never measured
 
 
 @pytest.mark.parametrize("reader", ["e5", "none"])
