@@ -105,7 +105,9 @@ class Searcher:
         lex, bridged = [], []
         if fusion.mode != "dense":
             bridge = self.bridged_words(question, idx) if bridge is None else bridge
-            lex = idx.search_lexical(question, ncand, allowed)
+            # the question's own BM25 matters for chunks in its language: a Chinese question, or any in a mixed index
+            if not bridge or idx.english_share():
+                lex = idx.search_lexical(question, ncand, allowed)
             bridged = idx.search_lexical(" ".join([question, *bridge]), ncand, allowed) if bridge else lex
         dense = []
         if fusion.mode != "lexical":
@@ -131,7 +133,8 @@ class Searcher:
         question: Chinese words, at cross_lexical_weight; Chinese question: English glosses, at
         reverse_lexical_weight). Each side is normalised by its own best chunk (an English question's own side by
         no less than english_floor of its bound), so that in a mixed corpus the bridged words of one language do
-        not drown the other's BM25; a corpus in one language is scored as before."""
+        not drown the other's BM25. An index without English chunks in its sample (Index.english_share) is scored
+        as one Chinese corpus, as before, without reading any chunk's language."""
         ids = np.array(sorted({c for c, _ in lex} | {c for c, _ in bridged} | {c for c, _ in dense}), dtype=np.int64)
         if not len(ids):
             return []
@@ -147,8 +150,9 @@ class Searcher:
         lo, hi = float(dense_s.min()), float(dense_s.max())
         dense_n = (dense_s - lo) / (hi - lo) if hi > lo else np.zeros_like(dense_s)
         qlang = detect_lang(question)
-        same = np.array([lang == qlang for lang in idx.chunk_langs(ids)])
-        floor = fusion.english_floor * idx.lexical_bound(question, absent=True) if qlang == "en" else 0.0
+        mixed = idx.english_share() > 0  # else every chunk counts as Chinese and nothing is looked up
+        same = np.array([lang == qlang for lang in idx.chunk_langs(ids)]) if mixed else np.full(len(ids), qlang == "zh")
+        floor = fusion.english_floor * idx.lexical_bound(question, absent=True) if qlang == "en" and mixed else 0.0
         lex_n = np.where(same, normalised(lex, same, floor), normalised(bridged, ~same))
         w = np.where(same, fusion.lexical_weight,
                      fusion.reverse_lexical_weight if qlang == "zh" else fusion.cross_lexical_weight)

@@ -387,6 +387,22 @@ def test_chinese_only_index_brings_no_english_glosses(tmp_path):
     assert s.bridged_words("选民选出了新的州长吗？", s.refresh()) == {}
 
 
+def test_chinese_only_index_reads_no_chunk_language_at_search(tmp_path, monkeypatch):
+    emb = FlatEmbedder(name="flat-64")
+    index_articles([a for a in ARTICLES if a is not OHIO], tmp_path / "idx", emb, progress=False)
+    s = Searcher(tmp_path / "idx", emb)
+    idx = s.refresh()
+    assert idx.english_share() == 0.0  # the one sample read, at the first question
+
+    def no(*a, **k):
+        raise AssertionError("a Chinese-only index must not look up chunk languages per question")
+
+    monkeypatch.setattr(Index, "chunk_langs", no)
+    monkeypatch.setattr(Index, "lexical_bound", no)
+    assert s.search(FIRST_QUESTION, 3)[0].article_id == BLINKEN.id
+    assert s.search("Which country did Blinken travel to on Tuesday?", 3, bridge={"布林肯": 0.9})
+
+
 @pytest.mark.parametrize("kwargs,field", [
     ({"lexical_weight": 1.5}, "lexical_weight"),
     ({"lexical_weight": -0.1}, "lexical_weight"),
