@@ -401,6 +401,12 @@ def test_chinese_only_index_reads_no_chunk_language_at_search(tmp_path, monkeypa
     monkeypatch.setattr(Index, "lexical_bound", no)
     assert s.search(FIRST_QUESTION, 3)[0].article_id == BLINKEN.id
     assert s.search("Which country did Blinken travel to on Tuesday?", 3, bridge={"布林肯": 0.9})
+    # so is one whose English chunks are too few to be English articles (a quote or a name opening a chunk)
+    from rag.retrieval import MIXED_SHARE
+
+    monkeypatch.setattr(Index, "english_share", lambda self: MIXED_SHARE / 2)
+    assert s.search(FIRST_QUESTION, 3)[0].article_id == BLINKEN.id
+    assert s.bridged_words("选民选出了新的州长吗？", idx) == {}
 
 
 @pytest.mark.parametrize("kwargs,field", [
