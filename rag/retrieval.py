@@ -60,6 +60,11 @@ DEFAULT_FUSION = Fusion()
 MIXED_SHARE = 0.02
 
 
+def mixed(idx: Index) -> bool:
+    """Whether `idx` holds English articles beside Chinese ones (MIXED_SHARE of its sampled chunks)."""
+    return idx.english_share() >= MIXED_SHARE
+
+
 class Searcher:
     """An open index with its query embedder; reopens itself when a writer publishes a new generation."""
 
@@ -110,7 +115,7 @@ class Searcher:
         if fusion.mode != "dense":
             bridge = self.bridged_words(question, idx) if bridge is None else bridge
             # the question's own BM25 matters for chunks in its language: a Chinese question, or any in a mixed index
-            if not bridge or idx.english_share() >= MIXED_SHARE:
+            if not bridge or mixed(idx):
                 lex = idx.search_lexical(question, ncand, allowed)
             bridged = idx.search_lexical(" ".join([question, *bridge]), ncand, allowed) if bridge else lex
         dense = []
@@ -154,9 +159,9 @@ class Searcher:
         lo, hi = float(dense_s.min()), float(dense_s.max())
         dense_n = (dense_s - lo) / (hi - lo) if hi > lo else np.zeros_like(dense_s)
         qlang = detect_lang(question)
-        mixed = idx.english_share() >= MIXED_SHARE  # else every chunk counts as Chinese and nothing is looked up
-        same = np.array([lang == qlang for lang in idx.chunk_langs(ids)]) if mixed else np.full(len(ids), qlang == "zh")
-        floor = fusion.english_floor * idx.lexical_bound(question, absent=True) if qlang == "en" and mixed else 0.0
+        both = mixed(idx)  # else every chunk counts as Chinese and nothing is looked up
+        same = np.array([lang == qlang for lang in idx.chunk_langs(ids)]) if both else np.full(len(ids), qlang == "zh")
+        floor = fusion.english_floor * idx.lexical_bound(question, absent=True) if qlang == "en" and both else 0.0
         lex_n = np.where(same, normalised(lex, same, floor), normalised(bridged, ~same))
         w = np.where(same, fusion.lexical_weight,
                      fusion.reverse_lexical_weight if qlang == "zh" else fusion.cross_lexical_weight)
@@ -183,7 +188,7 @@ class Searcher:
         question over an index with English articles, the English glosses of its words (rag.dictionary) that
         the corpus holds."""
         if not self._cross(question):
-            if detect_lang(question) != "zh" or idx.english_share() < MIXED_SHARE:
+            if detect_lang(question) != "zh" or not mixed(idx):
                 return {}
 
             def in_corpus(glosses: list[str]) -> set[str]:
