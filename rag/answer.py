@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import kinds
 from .bridge import term_weight
 from .reader import DEFAULT_READER, READER_SPECS
 from .sentences import split_sentences
@@ -37,7 +38,8 @@ _Q_WORDS = re.compile(
 FEATURES = (
     "lex", "disc", "dense", "dense_rel", "rank_rr", "pscore_rel", "type_ok", "type_miss", "prev_disc", "next_disc",
     "len_log", "novel", "first_in_passage", "cross", "cross_dense", "cross_dense_rel", "cross_latin", "cross_type_ok",
-    "cross_lex", "run", "run_log", "run_rel", "focus",
+    "cross_lex", "run", "run_log", "run_rel", "focus", "who_ok", "who_miss", "where_ok", "where_miss", "org_ok",
+    "num_match", "num_miss",
 )
 # The second reading (rag.reader) of the `top` sentences by order: their order score, its gap to the best, the
 # reader's cosine, its gap to the best and its z-score among them.
@@ -269,6 +271,7 @@ def features(question: str, cands: list[Candidate], idf: dict[str, float], dense
     wants_num, wants_time = bool(_Q_NUM.search(fq)), bool(_Q_TIME.search(fq))
     qlang = detect_lang(question)
     qcore, focus = _core_and_focus(question)
+    wanted = kinds.asked(fq)
     latin_q = {t for t in terms if t.isascii()}
     dense = np.zeros(len(cands)) if dense is None else np.asarray(dense, dtype=np.float64)
     dmax = float(dense.max()) if len(dense) else 0.0
@@ -287,12 +290,19 @@ def features(question: str, cands: list[Candidate], idf: dict[str, float], dense
         type_miss = float((wants_time and not has_time) or (wants_num and not has_num))
         novel = len(toks - set(terms)) / max(1, len(toks))
         latin = len(latin_q & toks) / len(latin_q) if latin_q else 0.0
-        rows[i] = (lex, disc[i], dense[i], dense[i] - dmax, 1.0 / (1 + c.rank), c.passage.score / pmax, type_ok,
+        rows[i, :23] = (lex, disc[i], dense[i], dense[i] - dmax, 1.0 / (1 + c.rank), c.passage.score / pmax, type_ok,
                    type_miss, 0.0, 0.0, math.log1p(len(c.text)), novel, float(c.start == c.passage.start),
                    float(cross), cross * dense[i], cross * (dense[i] - dmax), cross * latin, cross * type_ok,
                    cross * lex, 0.0, 0.0, 0.0, len(focus & toks) / len(focus) if focus else 0.0)
         run = _longest_shared_run(qcore, folded[i])
         rows[i, 19:21] = run / max(1, len(qcore)), math.log1p(run)
+        # The answer to "who/where/which company" is a name the question does not hold; numbers the question
+        # names ("第 33 届") are repeated by the sentence that answers it.
+        names = kinds.named(c.text, wanted, fq)
+        nums = kinds.number_match(fq, folded[i])
+        rows[i, 23:30] = ("person" in wanted and "person" in names, "person" in wanted and "person" not in names,
+                          "place" in wanted and "place" in names, "place" in wanted and "place" not in names,
+                          "org" in wanted and "org" in names, nums or 0.0, nums == 0.0)
     if len(cands):
         rows[:, 21] = rows[:, 19] - rows[:, 19].max()
     # The answer often sits next to the sentence that restates the question: neighbours' overlap is evidence.
