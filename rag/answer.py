@@ -291,9 +291,9 @@ def features(question: str, cands: list[Candidate], idf: dict[str, float], dense
         novel = len(toks - set(terms)) / max(1, len(toks))
         latin = len(latin_q & toks) / len(latin_q) if latin_q else 0.0
         rows[i, :23] = (lex, disc[i], dense[i], dense[i] - dmax, 1.0 / (1 + c.rank), c.passage.score / pmax, type_ok,
-                   type_miss, 0.0, 0.0, math.log1p(len(c.text)), novel, float(c.start == c.passage.start),
-                   float(cross), cross * dense[i], cross * (dense[i] - dmax), cross * latin, cross * type_ok,
-                   cross * lex, 0.0, 0.0, 0.0, len(focus & toks) / len(focus) if focus else 0.0)
+                        type_miss, 0.0, 0.0, math.log1p(len(c.text)), novel, float(c.start == c.passage.start),
+                        float(cross), cross * dense[i], cross * (dense[i] - dmax), cross * latin, cross * type_ok,
+                        cross * lex, 0.0, 0.0, 0.0, len(focus & toks) / len(focus) if focus else 0.0)
         run = _longest_shared_run(qcore, folded[i])
         rows[i, 19:21] = run / max(1, len(qcore)), math.log1p(run)
         # The answer to "who/where/which company" is a name the question does not hold; numbers the question
