@@ -31,7 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import AnswerConfig, article_texts, confidence, misses_year, rank, to_read  # noqa: E402
+from rag.answer import (AnswerConfig, article_texts, confidence, misses_year, rank, thresholds,  # noqa: E402
+                        to_read)
 from rag.evaluation import load_questions  # noqa: E402
 from rag.names import misses_names  # noqa: E402
 from rag.pipeline import gather  # noqa: E402
@@ -143,9 +144,7 @@ def shipped_rule(p, cos, cross, cfg, year=None, names=None, names_threshold=None
     """True = decline, as `ask` decides with AnswerConfig `cfg`: the reader's rule (for an English question over
     English text, `english`, its own band, weight and score), then the year check when `year` (misses per
     question) is given, then the name check when `names` and `names_threshold` are."""
-    band = cfg.read_band_cross if cross else cfg.read_band_en if english else cfg.read_band
-    w = cfg.reader_weight_cross if cross else cfg.reader_weight_en if english else cfg.reader_weight
-    t = cfg.min_read_score_cross if cross else cfg.min_read_score_en if english else cfg.min_read_score
+    _, band, w, t = thresholds(cfg, cross, english)
     out = decide(p, cos, band, w, t)
     if year is not None:
         out = out | (year > 0)

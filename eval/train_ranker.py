@@ -192,8 +192,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--index", default=str(ROOT / "eval" / "out" / "dev-index"))
     ap.add_argument("--mixed-index", default=str(ROOT / "eval" / "out" / "mixed-index"),
-                    help="the mixed Chinese/English pool (eval/run.py --mixed builds it): English questions over "
-                         "English XQuAD paragraphs train on one half of them; skipped when missing")
+                    help="the mixed Chinese/English pool (eval/run.py --mixed builds it): English and Chinese "
+                         "questions over English XQuAD paragraphs are scored there (held out unless "
+                         "--mixed-training); skipped when missing")
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--limit", type=int, default=None, help="questions per set (default: all)")
     ap.add_argument("--C", type=float, default=1.0, help="inverse L2 strength of the probability head")

@@ -44,6 +44,7 @@ FEATURES = (
 # The second reading (rag.reader) of the `top` sentences by order: their order score, its gap to the best, the
 # reader's cosine, its gap to the best and its z-score among them.
 REREAD_FEATURES = ("order", "order_gap", "reader", "reader_gap", "reader_z")
+_KINDS_AT = FEATURES.index("who_ok")  # the features of rag.kinds come last
 READ_TOP = 3  # sentences read for the confidence when the ranker has no reread head
 RANKER_PATH = Path(__file__).with_name("ranker.json")
 
@@ -290,19 +291,20 @@ def features(question: str, cands: list[Candidate], idf: dict[str, float], dense
         type_miss = float((wants_time and not has_time) or (wants_num and not has_num))
         novel = len(toks - set(terms)) / max(1, len(toks))
         latin = len(latin_q & toks) / len(latin_q) if latin_q else 0.0
-        rows[i, :23] = (lex, disc[i], dense[i], dense[i] - dmax, 1.0 / (1 + c.rank), c.passage.score / pmax, type_ok,
-                        type_miss, 0.0, 0.0, math.log1p(len(c.text)), novel, float(c.start == c.passage.start),
-                        float(cross), cross * dense[i], cross * (dense[i] - dmax), cross * latin, cross * type_ok,
-                        cross * lex, 0.0, 0.0, 0.0, len(focus & toks) / len(focus) if focus else 0.0)
+        rows[i, :_KINDS_AT] = (
+            lex, disc[i], dense[i], dense[i] - dmax, 1.0 / (1 + c.rank), c.passage.score / pmax, type_ok, type_miss,
+            0.0, 0.0, math.log1p(len(c.text)), novel, float(c.start == c.passage.start), float(cross),
+            cross * dense[i], cross * (dense[i] - dmax), cross * latin, cross * type_ok, cross * lex, 0.0, 0.0, 0.0,
+            len(focus & toks) / len(focus) if focus else 0.0)
         run = _longest_shared_run(qcore, folded[i])
         rows[i, 19:21] = run / max(1, len(qcore)), math.log1p(run)
         # The answer to "who/where/which company" is a name the question does not hold; numbers the question
         # names ("第 33 届") are repeated by the sentence that answers it.
         names = kinds.named(c.text, wanted, fq)
         nums = kinds.number_match(fq, folded[i])
-        rows[i, 23:30] = ("person" in wanted and "person" in names, "person" in wanted and "person" not in names,
-                          "place" in wanted and "place" in names, "place" in wanted and "place" not in names,
-                          "org" in wanted and "org" in names, nums or 0.0, nums == 0.0)
+        rows[i, _KINDS_AT:] = ("person" in wanted and "person" in names, "person" in wanted and "person" not in names,
+                               "place" in wanted and "place" in names, "place" in wanted and "place" not in names,
+                               "org" in wanted and "org" in names, nums or 0.0, nums == 0.0)
     if len(cands):
         rows[:, 21] = rows[:, 19] - rows[:, 19].max()
     # The answer often sits next to the sentence that restates the question: neighbours' overlap is evidence.
@@ -378,12 +380,19 @@ def reader_calibrated(question_lang: str, sentence: str) -> bool:
     return (lang == "zh" and question_lang in ("zh", "en")) or (lang == "en" and question_lang == "en")
 
 
-def _band(cfg: AnswerConfig, cross: bool, english: bool) -> tuple[float, float]:
-    return cfg.read_band_cross if cross else cfg.read_band_en if english else cfg.read_band
+def thresholds(cfg: AnswerConfig, cross: bool, english: bool = False) -> tuple[float, tuple, float, float]:
+    """(min_confidence, read_band, reader_weight, min_read_score) of `cfg` for an English question over Chinese
+    text (`cross`), an English question over English text (`english`) or any other question: the *_cross, *_en or
+    plain fields."""
+    if cross:
+        return cfg.min_confidence_cross, cfg.read_band_cross, cfg.reader_weight_cross, cfg.min_read_score_cross
+    if english:
+        return cfg.min_confidence_en, cfg.read_band_en, cfg.reader_weight_en, cfg.min_read_score_en
+    return cfg.min_confidence, cfg.read_band, cfg.reader_weight, cfg.min_read_score
 
 
 def wants_reading_for_confidence(sure: float, cross: bool, cfg: AnswerConfig, english: bool = False) -> bool:
-    low, high = _band(cfg, cross, english)
+    low, high = thresholds(cfg, cross, english)[1]
     return low <= sure < high
 
 
@@ -411,13 +420,12 @@ def declines(sure: float, best_read: float | None, cross: bool, cfg: AnswerConfi
     question whose cited article mentions none of its names (`names_missing`), min_read_score_names.
     `names_missing` may be a function: it is then called only when the answer depends on it. `english`: an English
     question over English text, held to the _en thresholds."""
+    min_confidence, band, weight, threshold = thresholds(cfg, cross, english)
     if best_read is None:
-        return sure < (cfg.min_confidence_cross if cross else cfg.min_confidence_en if english else cfg.min_confidence)
-    if not wants_reading_for_confidence(sure, cross, cfg, english):
-        return sure < _band(cfg, cross, english)[0]
+        return sure < min_confidence
+    if not band[0] <= sure < band[1]:
+        return sure < band[0]
     p = min(max(sure, 1e-6), 1 - 1e-6)
-    weight = cfg.reader_weight_cross if cross else cfg.reader_weight_en if english else cfg.reader_weight
-    threshold = cfg.min_read_score_cross if cross else cfg.min_read_score_en if english else cfg.min_read_score
     if cross and cfg.min_read_score_names is not None and (
             names_missing() if callable(names_missing) else names_missing):
         threshold = max(threshold, cfg.min_read_score_names)
