@@ -5,8 +5,9 @@ restricted (source filter) to a sub-corpus that does not hold it. Answerable one
 sub-corpus. Two signals are recorded per ask: the ranker's confidence (highest probability of any candidate
 sentence) and the reader's best cosine over the sentences it reads (rag.reader, multilingual-e5-small).
 
-Groups: Chinese questions, English questions over Chinese text (dev pool) and English questions over English text
-(en-en: the mixed pool, each question asked against its own half of XQuAD's English paragraphs and the other half).
+Groups: Chinese questions, English questions over Chinese text (dev pool), English questions over English text
+(en-en: the mixed pool, each question asked against its own half of XQuAD's English paragraphs and the other half)
+and Chinese questions over English text (zh-en: XQuAD's Chinese questions, the same way).
 Two rules are compared per group, at the same rate of wrongly declined answerable questions:
 - ranker alone (`--reader none`): decline when confidence < min_confidence;
 - with the reader (the default): confidence outside read_band decides alone (below: decline, above: answer);
@@ -35,7 +36,7 @@ from rag.answer import (AnswerConfig, article_texts, confidence, misses_year, ra
                         to_read)
 from rag.evaluation import load_questions  # noqa: E402
 from rag.names import misses_names  # noqa: E402
-from rag.pipeline import gather  # noqa: E402
+from rag.pipeline import gather, kept  # noqa: E402
 from rag.reader import get_reader, read  # noqa: E402
 
 PLAN = [  # (set, its own source, a source that cannot answer it)
@@ -46,16 +47,17 @@ PLAN = [  # (set, its own source, a source that cannot answer it)
 ]
 # English questions over English text, in the mixed pool (eval/run.py --mixed): XQuAD's English paragraphs are split
 # into two sources by article (rag.datasets.xquad_halves); a question is asked against its own half and the other.
-MIXED_SET, MIXED_HALVES = "xquad-en-en", ("xquad-en-a", "xquad-en-b")
-GROUPS = ("zh", "en", "en-en")
+MIXED_SETS, MIXED_HALVES = {"en-en": "xquad-en-en", "zh-en": "xquad-zh-en"}, ("xquad-en-a", "xquad-en-b")
+GROUPS = ("zh", "en", "en-en", "zh-en")
 BANDS = ((0.0, 1.01), (0.02, 0.6), (0.02, 0.4), (0.03, 0.3))
 WEIGHTS = (10.0, 20.0, 40.0, 80.0, 160.0)
 
 
 def evidence(q, index, source, cfg, reader):
     """(confidence, reader's best cosine, whether the best sentence's article misses a year the question names,
-    whether it mentions none of the names an English question asks about), and the best sentence (None if none)."""
-    ev = gather(q.question, index, 5, source=source)
+    whether it mentions none of the names an English question asks about), and the best sentence (None if none);
+    the candidates `ask` keeps (rag.pipeline.kept)."""
+    ev = kept(gather(q.question, index, 5, source=source), cfg)
     if not ev.candidates:
         return (0.0, 0.0, 0.0, 0.0), None
     ranked = rank(ev.candidates, ev.features, cfg)
@@ -76,23 +78,27 @@ def sample(name, n, seed):
     return random.Random(seed).sample(qs, min(n, len(qs)))
 
 
-def collect(index, limit, seed, cfg, reader, mixed_index=None):
-    rows = {"zh": [], "en": [], "en-en": []}
+def collect(index, limit, seed, cfg, reader, mixed_index=None, groups=GROUPS):
+    rows = {g: [] for g in groups}
 
     def add(group, q, index, own, other):
         (c1, r1, m1, n1), (c2, r2, m2, n2) = (signals(q, index, src, cfg, reader) for src in (own, other))
         rows[group].append((c1, r1, c2, r2, m1, m2, n1, n2))  # rows of older runs stop after 4 or 6 columns
 
     for name, own, other in PLAN:
-        for q in sample(name, limit, seed):
-            add("en" if name.endswith("-en") else "zh", q, index, own, other)
+        group = "en" if name.endswith("-en") else "zh"
+        if group in rows:
+            for q in sample(name, limit, seed):
+                add(group, q, index, own, other)
     if mixed_index is not None:
         from rag.datasets import read_articles
 
         half = {a.id: a.source for a in read_articles(ROOT / "eval" / "mixed" / "xquad-en.jsonl")}
-        for q in sample(MIXED_SET, limit, seed):
-            own = half[q.article_id]
-            add("en-en", q, mixed_index, own, next(h for h in MIXED_HALVES if h != own))
+        for group, name in MIXED_SETS.items():
+            if group in rows:
+                for q in sample(name, limit, seed):
+                    own = half[q.article_id]
+                    add(group, q, mixed_index, own, next(h for h in MIXED_HALVES if h != own))
     return {g: np.array(r, dtype=float).reshape(len(r), -1) for g, r in rows.items()}
 
 
@@ -140,11 +146,12 @@ def ranker_alone(a, max_wrong):
     return best
 
 
-def shipped_rule(p, cos, cross, cfg, year=None, names=None, names_threshold=None, english=False):
+def shipped_rule(p, cos, cross, cfg, year=None, names=None, names_threshold=None, english=False, reverse=False):
     """True = decline, as `ask` decides with AnswerConfig `cfg`: the reader's rule (for an English question over
-    English text, `english`, its own band, weight and score), then the year check when `year` (misses per
-    question) is given, then the name check when `names` and `names_threshold` are."""
-    _, band, w, t = thresholds(cfg, cross, english)
+    English text, `english`, or a Chinese one over English text, `reverse`, their own band, weight and score), then
+    the year check when `year` (misses per question) is given, then the name check when `names` and
+    `names_threshold` are."""
+    _, band, w, t = thresholds(cfg, cross, english, reverse)
     out = decide(p, cos, band, w, t)
     if year is not None:
         out = out | (year > 0)
@@ -155,12 +162,13 @@ def shipped_rule(p, cos, cross, cfg, year=None, names=None, names_threshold=None
 
 def shipped(lang: str, b: np.ndarray, report: dict) -> None:
     """Held-out rates of the rule `ask` ships (AnswerConfig), then with its year and name checks added."""
-    cfg, cross, english = AnswerConfig(), lang == "en", lang == "en-en"
+    cfg, cross, english, reverse = AnswerConfig(), lang == "en", lang == "en-en", lang == "zh-en"
     t3 = cfg.min_read_score_names
 
     def rule(side, year=False, names=False):  # side 0: asked where it can be answered, 1: where it cannot
         return shipped_rule(b[:, 2 * side], b[:, 2 * side + 1], cross, cfg, year=b[:, 4 + side] if year else None,
-                            names=b[:, 6 + side] if names else None, names_threshold=t3, english=english)
+                            names=b[:, 6 + side] if names else None, names_threshold=t3, english=english,
+                            reverse=reverse)
 
     stages = [("shipped rule (AnswerConfig)", {})]
     if b.shape[1] >= 6:
@@ -182,8 +190,9 @@ def main() -> int:
     ap.add_argument("--max-wrong", type=float, nargs="+", default=[0.02, 0.03, 0.05],
                     help="rates of wrongly declined answerable questions to calibrate for (default 0.02 0.03 0.05)")
     ap.add_argument("--mixed-index", default=str(ROOT / "eval" / "out" / "mixed-index"),
-                    help="the mixed pool (eval/run.py --mixed builds it) for English questions over English text; "
-                         "skipped when missing")
+                    help="the mixed pool (eval/run.py --mixed builds it) for English and Chinese questions over "
+                         "English text; skipped when missing")
+    ap.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS), help="groups to ask (default all)")
     ap.add_argument("--out", default=str(ROOT / "eval" / "out" / "abstention.json"))
     ap.add_argument("--rows", default=None, help="re-fit from the signals a previous run saved (OUT's -rows.json)")
     args = ap.parse_args()
@@ -194,8 +203,8 @@ def main() -> int:
     else:
         cfg, reader = AnswerConfig(), get_reader("e5")
         mixed = args.mixed_index if Path(args.mixed_index).is_dir() else None
-        fit_rows = collect(args.index, args.limit, args.seed, cfg, reader, mixed)
-        test_rows = collect(args.index, args.limit, args.seed + 1, cfg, reader, mixed)
+        fit_rows = collect(args.index, args.limit, args.seed, cfg, reader, mixed, args.groups)
+        test_rows = collect(args.index, args.limit, args.seed + 1, cfg, reader, mixed, args.groups)
         rows_path.parent.mkdir(parents=True, exist_ok=True)
         rows_path.write_text(json.dumps({part: {k: v.tolist() for k, v in rows.items()}
                                          for part, rows in (("fit", fit_rows), ("test", test_rows))}), encoding="utf-8")

@@ -1,6 +1,7 @@
 """`retrieve()` and `ask()`: the two calls the CLI, the UI and eval stand on."""
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import re
 from dataclasses import dataclass
@@ -8,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .answer import (FEATURES, AnswerConfig, Candidate, article_texts, build_answer, candidates, confidence, declines,
-                     features, idf_table, is_cross, misses_year, query_terms, rank, reader_calibrated, reread, select,
-                     to_read, wants_reading_for_confidence, wants_reorder)
+                     features, idf_table, is_cross, is_reverse, misses_year, query_terms, rank,
+                     reader_calibrated, reread, select, tied, to_read, wants_reading_for_confidence, wants_reorder)
 from .names import misses_names
 from .reader import get_reader, read
 from .retrieval import DEFAULT_FUSION, Fusion, Searcher, searcher
@@ -116,15 +117,29 @@ def gather(question: str, index=None, k: int = 5, *, history=None, date_from=Non
     vecs = _sentence_vectors(s.embedder, idx, cands)
     svec = qvec if scoring_q == query else s.embedder.embed_queries([scoring_q])[0]
 
-    shared = bridge if lang == "en" else {}  # the answer features were trained on English questions' bridges only
+    # A Chinese question's bridge (English glosses, only for an index with English articles) is cheap to take again
+    # for the new question alone: the earlier turn's words must not pick the sentence of a follow-up.
+    own = bridge if lang == "en" or scoring_q == query else s.bridged_words(scoring_q, idx)
 
-    def feats(text: str, qv: np.ndarray) -> np.ndarray:
-        terms = query_terms(text, list(shared))
+    def feats(text: str, qv: np.ndarray, words: dict[str, float]) -> np.ndarray:
+        terms = query_terms(text, list(words))
         return features(text, cands, idf_table(terms, idx.doc_freq(terms), idx.manifest.chunks), vecs @ qv,
-                        config.topic_share, shared)
+                        config.topic_share, words)
 
-    wide = None if scoring_q == query else feats(query, qvec)
-    return Evidence(q, lang, passages, cands, feats(scoring_q, svec), wide, query)
+    wide = None if scoring_q == query else feats(query, qvec, bridge)
+    return Evidence(q, lang, passages, cands, feats(scoring_q, svec, own), wide, query)
+
+
+def kept(ev: Evidence, config: AnswerConfig = DEFAULT_ANSWER) -> Evidence:
+    """The evidence without the candidates `tied` drops (config.tie_check)."""
+    if not config.tie_check or not ev.candidates:
+        return ev
+    keep = tied(ev.lang, ev.candidates, ev.features)
+    if keep.all():
+        return ev
+    wide = None if ev.confidence_features is None else ev.confidence_features[keep]
+    return dataclasses.replace(ev, candidates=[c for c, k in zip(ev.candidates, keep) if k],
+                               features=ev.features[keep], confidence_features=wide)
 
 
 def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]] | None = None,
@@ -133,17 +148,18 @@ def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]]
     """Answer `question` with 1-3 sentences quoted from the indexed articles, each cited; or decline."""
     ev = gather(question, index, k, history=history, date_from=date_from, date_to=date_to, source=source,
                 fusion=fusion, config=config)
+    ev = kept(ev, config)
     if not ev.candidates:
         return build_answer(ev.question, [], ev.passages, ev.lang, True)
     scored = rank(ev.candidates, ev.features, config)
     sure = confidence(scored if ev.confidence_features is None else rank(ev.candidates, ev.confidence_features, config))
     first = max(scored, key=lambda c: c.order).text
-    cross = is_cross(ev.lang, first)  # which thresholds apply
+    cross, reverse = is_cross(ev.lang, first), is_reverse(ev.lang, first)  # which thresholds apply
     calibrated = reader_calibrated(ev.lang, first)
     english = ev.lang == "en" and detect_lang(first) == "en"  # an English question over English text
     reorder = wants_reorder(scored, config)
     sims = None
-    if reorder or (calibrated and wants_reading_for_confidence(sure, cross, config, english)):
+    if reorder or (calibrated and wants_reading_for_confidence(sure, cross, config, english, reverse)):
         # the new question picks the sentence; a follow-up's whole query says whether there is an answer at all
         questions = [ev.question] + ([ev.query] if ev.query and ev.query != ev.question else [])
         sims = read(get_reader(config.reader), questions, [c.text for c in to_read(scored, config)])
@@ -155,7 +171,7 @@ def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]]
     def names_missing() -> bool:  # read by declines only when the answer depends on it
         return bool(picked) and misses_names(ev.question, article_texts(ev.passages, picked[0].passage.article_id))
 
-    abstain = (declines(sure, best_read, cross, config, names_missing, english)
+    abstain = (declines(sure, best_read, cross, config, names_missing, english, reverse)
                or (config.year_check and bool(picked)
                    and misses_year(ev.question, ev.passages, picked[0].passage.article_id)))
     return build_answer(ev.question, picked, ev.passages, ev.lang, abstain)

@@ -745,3 +745,62 @@ def test_an_english_question_whose_names_the_article_lacks_is_declined(root):
 def test_year_check_must_be_a_bool():
     with pytest.raises(ValueError, match=r"AnswerConfig\.year_check\b"):
         AnswerConfig(year_check="yes")
+
+
+def test_a_chinese_questions_english_glosses_count_in_english_sentences_only():
+    from rag.answer import FEATURES, crosses, features, is_cross, is_reverse
+
+    p = Passage(0, "a", "t", "", 0, 0, 1.0)
+    texts = ["Voters in Ohio went to the polls on Tuesday to elect a new governor.", "选民星期二选出了新的州长。",
+             "The turnout was 55 percent, officials said."]
+    zh = Passage(1, "b", "t", "", 0, 0, 1.0)  # another article: no neighbour across languages
+    cands = [Candidate(zh if i == 1 else p, 0, i, i + 1, t) for i, t in enumerate(texts)]
+    question = "选民选出了新的州长吗？"
+    glosses = {"voter": 0.7, "elect": 0.7, "governor": 0.7}
+    plain, bridged = features(question, cands, {}, None), features(question, cands, {}, None, bridge=glosses)
+    lex, cross = FEATURES.index("lex"), FEATURES.index("cross")
+    assert plain[0, lex] == 0.0 < bridged[0, lex]  # the English sentence is reached through the glosses
+    assert bridged[0, lex] > bridged[2, lex]  # ... and the one holding them beats the one that does not
+    np.testing.assert_allclose(bridged[1], plain[1])  # the Chinese sentence is scored as without them
+    assert list(bridged[:, cross]) == [1.0, 0.0, 1.0]
+    assert is_reverse("zh", texts[0]) and not is_cross("zh", texts[0]) and crosses("zh", texts[0])
+    assert is_cross("en", texts[1]) and not is_reverse("en", texts[1]) and crosses("en", texts[1])
+    assert not crosses("zh", texts[1]) and not crosses("en", texts[0])
+
+
+def test_an_english_questions_features_do_not_change_with_the_reverse_direction():
+    from rag.answer import features
+
+    p = Passage(0, "a", "t", "", 0, 0, 1.0)
+    texts = ["美国国务卿布林肯星期二前往危地马拉。", "Blinken went to Guatemala on Tuesday.", "他讨论了移民问题。"]
+    cands = [Candidate(p, 0, i, i + 1, t) for i, t in enumerate(texts)]
+    bridge = {"布林肯": 0.9, "危地马拉": 0.8}
+    rows = features("Which country did Blinken visit?", cands, {}, None, bridge=bridge)
+    # the bridged words weigh in every sentence's share, English ones included (as the ranker was trained)
+    assert rows[1, 0] < 1.0 and rows[0, 0] > rows[2, 0]
+
+
+def test_a_chinese_question_keeps_english_sentences_only_of_articles_sharing_a_term_with_it():
+    from rag.answer import features, tied
+
+    ohio, other, zh = (Passage(i, a, "t", "", 0, 0, 1.0) for i, a in enumerate(("ohio", "other", "zh")))
+    cands = [Candidate(ohio, 0, 0, 1, "Voters in Ohio went to the polls on Tuesday to elect a new governor."),
+             Candidate(ohio, 0, 1, 2, "The turnout was 55 percent, officials said."),
+             Candidate(other, 1, 0, 1, "The museum opened a new wing."),
+             Candidate(zh, 2, 0, 1, "博物馆开放了新的展厅。")]
+    question = "选民选出了新的州长吗？"
+    feats = features(question, cands, {}, None, bridge={"voter": 0.7, "governor": 0.7})
+    # Ohio shares "voter" in one sentence: both of its sentences stay; the other English article shares nothing
+    assert list(tied("zh", cands, feats)) == [True, True, False, True]
+    assert tied("en", cands, feats).all()  # English questions keep everything
+    assert list(tied("zh", cands, features(question, cands, {}, None))) == [False, False, False, True]
+
+
+@pytest.mark.parametrize("reader", ["e5", "none"])
+def test_chinese_question_is_answered_from_an_english_article_with_a_note(root, reader):
+    ans = ask("俄亥俄州的选民星期二选出了新的州长吗？", index=root, config=AnswerConfig(reader=reader))
+    assert not ans.abstained and ans.lang == "zh"
+    first = ans.citations[0]
+    assert first.article_id == OHIO.id and first.sentence.startswith("Voters in Ohio")
+    assert OHIO.text[first.start:first.end] == first.sentence
+    assert CROSS_NOTE["zh"] in ans.text

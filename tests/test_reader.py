@@ -11,7 +11,7 @@ import pytest
 
 import rag.reader as reader_mod
 from rag.answer import (REREAD_FEATURES, AnswerConfig, Candidate, declines, load_ranker, reread, reread_features,
-                        to_read, wants_reading_for_confidence, wants_reorder)
+                        thresholds, to_read, wants_reading_for_confidence, wants_reorder)
 from rag.embedders import get_embedder
 from rag.embedders.e5 import E5Embedder, E5NotAvailableError
 from rag.reader import get_reader, read
@@ -264,7 +264,21 @@ def test_reader_calibrated_only_where_its_thresholds_were_measured():
     assert reader_calibrated("zh", "布林肯星期二前往危地马拉。")
     assert reader_calibrated("en", "布林肯星期二前往危地马拉。")
     assert reader_calibrated("en", "The turnout was 55 percent, officials said.")  # its own thresholds (_en)
-    assert not reader_calibrated("zh", "The turnout was 55 percent, officials said.")  # never measured
+    assert reader_calibrated("zh", "The turnout was 55 percent, officials said.")  # its own thresholds (_rev)
+
+
+def test_a_chinese_question_over_english_text_has_its_own_thresholds():
+    cfg = AnswerConfig(min_confidence_rev=0.05, read_band_rev=(0.01, 0.5), reader_weight_rev=20.0,
+                       min_read_score_rev=10.0)
+    assert thresholds(cfg, False, reverse=True) == (0.05, (0.01, 0.5), 20.0, 10.0)
+    assert thresholds(cfg, True, reverse=True)[0] == cfg.min_confidence_cross  # never both: cross comes first
+    assert not declines(0.06, None, False, cfg, reverse=True) and declines(0.06, None, False, cfg)
+    assert wants_reading_for_confidence(0.4, False, cfg, reverse=True)
+    assert not wants_reading_for_confidence(0.4, False, cfg)  # the plain band is (0.03, 0.3)
+    assert not declines(0.1, 0.7, False, cfg, reverse=True)  # logit(0.1) + 20 * 0.7 = 11.8 >= 10
+    assert declines(0.1, 0.55, False, cfg, reverse=True)  # 8.8 < 10
+    with pytest.raises(ValueError, match="read_band_rev"):
+        AnswerConfig(read_band_rev=(0.5, 0.1))
 
 
 @pytest.mark.parametrize("reader", ["e5", "none"])
