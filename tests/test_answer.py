@@ -417,6 +417,7 @@ def test_chinese_only_index_reads_no_chunk_language_at_search(tmp_path, monkeypa
     ({"cross_lexical_weight": -1.0}, "cross_lexical_weight"),
     ({"reverse_lexical_weight": 1.1}, "reverse_lexical_weight"),
     ({"english_floor": -0.5}, "english_floor"),
+    ({"chinese_floor": 1.5}, "chinese_floor"),
     ({"candidates": 0}, "candidates"),
     ({"candidates": -5}, "candidates"),
     ({"mode": "bm25"}, "mode"),
@@ -804,3 +805,21 @@ def test_chinese_question_is_answered_from_an_english_article_with_a_note(root, 
     assert first.article_id == OHIO.id and first.sentence.startswith("Voters in Ohio")
     assert OHIO.text[first.start:first.end] == first.sentence
     assert CROSS_NOTE["zh"] in ans.text
+
+
+def test_a_chinese_question_finds_the_english_article_over_a_weak_chinese_match(tmp_path):
+    """The best Chinese chunk counts as a full lexical match only up to chinese_floor of the most any chunk could
+    score: a stray shared character (选, 的) must not outrank the English article the question's glosses find."""
+    emb = FlatEmbedder(name="flat-64")
+    index_articles(ARTICLES, tmp_path / "idx", emb, progress=False)
+    s = Searcher(tmp_path / "idx", emb)
+    idx = s.refresh()
+    question = "选民选出了新的州长吗？"
+    bridge = s.bridged_words(question, idx)
+    plain = Fusion(name_boost=0.0)
+    assert s.search(question, 1, plain, bridge=bridge)[0].article_id == OHIO.id
+    assert s.search(question, 1, Fusion(name_boost=0.0, chinese_floor=0.0), bridge=bridge)[0].article_id == BLINKEN.id
+    # a Chinese question that shares real words with a Chinese article still finds it
+    tuesday = "选民在星期二选出了新的州长吗？"
+    assert s.search(tuesday, 1, plain, bridge=s.bridged_words(tuesday, idx))[0].article_id == BLINKEN.id
+    assert s.search(FIRST_QUESTION, 1, plain)[0].article_id == BLINKEN.id
