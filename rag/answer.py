@@ -334,19 +334,10 @@ def features(question: str, cands: list[Candidate], idf: dict[str, float], dense
     return rows
 
 
-def is_cross(question_lang: str, sentence: str) -> bool:
-    """An English question over a Chinese sentence (XQuAD en over zh): the `_cross` decline thresholds."""
-    return question_lang == "en" and detect_lang(sentence) == "zh"
-
-
-def is_reverse(question_lang: str, sentence: str) -> bool:
-    """A Chinese question over an English sentence (XQuAD zh over its English paragraphs): the `_rev` thresholds."""
-    return question_lang == "zh" and detect_lang(sentence) == "en"
-
-
 def crosses(question_lang: str, sentence: str) -> bool:
-    """A question over a sentence in the other language, either way: the cross-lingual answer features."""
-    return is_cross(question_lang, sentence) or is_reverse(question_lang, sentence)
+    """A question over a sentence in the other language (English over Chinese, Chinese over English): the
+    cross-lingual answer features."""
+    return detect_lang(sentence) != question_lang
 
 
 def _core_and_focus(question: str) -> tuple[str, set[str]]:
@@ -396,13 +387,6 @@ def wants_reorder(scored: list[Candidate], cfg: AnswerConfig) -> bool:
         return False
     first, second = sorted((c.order for c in scored), reverse=True)[:2]
     return first - second < r.reread_margin
-
-
-def reader_calibrated(question_lang: str, sentence: str) -> bool:
-    """Whether the reader's cosine may decide abstention: its thresholds were calibrated for Chinese and English
-    questions over Chinese text and, apart (its cosines run lower between English texts and across), English and
-    Chinese questions over English text."""
-    return question_lang in ("zh", "en") and detect_lang(sentence) in ("zh", "en")
 
 
 def thresholds(cfg: AnswerConfig, cross: bool, english: bool = False,
@@ -488,10 +472,10 @@ def tied(question_lang: str, cands: list[Candidate], feats: np.ndarray) -> np.nd
     keep = np.ones(len(cands), dtype=bool)
     if question_lang != "zh":
         return keep
-    lex = FEATURES.index("lex")
+    lex, cross = FEATURES.index("lex"), FEATURES.index("cross")  # cross: for a Chinese question, an English sentence
     with_term = {c.passage.article_id for i, c in enumerate(cands) if feats[i, lex] > 0}
     for i, c in enumerate(cands):
-        keep[i] = c.passage.article_id in with_term or not is_reverse(question_lang, c.text)
+        keep[i] = c.passage.article_id in with_term or not feats[i, cross]
     return keep
 
 

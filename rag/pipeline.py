@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .answer import (FEATURES, AnswerConfig, Candidate, article_texts, build_answer, candidates, confidence, declines,
-                     features, idf_table, is_cross, is_reverse, misses_year, query_terms, rank,
-                     reader_calibrated, reread, select, tied, to_read, wants_reading_for_confidence, wants_reorder)
+                     features, idf_table, misses_year, query_terms, rank, reread, select, tied, to_read,
+                     wants_reading_for_confidence, wants_reorder)
 from .names import misses_names
 from .reader import get_reader, read
 from .retrieval import DEFAULT_FUSION, Fusion, Searcher, searcher
@@ -154,19 +154,19 @@ def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]]
     scored = rank(ev.candidates, ev.features, config)
     sure = confidence(scored if ev.confidence_features is None else rank(ev.candidates, ev.confidence_features, config))
     first = max(scored, key=lambda c: c.order).text
-    cross, reverse = is_cross(ev.lang, first), is_reverse(ev.lang, first)  # which thresholds apply
-    calibrated = reader_calibrated(ev.lang, first)
-    english = ev.lang == "en" and detect_lang(first) == "en"  # an English question over English text
+    # which thresholds apply: English over Chinese (_cross), English over English (_en), Chinese over English (_rev)
+    pair = (ev.lang, detect_lang(first))
+    cross, english, reverse = pair == ("en", "zh"), pair == ("en", "en"), pair == ("zh", "en")
     reorder = wants_reorder(scored, config)
     sims = None
-    if reorder or (calibrated and wants_reading_for_confidence(sure, cross, config, english, reverse)):
+    if reorder or wants_reading_for_confidence(sure, cross, config, english, reverse):
         # the new question picks the sentence; a follow-up's whole query says whether there is an answer at all
         questions = [ev.question] + ([ev.query] if ev.query and ev.query != ev.question else [])
         sims = read(get_reader(config.reader), questions, [c.text for c in to_read(scored, config)])
     if sims is not None and reorder:
         scored = reread(scored, sims[0], config)
     picked = select(scored, config)
-    best_read = float(sims[-1].max()) if sims is not None and calibrated else None
+    best_read = float(sims[-1].max()) if sims is not None else None
 
     def names_missing() -> bool:  # read by declines only when the answer depends on it
         return bool(picked) and misses_names(ev.question, article_texts(ev.passages, picked[0].passage.article_id))
