@@ -451,8 +451,9 @@ def to_rescore(scored: list[Candidate], cfg: AnswerConfig) -> list[Candidate]:
 
 
 def wants_rescore(scored: list[Candidate], cfg: AnswerConfig) -> bool:
-    """Whether the re-reader reads: it is on and the order head's best two are closer than rereader_margin."""
-    if not cfg.rereader or len(scored) < 2:
+    """Whether the re-reader reads: it is on, the reader is not "none" (the ranker alone), and the order head's best
+    two are closer than rereader_margin."""
+    if not cfg.rereader or cfg.reader == "none" or len(scored) < 2:
         return False
     first, second = sorted((c.order for c in scored), reverse=True)[:2]
     return first - second < cfg.rereader_margin

@@ -229,6 +229,7 @@ def test_rescore_reads_only_close_calls():
     assert not wants_rescore(far, AnswerConfig(rereader_margin=2.0))
     assert wants_rescore(far, AnswerConfig(rereader_margin=math.inf))
     assert not wants_rescore(close, AnswerConfig(rereader=False))
+    assert not wants_rescore(close, AnswerConfig(reader="none"))  # the ranker alone
     assert not wants_rescore(close[:1], AnswerConfig())
 
 
