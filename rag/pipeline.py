@@ -157,12 +157,9 @@ def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]]
     # which thresholds apply: English over Chinese (_cross), English over English (_en), Chinese over English (_rev)
     pair = (ev.lang, detect_lang(first))
     cross, english, reverse = pair == ("en", "zh"), pair == ("en", "en"), pair == ("zh", "en")
-    # the new question picks the sentence; a follow-up's whole query says whether there is an answer at all.
-    # The re-reader never learned English questions over English sentences (mixed pool, xquad-en-en ans-sent hit 74.8
-    # with the reader's reread head, 73.7 with it): for those the reader re-orders as before.
-    reread_texts = [c.text for c in to_rescore(scored, config)]
-    pairs = (pair_scores(ev.question, reread_texts) if wants_rescore(scored, config)
-             and not (ev.lang == "en" and any(detect_lang(t) == "en" for t in reread_texts)) else None)
+    # the new question picks the sentence; a follow-up's whole query says whether there is an answer at all
+    pairs = (pair_scores(ev.question, [c.text for c in to_rescore(scored, config)])
+             if wants_rescore(scored, config, ev.lang) else None)
     reorder = pairs is None and wants_reorder(scored, config)
     sims = None
     if reorder or wants_reading_for_confidence(sure, cross, config, english, reverse):

