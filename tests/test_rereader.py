@@ -66,6 +66,52 @@ def test_base_shape_and_tokens(base, tokens):
     assert pair[0] == base.bos and pair[-1] == base.eos and len(pair) == R.Q_CAP + R.S_CAP + 4
 
 
+def _reference_tokenizer(base):
+    """`tokenizers`' Unigram + Metaspace over the same pieces: what Tokens must reproduce."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.Unigram([(p, float(s)) for p, s in zip(base.pieces, base.scores)], unk_id=base.unk,
+                                   byte_fallback=False))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+
+    def ids(text):
+        s = text.translate(base.normal)
+        while "  " in s:
+            s = s.replace("  ", " ")
+        return tok.encode(s).ids
+
+    return ids
+
+
+def test_tokens_equal_the_tokenizers_unigram(base, tokens):
+    import json
+    import random
+
+    ref = _reference_tokenizer(base)
+    texts = []
+    for name in ("cmrc2018", "drcd", "xquad-zh"):
+        with open(ROOT / "eval" / "corpus" / f"{name}.jsonl", encoding="utf-8") as f:
+            texts += [json.loads(line)["text"] for line in f]
+    with open(ROOT / "eval" / "sets" / "xquad-en.jsonl", encoding="utf-8") as f:
+        texts += [json.loads(line)["question"] for line in f]
+    texts = random.Random(0).sample(texts, 600)
+    # unknown characters (runs of them are one <unk>), special pieces written out, spaces, a literal metaspace
+    texts += ["", " ", "  a  b ", "\u2581x\u2581\u2581y", "<s>hi</s><unk>", "tab\tnew\nline", "😀😀 emoji 🦄x",
+              "𠀀𠀁𪚥 rare", "\ue000\ue001 private", "a" * 50, "中" * 300, "٣٤ العربية", "ǅ ﬁ ① façade"]
+    assert [tokens.ids(t) for t in texts] == [ref(t) for t in texts]
+    assert tokens.ids("𠀀𠀁 rare")[:2] == [6, base.unk]  # a run of unknown characters: one <unk>
+
+
+def test_loaded_rereader_keeps_only_the_word_table(shipped):
+    shipped.score("熊猫在哪里？", ["熊猫在卧龙。"])
+    base, tokens, weights = shipped._loaded
+    full = R.parse_base()
+    assert set(base.tensors) == {"emb.word"} and base.pieces == ()
+    assert len(base.data) < len(full.data) * 0.8
+    words = np.array([5, 17, full.vocab - 1])
+    assert np.array_equal(base.matrix("emb.word", base.hidden, words), full.matrix("emb.word", full.hidden, words))
+
+
 def test_erf_matches_math():
     import math
 
@@ -222,6 +268,17 @@ def test_rescore_orders_the_top_by_order_plus_weighted_score():
                                    key=lambda c: -c.order)] == ["a", "b", "c", "d", "e"]
 
 
+def test_rescore_reads_only_sentences_within_the_window():
+    cands = [_cand(t, o) for t, o in (("a", 3.0), ("b", 2.5), ("c", 0.5), ("d", -1.0), ("e", -2.0))]
+    cfg = AnswerConfig(rereader_top=5, rereader_weight=1.0, rereader_window=3.0)
+    assert [c.text for c in to_rescore(cands, cfg)] == ["a", "b", "c"]  # d is 4.0 behind a
+    out = rescore(cands, np.array([0.0, 0.0, 3.0]), cfg)
+    assert [c.text for c in sorted(out, key=lambda c: -c.order)] == ["c", "a", "b", "d", "e"]
+    with pytest.raises(ValueError, match="one re-reader score per sentence read \\(3\\)"):
+        rescore(cands, np.zeros(5), cfg)
+    assert len(to_rescore(cands, AnswerConfig(rereader_window=math.inf))) == 5
+
+
 def test_rescore_reads_only_close_calls():
     close = [_cand("a", 3.0), _cand("b", 2.0), _cand("c", 0.0)]
     far = [_cand("a", 5.0), _cand("b", 2.0)]
@@ -234,6 +291,7 @@ def test_rescore_reads_only_close_calls():
 
 
 @pytest.mark.parametrize("field, value", [("rereader_margin", 0.0), ("rereader_margin", float("nan")),
+                                          ("rereader_window", 0.0), ("rereader_window", float("nan")),
                                           ("rereader_top", 1), ("rereader_top", 2.5), ("rereader_top", True),
                                           ("rereader_weight", -1.0), ("rereader_weight", float("nan")),
                                           ("rereader", "yes")])
@@ -278,7 +336,7 @@ def test_ask_uses_the_rereader(monkeypatch, seed):
             seen.append(list(sentences))
             return np.arange(len(sentences), dtype=np.float64) * 100.0
 
-    always = AnswerConfig(rereader_margin=math.inf)
+    always = AnswerConfig(rereader_margin=math.inf, rereader_window=math.inf)
     plain = ask("布林肯星期二前往哪个国家？", index=seed, config=always)
     monkeypatch.setattr(reader_mod, "get_rereader", lambda: Contrary())
     flipped = ask("布林肯星期二前往哪个国家？", index=seed, config=always)
