@@ -67,27 +67,25 @@ def split(qs, spec):
     drcd = qs("drcd")
     arts = drcd_held(drcd)
     held = {"drcd (held articles)": [q for q in drcd if q.id.split("-")[0] in arts]}
-    train = []
+    halves = {name: dict(zip("AB", xquad_halves(qs(name)))) for name in ("xquad-zh", "xquad-en")}
+    train, taken = [], {}
     for part in spec.split(","):
         name, _, sel = part.partition(":")
+        taken[name] = sel
         if name == "drcd" and sel == "rest":
             train.append([q for q in drcd if q.id.split("-")[0] not in arts])
-        elif name.startswith("xquad") and sel in ("A", "B"):
-            a, b = xquad_halves(qs(name))
-            train.append(a if sel == "A" else b)
-        elif not sel and name != "drcd":
+        elif name in halves and sel in ("A", "B"):
+            train.append(halves[name][sel])
+        elif not sel and name != "drcd" and name not in halves:
             train.append(qs(name))
         else:
             raise ValueError(f"--train: cannot use {part!r} (drcd only as drcd:rest, XQuAD as name:A or name:B)")
-    taken = {p.partition(":")[0]: p.partition(":")[2] for p in spec.split(",")}
-    for name in ("xquad-zh", "xquad-en"):
-        a, b = xquad_halves(qs(name))
-        if taken.get(name) == "A":
-            held[f"{name} (half B)"] = b
-        elif taken.get(name) == "B":
-            held[f"{name} (half A)"] = a
-        elif name not in taken:
-            held[name] = qs(name)
+    for name, half in halves.items():
+        if name not in taken:
+            held[name] = half["A"] + half["B"]
+        else:
+            other = "B" if taken[name] == "A" else "A"
+            held[f"{name} (half {other})"] = half[other]
     return train, held
 
 
@@ -243,7 +241,7 @@ def main() -> int:
         pairs, spans = [], []
         for t in group:
             spans.append((len(pairs), len(pairs) + len(t["s"])))
-            pairs += [tokens.pair(t["q"], s) for s in t["s"]]
+            pairs += tokens.pairs(t["q"], t["s"])
         scores = model(*R.batch(base, pairs))
         loss = 0
         for t, (i, j) in zip(group, spans):

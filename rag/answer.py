@@ -219,12 +219,10 @@ class AnswerConfig:
         w = self.rereader_weight
         if not isinstance(w, (int, float)) or isinstance(w, bool) or not math.isfinite(w) or w < 0:
             raise ValueError(f"AnswerConfig.rereader_weight must be a finite number >= 0, got {w!r}")
-        w = self.rereader_margin
-        if not isinstance(w, (int, float)) or isinstance(w, bool) or math.isnan(w) or w <= 0:
-            raise ValueError(f"AnswerConfig.rereader_margin must be a positive number (inf: always), got {w!r}")
-        w = self.rereader_window
-        if not isinstance(w, (int, float)) or isinstance(w, bool) or math.isnan(w) or w <= 0:
-            raise ValueError(f"AnswerConfig.rereader_window must be a positive number (inf: no limit), got {w!r}")
+        for name in ("rereader_margin", "rereader_window"):
+            w = getattr(self, name)
+            if not isinstance(w, (int, float)) or isinstance(w, bool) or math.isnan(w) or w <= 0:
+                raise ValueError(f"AnswerConfig.{name} must be a positive number (inf: no limit), got {w!r}")
         for name in ("year_check", "tie_check", "rereader"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"AnswerConfig.{name} must be True or False, got {getattr(self, name)!r}")

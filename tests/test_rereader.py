@@ -62,7 +62,7 @@ def test_base_shape_and_tokens(base, tokens):
     assert (base.hidden, base.layers, base.heads, base.ffn) == (384, 12, 12, 1536)
     ids = tokens.ids("query: 熊猫在哪里？")
     assert ids and all(0 <= i < base.vocab for i in ids)
-    pair = tokens.pair("问" * 500, "句" * 1000)
+    pair, = tokens.pairs("问" * 500, ["句" * 1000])
     assert pair[0] == base.bos and pair[-1] == base.eos and len(pair) == R.Q_CAP + R.S_CAP + 4
 
 
@@ -102,14 +102,13 @@ def test_tokens_equal_the_tokenizers_unigram(base, tokens):
     assert tokens.ids("𠀀𠀁 rare")[:2] == [6, base.unk]  # a run of unknown characters: one <unk>
 
 
-def test_loaded_rereader_keeps_only_the_word_table(shipped):
+def test_loaded_rereader_keeps_only_the_word_table(shipped, base):
     shipped.score("熊猫在哪里？", ["熊猫在卧龙。"])
-    base, tokens, weights = shipped._loaded
-    full = R.parse_base()
-    assert set(base.tensors) == {"emb.word"} and base.pieces == ()
-    assert len(base.data) < len(full.data) * 0.8
-    words = np.array([5, 17, full.vocab - 1])
-    assert np.array_equal(base.matrix("emb.word", base.hidden, words), full.matrix("emb.word", full.hidden, words))
+    kept = shipped._loaded[0]
+    assert set(kept.tensors) == {"emb.word"} and kept.pieces == ()
+    assert len(kept.data) < len(base.data) * 0.8
+    words = np.array([5, 17, base.vocab - 1])
+    assert np.array_equal(kept.matrix("emb.word", kept.hidden, words), base.matrix("emb.word", base.hidden, words))
 
 
 def test_erf_matches_math():
@@ -145,7 +144,7 @@ def test_numpy_forward_equals_the_torch_training_module(base, tokens, tmp_path):
             if name.startswith(("layers.10.", "layers.11.", "head.")):
                 p.add_(0.02 * torch.randn(p.shape, generator=g))
     model.eval()
-    pairs = [tokens.pair("熊猫在哪里隔离？", s) for s in ("熊猫将在卧龙基地隔离检疫三十天。", "北京今天下雨。", "Pandas.")]
+    pairs = tokens.pairs("熊猫在哪里隔离？", ["熊猫将在卧龙基地隔离检疫三十天。", "北京今天下雨。", "Pandas."])
     words, mask = R.batch(base, pairs)
     with torch.no_grad():
         want = model(words, mask).numpy()
