@@ -13,8 +13,10 @@ _END = re.compile(
 )
 
 # Bumped whenever the spans split_sentences returns change, so that indexes split by an older version are re-split
-# (rag.indexer): 1 = the first rules; 2 = a bracketed aside with no end mark joins the sentence before it.
-SPLITTER_VERSION = 2
+# (rag.indexer): 1 = the first rules; 2 = a bracketed aside with no end mark joins the sentence before it; 3 = a
+# list number ("2." in "第一条。2. 第二条。") starts the sentence after it instead of ending the one before.
+SPLITTER_VERSION = 3
+_LIST_NUMBER = re.compile(r"\s*\d{1,3}\.\s*")
 
 _ASIDE = re.compile(r"[（(][^（()）。！？!?\n]*[）)]")
 
@@ -27,6 +29,8 @@ def split_sentences(text: str, max_chars: int = 240) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     pos = 0
     for m in _END.finditer(text):
+        if _LIST_NUMBER.fullmatch(text, pos, m.end()):
+            continue
         _add(text, pos, m.end(), spans, max_chars)
         pos = m.end()
     _add(text, pos, len(text), spans, max_chars)

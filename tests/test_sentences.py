@@ -207,3 +207,16 @@ def test_hostile_input_is_fast_and_yields_few_spans(text):
 def test_a_bracketed_aside_without_an_end_mark_joins_the_sentence_before(text, expected):
     assert sentences(text) == expected
     check_invariants(text, split_sentences(text))
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("1. 第一条。2. 第二条。", ["1. 第一条。", "2. 第二条。"]),
+    ("规划中。2.鹤伊段：通车。3. 南段：在建", ["规划中。", "2.鹤伊段：通车。", "3. 南段：在建"]),
+    ("Two steps. 1. Open it. 2. Take it.", ["Two steps.", "1. Open it.", "2. Take it."]),
+    ("The score was 3. Then they left.", ["The score was 3.", "Then they left."]),  # a number ending a sentence
+    ("He was born in 1990. Then he moved.", ["He was born in 1990.", "Then he moved."]),
+    ("1. 2. 3.", ["1. 2. 3."]),
+])
+def test_a_list_number_starts_the_sentence_after_it(text, expected):
+    assert sentences(text) == expected
+    check_invariants(text, split_sentences(text))
