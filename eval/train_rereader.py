@@ -25,6 +25,7 @@ import os
 import random
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -44,14 +45,17 @@ TRAIN = "cmrc2018,drcd:rest,xquad-zh:A,xquad-en:A"
 DRCD_HELD = 800
 
 
+def drcd_article(q) -> str:
+    """A DRCD question's article: its id's first field."""
+    return q.id.split("-")[0]
+
+
 def drcd_held(questions):
-    """A fixed sample of DRCD's articles (the id's first field), about DRCD_HELD questions, never trained on: no
-    paragraph of theirs is seen in training."""
-    arts = sorted({q.id.split("-")[0] for q in questions})
+    """A fixed sample of DRCD's articles, about DRCD_HELD questions, never trained on: no paragraph of theirs is
+    seen in training."""
+    size = Counter(map(drcd_article, questions))
+    arts = sorted(size)
     random.Random(1).shuffle(arts)
-    size = {a: 0 for a in arts}
-    for q in questions:
-        size[q.id.split("-")[0]] += 1
     held, n = set(), 0
     for a in arts:
         if n >= DRCD_HELD:
@@ -66,14 +70,14 @@ def split(qs, spec):
     drcd_held and each XQuAD language's half (by article) that the spec leaves out."""
     drcd = qs("drcd")
     arts = drcd_held(drcd)
-    held = {"drcd (held articles)": [q for q in drcd if q.id.split("-")[0] in arts]}
+    held = {"drcd (held articles)": [q for q in drcd if drcd_article(q) in arts]}
     halves = {name: dict(zip("AB", xquad_halves(qs(name)))) for name in ("xquad-zh", "xquad-en")}
     train, taken = [], {}
     for part in spec.split(","):
         name, _, sel = part.partition(":")
         taken[name] = sel
         if name == "drcd" and sel == "rest":
-            train.append([q for q in drcd if q.id.split("-")[0] not in arts])
+            train.append([q for q in drcd if drcd_article(q) not in arts])
         elif name in halves and sel in ("A", "B"):
             train.append(halves[name][sel])
         elif not sel and name != "drcd" and name not in halves:

