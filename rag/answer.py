@@ -176,7 +176,9 @@ class AnswerConfig:
     # sentence right, order head -> with it for weight 0.25 / 0.5 / 0.75 / 1 / 1.5 (session 10's weights): DRCD
     # (822 questions of held-out articles, which chose 0.75 with 0.5-1 within .001) .832 -> .838 / .843 / .842 /
     # .842 / .839, XQuAD zh (half B) .814 -> .847 / .866 / .874 / .879 / .874, XQuAD en (half B) .673 -> .726 /
-    # .741 / .755 / .755 / .753. It reads only when the order head's best two are closer than
+    # .741 / .755 / .755 / .753. Session 12's weights (1.5 epochs instead of 1): DRCD .842 / .853 / .845 / .845 /
+    # .844, XQuAD zh .857 / .879 / .881 / .876 / .876, XQuAD en .740 / .755 / .760 / .755 / .745 (0.5 and 0.75 tie on
+    # the mean of the three, .829; 0.75 kept). It reads only when the order head's best two are closer than
     # `rereader_margin` (wants_rescore(); further apart, the order head was as right alone: an earlier training run,
     # XQuAD zh .834 at < 2 and at any margin, with 32% of the questions read), and of those best sentences only the
     # ones within `rereader_window` of the first (to_rescore(); chosen with session 9's weights on 800 DRCD
