@@ -41,7 +41,8 @@ def cmd_index(args) -> int:
         embedder = get_embedder(embedder, query_prompt=args.query_prompt, passage_prompt=args.passage_prompt, **kw)
     summary = index_paths(paths, _index_dir(args), embedder, prune=args.prune, rebuild=args.rebuild,
                           progress=not args.quiet, max_bytes=int(args.max_mb * 1_000_000),
-                          chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap, wait=args.wait)
+                          chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap, wait=args.wait,
+                          second={None: "default", "none": None}.get(args.second, args.second))
     print(summary.render())
     return 1 if missing else 0
 
@@ -102,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query-prompt", default=None, help="sentence-transformers query prompt (e.g. 'query: ')")
     p.add_argument("--passage-prompt", default=None, help="sentence-transformers passage prompt (e.g. 'passage: ')")
     p.add_argument("--allow-download", action="store_true", help="let sentence-transformers fetch a model from its hub")
+    p.add_argument("--second", default=None, choices=("e5", "none"),
+                   help="a new index's second dense retriever: multilingual-e5-small passage vectors (default e5: "
+                        "better answers, ~10x slower indexing) or none")
     p.add_argument("--prune", action="store_true", help="drop articles whose files are gone")
     p.add_argument("--rebuild", action="store_true", help="start a new index from these paths (replaces the old one)")
     p.add_argument("--max-mb", type=float, default=5.0, help="skip files larger than this (default 5 MB)")

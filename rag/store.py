@@ -3,8 +3,10 @@ generations.
 
 Layout: `DIR/CURRENT` names the live generation `DIR/gen-NNNNNN/` holding `manifest.json`, `meta.sqlite`,
 `vectors.npy` + `ids.npy` (the chunk vectors FAISS is built from), `vectors.faiss`, `bm25/`,
-`sentvecs.npy` + `sent_ids.npy` (float16 vectors of every sentence, so answering never embeds article text) and
-`lexicon.*` (the cross-lingual word list, rag.bridge).
+`sentvecs.npy` + `sent_ids.npy` (float16 vectors of every sentence, so answering never embeds article text),
+`lexicon.*` (the cross-lingual word list, rag.bridge) and, when the index has a second embedder (manifest
+`second_embedder`, multilingual-e5-small by default), `second.npy` + `second.faiss`: each chunk's title and text
+embedded by it, a second dense retriever (rag.retrieval).
 A save writes a whole new generation into a temp folder, fsyncs it, renames it into place and then swaps
 `CURRENT` with `os.replace`, so a reader (or a crash) only ever sees a complete generation, old or new.
 """
@@ -347,6 +349,8 @@ class Manifest:
     created: str
     generation: str
     splitter: int = 1  # rag.sentences.SPLITTER_VERSION the stored sentences were split with (absent: the first)
+    second_embedder: str = ""  # the second dense retriever's embedder ("" for none: indexes built before it)
+    second_dim: int = 0
 
     @classmethod
     def read(cls, path: Path) -> "Manifest":
@@ -357,6 +361,9 @@ class Manifest:
                        if k in data or f.default is dataclasses.MISSING})
             if not isinstance(m.splitter, int) or isinstance(m.splitter, bool) or m.splitter < 1:
                 raise ValueError(f"splitter must be a positive integer, got {m.splitter!r}")
+            if not isinstance(m.second_embedder, str) or not isinstance(m.second_dim, int) or (
+                    bool(m.second_embedder) != (m.second_dim > 0)):
+                raise ValueError(f"second_embedder {m.second_embedder!r} and second_dim {m.second_dim!r} disagree")
             return m
         except FileNotFoundError:
             raise CorruptIndexError(str(path), "manifest is missing") from None
@@ -420,6 +427,20 @@ class Index:
         for name in ("lexicon.json", "lexicon.faiss"):
             if not (gen_dir / name).is_file():
                 raise CorruptIndexError(str(gen_dir / name), "cross-lingual lexicon file is missing")
+        self.second_faiss = self.second_vectors = None
+        if manifest.second_embedder:
+            spath = gen_dir / "second.faiss"
+            try:
+                self.second_faiss = faiss.read_index(str(spath))
+            except Exception as e:
+                raise CorruptIndexError(str(spath), f"FAISS index is unreadable ({str(e).splitlines()[0][:200]})") from None
+            if self.second_faiss.ntotal != n_chunks or (n_chunks and self.second_faiss.d != manifest.second_dim):
+                raise CorruptIndexError(str(spath), f"holds {self.second_faiss.ntotal} vectors of dimension "
+                                        f"{self.second_faiss.d}, not {n_chunks} of {manifest.second_dim}")
+            self.second_vectors = Rows(gen_dir / "second.npy")
+            if self.second_vectors.shape != (n_chunks, manifest.second_dim):
+                raise CorruptIndexError(str(gen_dir / "second.npy"), f"shape {self.second_vectors.shape} != "
+                                        f"({n_chunks}, {manifest.second_dim})")
         self._lexicon = None
         self._langs: dict[int, str] = {}  # chunk id -> "zh"/"en", filled as chunks are retrieved
         self._english: float | None = None
@@ -477,7 +498,8 @@ class Index:
         return self.gen_dir.name
 
     def close(self) -> None:
-        for rows in (getattr(self, "vectors", None), getattr(self, "sent_vectors", None)):
+        for rows in (getattr(self, "vectors", None), getattr(self, "sent_vectors", None),
+                     getattr(self, "second_vectors", None)):
             if rows is not None:
                 rows.close()
         con = getattr(self._local, "con", None)
@@ -488,19 +510,16 @@ class Index:
     # ---- Store protocol
 
     def search_dense(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        import faiss
+        return _search(self.faiss, vector, k, allowed)
 
-        if self.faiss.ntotal == 0 or k <= 0:
-            return []
-        q = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
-        k = min(k, self.faiss.ntotal)
-        params = None
-        if allowed is not None:
-            if len(allowed) == 0:
-                return []
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64)))
-        scores, ids = self.faiss.search(q, k, params=params) if params is not None else self.faiss.search(q, k)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+    def search_second(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """The second embedder's nearest chunks (empty for an index without one)."""
+        return _search(self.second_faiss, vector, k, allowed) if self.second_faiss is not None else []
+
+    def second_scores(self, vector: np.ndarray, chunk_ids: np.ndarray) -> np.ndarray:
+        """Cosine of the second embedder's query vector with these chunks' second vectors."""
+        pos = np.searchsorted(self.vec_ids, chunk_ids)
+        return np.asarray(self.second_vectors[pos], dtype=np.float32) @ np.asarray(vector, dtype=np.float32)
 
     def search_lexical(self, query: str | list[str], k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         if not len(self.bm25_ids) or k <= 0:
@@ -629,6 +648,7 @@ class Index:
             "embedder": self.manifest.embedder,
             "dim": self.manifest.dim,
             "faiss": self.manifest.faiss_kind,
+            "second_embedder": self.manifest.second_embedder,
             "generation": self.generation,
             "created": self.manifest.created,
             "last_indexed": last or "",
@@ -636,6 +656,22 @@ class Index:
 
     def article_ids(self) -> list[str]:
         return [r[0] for r in self._con().execute("SELECT id FROM articles ORDER BY id")]
+
+
+def _search(index, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+    import faiss
+
+    if index.ntotal == 0 or k <= 0:
+        return []
+    q = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+    k = min(k, index.ntotal)
+    params = None
+    if allowed is not None:
+        if len(allowed) == 0:
+            return []
+        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64)))
+    scores, ids = index.search(q, k, params=params) if params is not None else index.search(q, k)
+    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
 
 # ---------------------------------------------------------------- write side
@@ -697,7 +733,10 @@ class Writer:
     """Stages changes to an index in a temp generation; `commit()` publishes it atomically."""
 
     def __init__(self, root: str | os.PathLike, embedder_name: str, dim: int, tokenizer: str = "bigram",
-                 chunk_size: int = 500, chunk_overlap: int = 100, rebuild: bool = False, faiss_kind: str = "auto"):
+                 chunk_size: int = 500, chunk_overlap: int = 100, rebuild: bool = False, faiss_kind: str = "auto",
+                 second_embedder: str = "", second_dim: int = 0):
+        """`second_embedder`/`second_dim`: the second dense retriever of a new index ("" for none); an existing
+        index keeps its own, as it keeps its tokenizer and chunk size."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._cleanup_temp()
@@ -710,6 +749,10 @@ class Writer:
                     f"{self.root}: index was built with embedder {m.embedder!r} (dim {m.dim}), not {embedder_name!r}. "
                     f"Use `--embedder {m.embedder}` or rebuild with `rag index --rebuild --embedder {embedder_name} PATH...`.")
             tokenizer, chunk_size, chunk_overlap = m.tokenizer, m.chunk_size, m.chunk_overlap
+            second_embedder, second_dim = m.second_embedder, m.second_dim
+        if bool(second_embedder) != (second_dim > 0):
+            raise ValueError(f"second_embedder {second_embedder!r} needs a positive second_dim, got {second_dim!r}")
+        self.second_embedder, self.second_dim = second_embedder, second_dim
         # the sentence splitter the stored sentences follow: the indexer re-splits older ones and sets it when done
         self.splitter = self.base.manifest.splitter if self.base is not None else SPLITTER_VERSION
         self.embedder_name, self.dim, self.tokenizer = embedder_name, dim, tokenizer
@@ -733,6 +776,8 @@ class Writer:
             self.sent_ids = np.load(self.base.gen_dir / "sent_ids.npy", allow_pickle=False)
             self.sent_vectors = np.load(self.base.gen_dir / "sentvecs.npy", allow_pickle=False)
             self.lex_words, self.lex_vectors = _read_lexicon(self.base.gen_dir, dim)
+            self.second_vectors = (np.load(self.base.gen_dir / "second.npy", allow_pickle=False) if self.second_dim
+                                   else np.zeros((len(self.vec_ids), 0), dtype=np.float16))
         else:
             self.con = sqlite3.connect(db)
             self.vec_ids = np.zeros(0, dtype=np.int64)
@@ -740,11 +785,13 @@ class Writer:
             self.sent_ids = np.zeros(0, dtype=np.int64)
             self.sent_vectors = np.zeros((0, dim), dtype=np.float16)
             self.lex_words, self.lex_vectors = [], np.zeros((0, dim), dtype=np.float16)
+            self.second_vectors = np.zeros((0, self.second_dim), dtype=np.float16)
         self.con.executescript(_SCHEMA)
         self.con.execute("PRAGMA journal_mode=OFF")  # the temp generation is thrown away whole on failure
         self.con.execute("PRAGMA synchronous=OFF")
         self._new_ids: list[np.ndarray] = []
         self._new_vecs: list[np.ndarray] = []
+        self._new_second: list[np.ndarray] = []
         self._removed: set[int] = set()
         self._new_sids: list[np.ndarray] = []
         self._new_svecs: list[np.ndarray] = []
@@ -787,6 +834,26 @@ class Writer:
             return {}
         return self._cached("sentences", hashes, self.sent_ids, self.sent_vectors, self._s_removed)
 
+    def cached_second_vectors(self, items: Sequence[tuple[str, str]]) -> dict[tuple[str, str], np.ndarray]:
+        """Second vectors already stored for chunks with this (title, text)."""
+        if not items or not self.second_dim or not len(self.vec_ids):
+            return {}
+        wanted = set(items)
+        hashes = list({text_hash(t) for _, t in wanted})
+        out: dict[tuple[str, str], np.ndarray] = {}
+        for i in range(0, len(hashes), 500):
+            part = hashes[i : i + 500]
+            q = (f"SELECT c.id, a.title, c.text FROM chunks c JOIN articles a ON a.id = c.article_id "
+                 f"WHERE c.text_hash IN ({','.join('?' * len(part))})")
+            for rid, title, text in self.con.execute(q, part):
+                key = (title, text)
+                if key in out or key not in wanted or rid in self._removed:
+                    continue
+                p = int(np.searchsorted(self.vec_ids, rid))
+                if p < len(self.vec_ids) and self.vec_ids[p] == rid:
+                    out[key] = np.asarray(self.second_vectors[p], dtype=np.float32)
+        return out
+
     def _cached(self, table: str, hashes, ids: np.ndarray, vectors: np.ndarray, removed: set[int]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         uniq = list(set(hashes))
@@ -816,10 +883,14 @@ class Writer:
     # ---- mutations
 
     def put_article(self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray, path: str | None,
-                    sentences: Sequence[tuple[int, int]] = (), sentence_vectors: np.ndarray | None = None) -> None:
-        """Insert or replace an article with its chunks and sentences (spans in its text) and their vectors."""
+                    sentences: Sequence[tuple[int, int]] = (), sentence_vectors: np.ndarray | None = None,
+                    second_vectors: np.ndarray | None = None) -> None:
+        """Insert or replace an article with its chunks and sentences (spans in its text) and their vectors (and,
+        for an index with a second embedder, the chunks' second vectors)."""
         if len(chunks) != len(vectors):
             raise ValueError("one vector per chunk expected")
+        if self.second_dim and (second_vectors is None or len(second_vectors) != len(chunks)):
+            raise ValueError("one second vector per chunk expected")
         if len(sentences) != (0 if sentence_vectors is None else len(sentence_vectors)):
             raise ValueError("one vector per sentence expected")
         self.remove_article(article.id, keep_sources=True)
@@ -838,6 +909,8 @@ class Writer:
         if ids:
             self._new_ids.append(np.array(ids, dtype=np.int64))
             self._new_vecs.append(np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim))
+            if self.second_dim:
+                self._new_second.append(np.asarray(second_vectors, dtype=np.float16).reshape(len(ids), self.second_dim))
         sids = []
         for s, e in sentences:
             cur = self.con.execute("INSERT INTO sentences (article_id, start, end_, text_hash) VALUES (?,?,?,?)",
@@ -893,6 +966,9 @@ class Writer:
             return None
         ids, vecs = _merge(self.vec_ids, self.vectors, self._removed, self._new_ids, self._new_vecs, np.float32)
         sids, svecs = _merge(self.sent_ids, self.sent_vectors, self._s_removed, self._new_sids, self._new_svecs, np.float16)
+        if self.second_dim:
+            _, second = _merge(self.vec_ids, self.second_vectors, self._removed, self._new_ids, self._new_second,
+                               np.float16)
         self.con.commit()
         rows = self.con.execute("SELECT id, tokens FROM chunks ORDER BY id").fetchall()
         n_articles = self.con.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
@@ -913,6 +989,11 @@ class Writer:
         np.save(self.tmp / "sentvecs.npy", svecs.reshape(len(sids), self.dim), allow_pickle=False)
         index, kind = build_faiss(vecs.reshape(len(ids), self.dim), ids, self.faiss_kind)
         faiss.write_index(index, str(self.tmp / "vectors.faiss"))
+        if self.second_dim:
+            second = second.reshape(len(ids), self.second_dim)
+            np.save(self.tmp / "second.npy", second, allow_pickle=False)
+            faiss.write_index(build_faiss(second.astype(np.float32), ids, self.faiss_kind)[0],
+                              str(self.tmp / "second.faiss"))
         lexical = Lexical.build([r[1].split() for r in rows], chunk_ids)
         lexical.save(self.tmp / "bm25")
         self._save_lexicon(lexical)
@@ -921,7 +1002,8 @@ class Writer:
             "schema_version": SCHEMA_VERSION, "embedder": self.embedder_name, "dim": self.dim,
             "articles": n_articles, "chunks": len(rows), "faiss_kind": kind, "tokenizer": self.tokenizer,
             "chunk_size": self.chunk_size, "chunk_overlap": self.chunk_overlap, "created": now_iso(),
-            "generation": gen, "splitter": self.splitter,
+            "generation": gen, "splitter": self.splitter, "second_embedder": self.second_embedder,
+            "second_dim": self.second_dim,
         }
         (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         _fsync_tree(self.tmp)

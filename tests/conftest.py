@@ -15,6 +15,12 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 # the dictionary's parse cache (rag.dictionary.cache_dir) goes to a temp folder, not the user's ~/.cache
 os.environ.setdefault("RAG_CACHE_DIR", tempfile.mkdtemp(prefix="rag-test-cache-"))
 
+import rag.indexer  # noqa: E402
+
+# Indexes built in-process have no second embedder unless a test asks for one (tests/test_second.py): e5 would
+# embed every test corpus at ~4 chunks/s and mix its own cosines into rankings the fake embedder's tests assert.
+rag.indexer.DEFAULT_SECOND = None
+
 
 class FakeEmbedder:
     """Hashes character unigrams and bigrams into a small normalised vector: fast, deterministic, lexical."""

@@ -173,8 +173,23 @@ def test_anaphoric_follow_up_borrows_the_previous_question():
 
 @pytest.mark.parametrize("question", ["那2023年呢？", "Where did they go?"])
 def test_short_or_pointing_follow_ups_borrow_the_previous_question(question):
-    query, _ = contextualise(question, [(FIRST_QUESTION, "...")])
+    query, _ = contextualise(question, [(FIRST_QUESTION, "")])
     assert query == f"{FIRST_QUESTION} {question}"
+
+
+def test_follow_up_retrieval_carries_the_earlier_answer_without_markers_or_notes():
+    shown = f"{FIRST_ANSWER} [1]第二句。 [2] {CROSS_NOTE['en']}"
+    query, scoring = contextualise("他在那里见了谁？", [(FIRST_QUESTION, shown)])
+    assert query == f"{FIRST_QUESTION} {FIRST_ANSWER}第二句。 他在那里见了谁？"
+    assert scoring == "他在那里见了谁？"
+    long = "很长的回答。" * 200
+    assert len(contextualise("他在那里见了谁？", [(FIRST_QUESTION, long)])[0]) < len(long)
+
+
+@pytest.mark.parametrize("declined", list(NOT_FOUND.values()))
+def test_a_declined_earlier_turn_lends_only_its_question(declined):
+    query, _ = contextualise("他在那里见了谁？", [(FIRST_QUESTION, declined)])
+    assert query == f"{FIRST_QUESTION} 他在那里见了谁？"
 
 
 @pytest.mark.parametrize("history", [None, [], [("", "...")], [()]])

@@ -73,7 +73,8 @@ def main() -> int:
         for n, paths in enumerate(runs):
             if n and args.pause:
                 time.sleep(args.pause)
-            s = index_paths(paths, args.index_dir, FakeEmbedder(), progress=False, rebuild=args.rebuild, wait=args.wait)
+            s = index_paths(paths, args.index_dir, FakeEmbedder(), progress=False, rebuild=args.rebuild, wait=args.wait,
+                            second=None)
             print(f"done {s.generation} {s.total_articles}", flush=True)
     except RagError as e:
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
