@@ -203,7 +203,13 @@ class Searcher:
         score = w * lex_n + (1 - w) * dense_n
         if svec is not None:
             sw = fusion.cross_second_weight if qlang == "en" else fusion.second_weight
-            score = (1 - sw) * score + sw * _minmax(idx.second_scores(svec, ids))
+            cos = idx.second_scores(svec, ids)
+            # per language, like BM25 above: e5 ranks chunks in the question's language above the other's
+            second_n = np.zeros_like(cos)
+            for group in ((same, ~same) if both else (np.ones(len(ids), dtype=bool),)):
+                if group.any():
+                    second_n[group] = _minmax(cos[group])
+            score = (1 - sw) * score + sw * second_n
         order = np.argsort(-score, kind="stable")
         return [(int(ids[i]), float(score[i])) for i in order]
 

@@ -219,3 +219,31 @@ def test_real_e5_second_retriever_answers_the_seed_in_both_languages(e5_seed_ind
     a = ask("熊猫什么时候回到中国？", e5_seed_index)
     assert a.abstained and not a.citations
 
+
+
+class LanguageBiased(Second):
+    """A second embedder that, like e5 across languages, puts every Chinese text nearer a Chinese question than any
+    English text: one large shared dimension for CJK, plus the fake embedder's n-grams."""
+
+    def _one(self, text: str) -> np.ndarray:
+        v = super()._one(text)
+        v[0] += 4.0 if any("\u4e00" <= ch <= "\u9fff" for ch in text) else 0.0
+        return v / np.linalg.norm(v)
+
+
+def test_mixed_index_scales_the_second_cosine_within_each_language(tmp_path):
+    from test_answer import ARTICLES as MIXED, OHIO, FlatEmbedder
+
+    emb = FlatEmbedder(name="flat-64")
+    index_articles(MIXED, tmp_path / "idx", emb, progress=False, second=LanguageBiased(), chunk_size=60,
+                   chunk_overlap=10)  # several chunks per article: min-max scaling needs two of a language
+    s = Searcher(tmp_path / "idx", emb, LanguageBiased())
+    question = "俄亥俄州的选民星期二去投票了吗？"
+    idx = s.refresh()
+    cos = idx.second_scores(s.second_embedder(idx).embed_queries([question])[0], idx.vec_ids)
+    langs = np.array(idx.chunk_langs(idx.vec_ids))
+    assert cos[langs == "en"].max() < cos[langs == "zh"].min()  # e5-like: every Chinese chunk is nearer
+    ranked = s.search(question, 50, Fusion(second_weight=1.0))
+    best_english = max(p.score for p in ranked if p.article_id == OHIO.id)
+    # the best English chunk counts as fully as the best Chinese one, as BM25 does per language
+    assert best_english == pytest.approx(max(p.score for p in ranked if p.article_id != OHIO.id)) == pytest.approx(1.0)
