@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,18 @@ RUN_CACHE = 200_000  # sentence vectors remembered across the batches of one run
 # with BM25 and USE (rag.retrieval.Fusion.second_weight): dev pool hit@1 XQuAD en 71.6 -> 80.4, XQuAD zh 90.4 ->
 # 93.2, at ~4 chunks/s on 2 cores (USE alone: ~40). None (`rag index --second none`) indexes without it.
 DEFAULT_SECOND = "e5"
+_SECONDS: dict[str, Embedder] = {}  # second embedders by spec: loaded once per process, not once per upload
+_SECONDS_LOCK = threading.Lock()
+
+
+def _second_embedder(spec: str) -> Embedder:
+    """The process's indexing instance for `spec`: not the reader's, so that `ask` does not wait on an upload."""
+    from .embedders import get_embedder
+
+    with _SECONDS_LOCK:
+        if spec not in _SECONDS:
+            _SECONDS[spec] = get_embedder(spec)
+        return _SECONDS[spec]
 
 
 def default_index_dir() -> str:
@@ -132,7 +145,7 @@ def index_stream(
     if second == "default":
         second = DEFAULT_SECOND
     if isinstance(second, str):
-        second = get_embedder(second)
+        second = _second_embedder(second)
     if second is not None and second.name == emb.name:
         second = None  # the index's own embedder already
     counts = dict(added=0, updated=0, skipped=0, failed=0, removed=0, resplit=0, chunks=0, embedded=0,
@@ -145,7 +158,7 @@ def index_stream(
                    second_dim=second.dim if second else 0)
         try:
             if w.second_embedder and (second is None or second.name != w.second_embedder):
-                second = get_embedder(w.second_embedder)  # an existing index's own
+                second = _second_embedder(w.second_embedder)  # an existing index's own
             elif not w.second_embedder:
                 if second is not None:
                     notes.append("this index has no second embedder (built before it): rebuild it with --rebuild "

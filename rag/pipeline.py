@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .answer import (CROSS_NOTE, FEATURES, NOT_FOUND, AnswerConfig, Candidate, article_texts, build_answer, candidates, confidence, declines,
-                     features, idf_table, misses_year, query_terms, rank, reread, rescore, select, tied, to_read,
-                     to_rescore, wants_reading_for_confidence, wants_reorder, wants_rescore)
+from .answer import (CROSS_NOTE, FEATURES, NOT_FOUND, AnswerConfig, Candidate, article_texts, build_answer,
+                     candidates, confidence, declines, features, idf_table, misses_year, query_terms, rank, reread,
+                     rescore, select, tied, to_read, to_rescore, wants_reading_for_confidence, wants_reorder,
+                     wants_rescore)
 from .names import misses_names
 from .reader import get_reader, pair_scores, read
 from .retrieval import DEFAULT_FUSION, Fusion, Searcher, searcher
@@ -117,6 +118,9 @@ class Evidence:
     # (followup set: fewer wrong declines than with the new question alone, which may hold no content word)
     confidence_features: np.ndarray | None = None
     query: str = ""  # what was retrieved: the question, or for a follow-up the earlier question + this one
+    # query vectors the reader need not compute again: the retrieval query's, when the index's second retriever is
+    # the reader's own e5 (one embedding of ~20 ms per question read)
+    read_vectors: dict = dataclasses.field(default_factory=dict)
 
 
 def gather(question: str, index=None, k: int = 5, *, history=None, date_from=None, date_to=None, source=None,
@@ -129,10 +133,13 @@ def gather(question: str, index=None, k: int = 5, *, history=None, date_from=Non
     qvec = s.embedder.embed_queries([query])[0]
     idx = s.refresh()  # one generation for passages and IDF alike, even if a writer publishes meanwhile
     bridge = s.bridged_words(query, idx)
-    passages = s.search(query, k, fusion, date_from, date_to, source, qvec=qvec, idx=idx, bridge=bridge)
+    second = s.second_embedder(idx)
+    evec = second.embed_queries([query])[0] if second is not None else None
+    known = {query: evec} if evec is not None and second is get_reader(config.reader) else {}
+    passages = s.search(query, k, fusion, date_from, date_to, source, qvec=qvec, idx=idx, bridge=bridge, svec=evec)
     cands = candidates(passages, idx.sentences(passages))
     if not cands:
-        return Evidence(q, lang, passages, [], np.zeros((0, len(FEATURES))), query=query)
+        return Evidence(q, lang, passages, [], np.zeros((0, len(FEATURES))), query=query, read_vectors=known)
     vecs = _sentence_vectors(s.embedder, idx, cands)
     svec = qvec if scoring_q == query else s.embedder.embed_queries([scoring_q])[0]
 
@@ -146,7 +153,7 @@ def gather(question: str, index=None, k: int = 5, *, history=None, date_from=Non
                         config.topic_share, words)
 
     wide = None if scoring_q == query else feats(query, qvec, bridge)
-    return Evidence(q, lang, passages, cands, feats(scoring_q, svec, own), wide, query)
+    return Evidence(q, lang, passages, cands, feats(scoring_q, svec, own), wide, query, known)
 
 
 def kept(ev: Evidence, config: AnswerConfig = DEFAULT_ANSWER) -> Evidence:
@@ -183,7 +190,7 @@ def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]]
     sims = None
     if reorder or wants_reading_for_confidence(sure, cross, config, english, reverse):
         questions = [ev.question] + ([ev.query] if ev.query and ev.query != ev.question else [])
-        sims = read(get_reader(config.reader), questions, [c.text for c in to_read(scored, config)])
+        sims = read(get_reader(config.reader), questions, [c.text for c in to_read(scored, config)], ev.read_vectors)
     if pairs is not None:
         scored = rescore(scored, pairs, config)
     elif sims is not None and reorder:

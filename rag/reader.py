@@ -36,15 +36,20 @@ def get_reader(spec: str = DEFAULT_READER) -> Embedder | None:
         return _READERS[key]
 
 
-def read(reader: Embedder | None, questions: Sequence[str], sentences: Sequence[str]) -> np.ndarray | None:
+def read(reader: Embedder | None, questions: Sequence[str], sentences: Sequence[str],
+         known: dict[str, np.ndarray] | None = None) -> np.ndarray | None:
     """Cosine of each question (rows) with each sentence (columns); None without a reader, or (with one warning
-    per process) when its model cannot be loaded here, so answers fall back to the ranker alone."""
+    per process) when its model cannot be loaded here, so answers fall back to the ranker alone. `known`: query
+    vectors `reader` already gave for some of the questions."""
     global _warned
     if reader is None:
         return None
+    known = known or {}
     try:
         s = reader.embed_documents(list(sentences))
-        q = reader.embed_queries(list(questions))
+        todo = [x for x in dict.fromkeys(questions) if x not in known]
+        vecs = {**known, **dict(zip(todo, reader.embed_queries(todo)))} if todo else known
+        q = np.stack([np.asarray(vecs[x], dtype=np.float32) for x in questions])
     except E5NotAvailableError as e:
         if not _warned:
             _warned = True

@@ -129,9 +129,11 @@ class Searcher:
 
     def search(self, question: str, k: int = 5, fusion: Fusion = DEFAULT_FUSION, date_from: str | None = None,
                date_to: str | None = None, source: str | None = None, qvec: np.ndarray | None = None,
-               idx: Index | None = None, bridge: dict[str, float] | None = None) -> list[Passage]:
+               idx: Index | None = None, bridge: dict[str, float] | None = None,
+               svec: np.ndarray | None = None) -> list[Passage]:
         """Ranked passages from `idx` (default: the current generation; pass one to read a single generation).
-        `bridge`: the question's bridged words if already known (see `bridged_words`)."""
+        `bridge`: the question's bridged words if already known (see `bridged_words`); `svec`: its query vector
+        from `second_embedder(idx)`, likewise."""
         idx = idx or self.refresh()
         allowed = idx.allowed_ids(date_from, date_to, source)
         n = idx.manifest.chunks
@@ -150,11 +152,13 @@ class Searcher:
             if qvec is None:
                 qvec = self.embedder.embed_queries([question])[0]
             dense = idx.search_dense(qvec, ncand, allowed)
-        second, svec = [], None
+        second = []
         sec = self.second_embedder(idx) if fusion.mode == "weighted" else None
         if sec is not None and (fusion.cross_second_weight if detect_lang(question) == "en" else fusion.second_weight):
-            svec = sec.embed_queries([question])[0]
+            svec = sec.embed_queries([question])[0] if svec is None else svec
             second = idx.search_second(svec, ncand, allowed)
+        else:
+            svec = None
         if fusion.mode == "lexical":
             ranked = bridged
         elif fusion.mode == "dense":

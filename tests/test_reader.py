@@ -310,3 +310,24 @@ def test_e5_can_also_index(tmp_path):
         idx.close()
     ans = ask("国务院星期一对谁实施了签证限制？", index=root)
     assert not ans.abstained and "签证限制" in ans.citations[0].sentence
+
+
+def test_read_embeds_only_the_questions_it_was_not_given():
+    from conftest import FakeEmbedder
+
+    class Counting(FakeEmbedder):
+        def __init__(self):
+            super().__init__()
+            self.queries: list[str] = []
+
+        def embed_queries(self, texts):
+            self.queries.extend(texts)
+            return super().embed_queries(texts)
+
+    r = Counting()
+    qs, sents = ["布林肯去了哪里？", "布林肯去了哪里？ 他见了谁？"], ["布林肯前往危地马拉。", "熊猫回国。"]
+    full = read(r, qs, sents)
+    r.queries.clear()
+    again = read(r, qs, sents, {qs[1]: FakeEmbedder().embed_queries([qs[1]])[0]})
+    assert r.queries == [qs[0]]
+    np.testing.assert_allclose(again, full, rtol=1e-6)

@@ -247,3 +247,37 @@ def test_mixed_index_scales_the_second_cosine_within_each_language(tmp_path):
     best_english = max(p.score for p in ranked if p.article_id == OHIO.id)
     # the best English chunk counts as fully as the best Chinese one, as BM25 does per language
     assert best_english == pytest.approx(max(p.score for p in ranked if p.article_id != OHIO.id)) == pytest.approx(1.0)
+
+
+def test_ask_reuses_the_second_retrievers_query_vector_for_the_reader(built, fake_embedder, monkeypatch):
+    import rag.reader as reader
+    from rag.answer import AnswerConfig
+    from rag.pipeline import gather
+
+    root, _ = built
+    second = Second()
+    monkeypatch.setitem(reader._READERS, "e5", second)  # the reader is the index's second embedder, as with e5
+    s = Searcher(root, fake_embedder, second)
+    ev = gather("布林肯星期二前往哪个国家？", s, config=AnswerConfig(reader="e5"))
+    assert list(ev.read_vectors) == ["布林肯星期二前往哪个国家？"]
+    other = Searcher(root, fake_embedder, Second())  # another model than the reader's: nothing to reuse
+    assert gather("布林肯星期二前往哪个国家？", other, config=AnswerConfig(reader="e5")).read_vectors == {}
+
+
+def test_indexing_loads_one_second_embedder_per_spec(tmp_path, fake_embedder, monkeypatch):
+    import rag.embedders
+    import rag.indexer
+
+    made = []
+
+    def fake(spec="use", **kw):
+        made.append(spec)
+        return Second()
+
+    monkeypatch.setattr(rag.embedders, "get_embedder", fake)
+    monkeypatch.setattr(rag.indexer, "_SECONDS", {})
+    for n in range(3):  # as the app does for each upload
+        index_articles(ARTICLES[n:n + 1], tmp_path / "idx", fake_embedder, progress=False, second="fake-second",
+                       source_name=f"memory:{n}")
+    assert made == ["fake-second"]
+    assert Index.open(tmp_path / "idx").manifest.articles == 3
