@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import FEATURES, REREAD_FEATURES, Ranker, reread_features  # noqa: E402
+from rag.answer import FEATURES, REREAD_FEATURES, Ranker, load_ranker, reread_features  # noqa: E402
 from rag.evaluation import contains_answer, load_questions  # noqa: E402
 from rag.pipeline import gather  # noqa: E402
 
@@ -225,6 +225,8 @@ def main() -> int:
                          "articles beside (tried in session 6, not shipped: see the README)")
     ap.add_argument("--reader-cache", default=str(ROOT / "eval" / "out" / "reader-cache.npz"))
     ap.add_argument("--out", default=str(ROOT / "rag" / "ranker.json"))
+    ap.add_argument("--against", default=str(ROOT / "rag" / "ranker.json"),
+                    help="ranker whose order head is scored on the same lists first (default: the shipped one)")
     args = ap.parse_args()
     from sklearn.linear_model import LogisticRegression
 
@@ -303,17 +305,19 @@ def main() -> int:
     rtr = [(x, lab) for n in prob_sets for x, lab in rr[n] if len(lab) > 1 and x[0, 0] - x[1, 0] < args.gate]
     reread_w = train_listwise(np.vstack([x for x, _ in rtr]), np.concatenate([lab for _, lab in rtr]),
                               np.concatenate([[i] * len(lab) for i, (_, lab) in enumerate(rtr)]), args.l2)[0]
+    against = load_ranker(args.against) if Path(args.against).is_file() else None
     print(f"{'set':24s} {'n':>5s} first-sentence hit: order head / probability head / order head + reader "
-          f"(top {args.top}, margin < {args.gate:g}) / reader alone")
+          f"(top {args.top}, margin < {args.gate:g}) / reader alone" + ("; --against's order head" if against else ""))
     for name in data:
         X, y, g, _ = data[name]
         h, n = first_hit(order_scores(X, order), y, g)
+        was = f"; {first_hit(against.order_scores(X), y, g)[0]:.3f}" if against else ""
         h2, _ = first_hit(X @ w + b, y, g)
         h3 = np.mean([lab[np.argmax(x @ reread_w)] > 0 if x[0, 0] - x[min(1, len(x) - 1), 0] < args.gate else lab[0] > 0
                       for x, lab in rr[name]])
         h4 = np.mean([lab[np.argmax(x[:, 2])] > 0 for x, lab in rr[name]])
         tag = "train" if name in train_sets else "held out"
-        print(f"{name:24s} {n:5d} {h:.3f} / {h2:.3f} / {h3:.3f} / {h4:.3f}  ({tag})")
+        print(f"{name:24s} {n:5d} {h:.3f} / {h2:.3f} / {h3:.3f} / {h4:.3f}{was}  ({tag})")
         gated = []
         for t in GATES:
             use = [len(lab) > 1 and x[0, 0] - x[1, 0] < t for x, lab in rr[name]]

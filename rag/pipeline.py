@@ -184,7 +184,7 @@ def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]]
     pair = (ev.lang, detect_lang(first))
     cross, english, reverse = pair == ("en", "zh"), pair == ("en", "en"), pair == ("zh", "en")
     # the new question picks the sentence; a follow-up's whole query says whether there is an answer at all
-    pairs = (pair_scores(ev.question, [c.text for c in to_rescore(scored, config)])
+    pairs = (pair_scores(ev.question, [c.text for c in to_rescore(scored, config, ev.lang)])
              if wants_rescore(scored, config, ev.lang) else None)
     reorder = pairs is None and wants_reorder(scored, config)
     sims = None
@@ -192,7 +192,7 @@ def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]]
         questions = [ev.question] + ([ev.query] if ev.query and ev.query != ev.question else [])
         sims = read(get_reader(config.reader), questions, [c.text for c in to_read(scored, config)], ev.read_vectors)
     if pairs is not None:
-        scored = rescore(scored, pairs, config)
+        scored = rescore(scored, pairs, config, ev.lang)
     elif sims is not None and reorder:
         scored = reread(scored, sims[0], config)
     picked = select(scored, config)

@@ -837,3 +837,45 @@ def test_a_chinese_question_finds_the_english_article_over_a_weak_chinese_match(
     tuesday = "选民在星期二选出了新的州长吗？"
     assert s.search(tuesday, 1, plain, bridge=s.bridged_words(tuesday, idx))[0].article_id == BLINKEN.id
     assert s.search(FIRST_QUESTION, 1, plain)[0].article_id == BLINKEN.id
+
+
+def test_name_glosses_map_the_chinese_name_to_the_latin_terms_asked_about():
+    from rag.answer import name_glosses
+
+    texts = ["华盛顿 — 美国国务卿安东尼·布林肯（Antony Blinken）星期二前往危地马拉，同总统讨论移民。",
+             "剧院还包括华沙的第一家文艺歌厅摩摩斯 (Momus)和音乐剧剧院。", "波兰的第二级行政区是县 (powiat)。"]
+    assert name_glosses(texts, {"blinken"}) == {"布林肯": {"blinken"}}
+    assert name_glosses(texts, {"blinken", "antony", "momu"}) == {"布林肯": {"blinken", "antony"}, "摩摩斯": {"momu"}}
+    assert name_glosses(texts, {"powiat"}) == {}  # 县 is no transliterated name
+    assert name_glosses(texts, {"obama"}) == {}
+
+
+def test_a_sentence_naming_a_glossed_person_in_chinese_matches_the_english_name():
+    from rag.answer import FEATURES, features
+
+    lead = "美国国务卿安东尼·布林肯（Antony Blinken）星期二前往危地马拉。"
+    said = "布林肯在危地马拉城国家文化宫发表讲话。"
+    other = "总统在国家文化宫发表讲话。"
+    question = "Where did Blinken give his speech?"
+    latin = FEATURES.index("cross_latin")
+    same = Passage(0, "a", "t", lead + said + other, 0, 0, 1.0)
+    cands = [Candidate(same, 0, i, i + 1, t) for i, t in enumerate((lead, said, other))]
+    rows = features(question, cands, {}, None)
+    assert rows[0, latin] == rows[1, latin] > 0.0 == rows[2, latin]
+    # the gloss of another article says nothing of this one's 布林肯
+    elsewhere = Passage(1, "b", "t", lead, 0, 0, 1.0)
+    alone = Passage(0, "a", "t", said + other, 0, 0, 1.0)
+    cands = [Candidate(elsewhere, 0, 0, 1, lead)] + [Candidate(alone, 1, i, i + 1, t) for i, t in enumerate((said, other))]
+    rows = features(question, cands, {}, None)
+    assert rows[0, latin] > 0.0 == rows[1, latin] == rows[2, latin]
+
+
+@pytest.mark.parametrize("question, wants", [
+    ("What year did the war end?", True), ("When did the war end?", True), ("Which years saw floods?", True),
+    ("What yearly target did Blinken mention?", False), ("Whence did they come?", False)])
+def test_an_english_question_asks_for_a_time_only_by_its_words(question, wants):
+    from rag.answer import FEATURES, features
+
+    p = Passage(0, "a", "t", "", 0, 0, 1.0)
+    cands = [Candidate(p, 0, 0, 1, "目标提高到每年12万5千。")]  # no date in it
+    assert features(question, cands, {}, None)[0, FEATURES.index("type_miss")] == float(wants)

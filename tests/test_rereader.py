@@ -289,7 +289,23 @@ def test_rescore_reads_only_close_calls():
     assert not wants_rescore(close[:1], AnswerConfig(), "zh")
 
 
+def test_an_english_question_is_reread_wider():
+    cands = [_cand(t, o) for t, o in (("甲句", 6.0), ("乙句", 3.5), ("丙句", 3.0), ("丁句", 2.5), ("戊句", 1.0))]
+    cfg = AnswerConfig(rereader_top=5, rereader_margin=2.0, rereader_window=3.0, rereader_top_cross=4,
+                       rereader_margin_cross=3.0, rereader_window_cross=4.0)
+    assert not wants_rescore(cands, cfg, "zh")  # 甲句 is 2.5 ahead of 乙句
+    assert wants_rescore(cands, cfg, "en")
+    assert [c.text for c in to_rescore(cands, cfg, "zh")] == ["甲句", "乙句"]  # 丙句 is 3.0 behind
+    assert [c.text for c in to_rescore(cands, cfg, "en")] == ["甲句", "乙句", "丙句", "丁句"]  # 戊句 is 5.0 behind; top 4
+    out = rescore(cands, np.array([0.0, 0.0, 0.0, 5.0]), cfg, "en")
+    assert [c.text for c in sorted(out, key=lambda c: -c.order)] == ["丁句", "甲句", "乙句", "丙句", "戊句"]
+    with pytest.raises(ValueError, match="one re-reader score per sentence read \\(4\\)"):
+        rescore(cands, np.zeros(5), cfg, "en")
+
+
 @pytest.mark.parametrize("field, value", [("rereader_margin", 0.0), ("rereader_margin", float("nan")),
+                                          ("rereader_margin_cross", 0.0), ("rereader_window_cross", float("nan")),
+                                          ("rereader_top_cross", 1), ("rereader_top_cross", True),
                                           ("rereader_window", 0.0), ("rereader_window", float("nan")),
                                           ("rereader_top", 1), ("rereader_top", 2.5), ("rereader_top", True),
                                           ("rereader_weight", -1.0), ("rereader_weight", float("nan")),
