@@ -15,7 +15,7 @@ import numpy as np
 
 from . import kinds
 from .bridge import term_weight
-from .names import SOUND_CHARS
+from .names import SOUND_RUN
 from .reader import DEFAULT_READER, READER_SPECS
 from .sentences import split_sentences
 from .text import bigram_tokens, detect_lang, fold
@@ -389,7 +389,7 @@ def features(question: str, cands: list[Candidate], idf: dict[str, float], dense
     return rows
 
 
-_SOUND = "".join(sorted(SOUND_CHARS))
+_TRAILING_SOUND = re.compile(SOUND_RUN.pattern + "$")
 _GLOSS = re.compile(r"([\u4e00-\u9fff][\u4e00-\u9fff·・]*)\s*[（(]\s*([A-Za-z\u00c0-\u024f][A-Za-z\u00c0-\u024f .'’\-]{0,60}?)\s*[）)]")
 
 
@@ -408,8 +408,8 @@ def name_glosses(texts: list[str], wanted: set[str]) -> dict[str, set[str]]:
             if len(parts) > 1:
                 names = parts[-1:]
             else:
-                run = len(parts[0]) - len(parts[0].rstrip(_SOUND))
-                names = [parts[0][-run:]] if run else []
+                m2 = _TRAILING_SOUND.search(parts[0])
+                names = [m2.group()] if m2 else []
             for zh in names:
                 if len(zh) >= 2:
                     out.setdefault(zh, set()).update(terms)

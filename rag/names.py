@@ -26,7 +26,7 @@ _EN_LETTERS = {"v": "W", "w": "W", "j": "J", "b": "P", "p": "P", "d": "T", "t": 
 _NEAR = frozenset(map(frozenset, ("MN", "JK", "SZ", "PF", "HK", "JZ", "JS", "WF", "TZ")))
 MAX_DISTANCE = 0.5  # Kearney KLN / 科尔尼 KLN: 0; Norman NLMN / 诺曼 NMN: 0.5 (the r left out)
 
-_SOUND_RUN = re.compile(f"[{''.join(sorted(SOUND_CHARS))}]{{2,}}")
+SOUND_RUN = re.compile(f"[{''.join(sorted(SOUND_CHARS))}]{{2,}}")
 _NAME = re.compile(r"\b[A-Z][\w'\-]*(?:\s+(?:of\s+|the\s+|de\s+|and\s+)?[A-Z][\w'\-]*)*")
 _NOT_NAMES = _STOP | frozenset("""
 who whom whose what when where which why how along aside besides apart since despite unlike like
@@ -124,7 +124,7 @@ def transliterations(name: str, text: str, readings: dict[str, str], first: bool
     if not skeletons or not readings:
         return []
     found: list[str] = []
-    for run in dict.fromkeys(_SOUND_RUN.findall(text)):
+    for run in dict.fromkeys(SOUND_RUN.findall(text)):
         for n in range(2, min(6, len(run)) + 1):
             for i in range(len(run) - n + 1):
                 zh = pinyin_skeleton(run[i:i + n], readings)

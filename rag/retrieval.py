@@ -122,11 +122,6 @@ class Searcher:
             self._second = _shared_embedder(name)
         return self._second
 
-    @staticmethod
-    def dense_scores(idx: Index, qvec: np.ndarray, chunk_ids: np.ndarray) -> np.ndarray:
-        pos = np.searchsorted(idx.vec_ids, chunk_ids)
-        return np.asarray(idx.vectors[pos] @ qvec, dtype=np.float32)
-
     def search(self, question: str, k: int = 5, fusion: Fusion = DEFAULT_FUSION, date_from: str | None = None,
                date_to: str | None = None, source: str | None = None, qvec: np.ndarray | None = None,
                idx: Index | None = None, bridge: dict[str, float] | None = None,
@@ -194,7 +189,7 @@ class Searcher:
             top = max(float(v[group].max()) if group.any() else 0.0, floor)
             return v / top if top > 0 else np.zeros_like(v)
 
-        dense_s = self.dense_scores(idx, qvec, ids)
+        dense_s = idx.dense_scores(qvec, ids)
         dense_n = _minmax(dense_s)  # dense cosines bunch together: rescale between the candidates' floor and best
         qlang = detect_lang(question)
         both = mixed(idx)  # else every chunk counts as Chinese and nothing is looked up

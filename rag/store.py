@@ -396,14 +396,7 @@ class Index:
         # One OpenMP thread per single-query search: on a 2-core laptop that is busy (embedding an upload, serving
         # another user) FAISS's thread team spin-waits, adding ~7 ms to every search (docs/performance.md).
         faiss.omp_set_num_threads(1)
-        try:
-            self.faiss = faiss.read_index(str(fpath))
-        except Exception as e:  # faiss raises RuntimeError with C++ text
-            raise CorruptIndexError(str(fpath), f"FAISS index is unreadable ({str(e).splitlines()[0][:200]})") from None
-        if self.faiss.ntotal != n_chunks:
-            raise CorruptIndexError(str(fpath), f"holds {self.faiss.ntotal} vectors but there are {n_chunks} chunks")
-        if n_chunks and self.faiss.d != manifest.dim:
-            raise CorruptIndexError(str(fpath), f"vector dimension {self.faiss.d} != manifest dimension {manifest.dim}")
+        self.faiss = _read_faiss(fpath, n_chunks, manifest.dim)
         self.bm25 = Lexical.load(gen_dir / "bm25", n_chunks)
         self.bm25_ids = self.bm25.ids
         # the vectors the dense scores are read from (loaded without pickle, checked against the chunk ids)
@@ -419,28 +412,19 @@ class Index:
                 raise CorruptIndexError(str(gen_dir / name), f"holds {arr.shape} ids, not the {n_sent} sorted sentence ids")
             setattr(self, "vec_ids" if name == "ids.npy" else "sent_ids", arr)
         # the vectors dense scores and answer features are read from, a few rows per question
-        for name, rows in (("vectors.npy", n_chunks), ("sentvecs.npy", n_sent)):
+        self.second_faiss = self.second_vectors = None
+        rows = [("vectors", "vectors.npy", n_chunks, manifest.dim), ("sent_vectors", "sentvecs.npy", n_sent, manifest.dim)]
+        if manifest.second_embedder:
+            self.second_faiss = _read_faiss(gen_dir / "second.faiss", n_chunks, manifest.second_dim)
+            rows.append(("second_vectors", "second.npy", n_chunks, manifest.second_dim))
+        for attr, name, n, dim in rows:
             arr = Rows(gen_dir / name)
-            if arr.shape != (rows, manifest.dim):
-                raise CorruptIndexError(str(gen_dir / name), f"shape {arr.shape} != ({rows}, {manifest.dim})")
-            setattr(self, "vectors" if name == "vectors.npy" else "sent_vectors", arr)
+            if arr.shape != (n, dim):
+                raise CorruptIndexError(str(gen_dir / name), f"shape {arr.shape} != ({n}, {dim})")
+            setattr(self, attr, arr)
         for name in ("lexicon.json", "lexicon.faiss"):
             if not (gen_dir / name).is_file():
                 raise CorruptIndexError(str(gen_dir / name), "cross-lingual lexicon file is missing")
-        self.second_faiss = self.second_vectors = None
-        if manifest.second_embedder:
-            spath = gen_dir / "second.faiss"
-            try:
-                self.second_faiss = faiss.read_index(str(spath))
-            except Exception as e:
-                raise CorruptIndexError(str(spath), f"FAISS index is unreadable ({str(e).splitlines()[0][:200]})") from None
-            if self.second_faiss.ntotal != n_chunks or (n_chunks and self.second_faiss.d != manifest.second_dim):
-                raise CorruptIndexError(str(spath), f"holds {self.second_faiss.ntotal} vectors of dimension "
-                                        f"{self.second_faiss.d}, not {n_chunks} of {manifest.second_dim}")
-            self.second_vectors = Rows(gen_dir / "second.npy")
-            if self.second_vectors.shape != (n_chunks, manifest.second_dim):
-                raise CorruptIndexError(str(gen_dir / "second.npy"), f"shape {self.second_vectors.shape} != "
-                                        f"({n_chunks}, {manifest.second_dim})")
         self._lexicon = None
         self._langs: dict[int, str] = {}  # chunk id -> "zh"/"en", filled as chunks are retrieved
         self._english: float | None = None
@@ -516,10 +500,13 @@ class Index:
         """The second embedder's nearest chunks (empty for an index without one)."""
         return _search(self.second_faiss, vector, k, allowed) if self.second_faiss is not None else []
 
+    def dense_scores(self, vector: np.ndarray, chunk_ids: np.ndarray) -> np.ndarray:
+        """Cosine of a query vector with these chunks' vectors."""
+        return _row_scores(self.vectors, self.vec_ids, vector, chunk_ids)
+
     def second_scores(self, vector: np.ndarray, chunk_ids: np.ndarray) -> np.ndarray:
         """Cosine of the second embedder's query vector with these chunks' second vectors."""
-        pos = np.searchsorted(self.vec_ids, chunk_ids)
-        return np.asarray(self.second_vectors[pos], dtype=np.float32) @ np.asarray(vector, dtype=np.float32)
+        return _row_scores(self.second_vectors, self.vec_ids, vector, chunk_ids)
 
     def search_lexical(self, query: str | list[str], k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         if not len(self.bm25_ids) or k <= 0:
@@ -656,6 +643,26 @@ class Index:
 
     def article_ids(self) -> list[str]:
         return [r[0] for r in self._con().execute("SELECT id FROM articles ORDER BY id")]
+
+
+def _read_faiss(path: Path, n_chunks: int, dim: int):
+    """A FAISS file, checked against the chunk count and the manifest's dimension."""
+    import faiss
+
+    try:
+        index = faiss.read_index(str(path))
+    except Exception as e:  # faiss raises RuntimeError with C++ text
+        raise CorruptIndexError(str(path), f"FAISS index is unreadable ({str(e).splitlines()[0][:200]})") from None
+    if index.ntotal != n_chunks:
+        raise CorruptIndexError(str(path), f"holds {index.ntotal} vectors but there are {n_chunks} chunks")
+    if n_chunks and index.d != dim:
+        raise CorruptIndexError(str(path), f"vector dimension {index.d} != manifest dimension {dim}")
+    return index
+
+
+def _row_scores(rows, row_ids: np.ndarray, vector: np.ndarray, chunk_ids: np.ndarray) -> np.ndarray:
+    pos = np.searchsorted(row_ids, chunk_ids)
+    return np.asarray(rows[pos], dtype=np.float32) @ np.asarray(vector, dtype=np.float32)
 
 
 def _search(index, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
