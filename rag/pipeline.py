@@ -12,6 +12,7 @@ from .answer import (CROSS_NOTE, FEATURES, NOT_FOUND, AnswerConfig, Candidate, a
                      candidates, confidence, declines, features, idf_table, misses_year, query_terms, rank, reread,
                      rescore, select, tied, to_read, to_rescore, wants_reading_for_confidence, wants_reorder,
                      wants_rescore)
+from .dictionary import gloss_overlap
 from .names import misses_names
 from .reader import get_reader, pair_scores, read
 from .retrieval import DEFAULT_FUSION, Fusion, Searcher, searcher
@@ -184,15 +185,18 @@ def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]]
     pair = (ev.lang, detect_lang(first))
     cross, english, reverse = pair == ("en", "zh"), pair == ("en", "en"), pair == ("zh", "en")
     # the new question picks the sentence; a follow-up's whole query says whether there is an answer at all
-    pairs = (pair_scores(ev.question, [c.text for c in to_rescore(scored, config, ev.lang)])
-             if wants_rescore(scored, config, ev.lang) else None)
+    pairs = glossed = None
+    if wants_rescore(scored, config, ev.lang):
+        texts = [c.text for c in to_rescore(scored, config, ev.lang)]
+        pairs = pair_scores(ev.question, texts)
+        glossed = gloss_overlap(ev.question, texts) if ev.lang == "en" else None
     reorder = pairs is None and wants_reorder(scored, config)
     sims = None
     if reorder or wants_reading_for_confidence(sure, cross, config, english, reverse):
         questions = [ev.question] + ([ev.query] if ev.query and ev.query != ev.question else [])
         sims = read(get_reader(config.reader), questions, [c.text for c in to_read(scored, config)], ev.read_vectors)
     if pairs is not None:
-        scored = rescore(scored, pairs, config, ev.lang)
+        scored = rescore(scored, pairs, config, ev.lang, glossed)
     elif sims is not None and reorder:
         scored = reread(scored, sims[0], config)
     picked = select(scored, config)

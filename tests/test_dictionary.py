@@ -90,6 +90,25 @@ def test_shipped_dictionary_knows_news_words():
         assert word in d[key], key
 
 
+def test_sentence_meanings_gloss_its_chinese_words_and_keep_its_latin_ones():
+    found = dictionary.sentence_meanings("布林肯在國家文化宮發表講話（speeches）。")  # folded: Traditional too
+    assert {"speech", "country", "palace", "publish"} <= found  # 讲话, 国家, 文化宫, 发表; "speeches" stemmed
+    assert dictionary.sentence_meanings("。") == set()
+
+
+def test_gloss_overlap_weighs_the_question_words_a_sentence_means():
+    q = "Where did the president give his speech?"
+    speech, president, both, none = dictionary.gloss_overlap(
+        q, ["他发表了讲话。", "总统来了。", "总统发表了讲话。", "天气很好。"])
+    assert both == pytest.approx(1.0) and none == 0.0
+    assert 0 < president < 1 and 0 < speech < 1 and speech + president == pytest.approx(1.0)
+    _, weight = dictionary._meanings()  # rarer gloss words weigh more: 1 / log(2 + headwords glossed)
+    assert speech / president == pytest.approx(weight["speech"] / weight["president"])
+    assert weight["president"] > weight["speech"] > weight["person"]
+    assert dictionary.gloss_overlap("Where?", ["总统来了。"]).tolist() == [0.0]  # no content word
+    assert dictionary.gloss_overlap(q, []).shape == (0,)
+
+
 def test_missing_data_warns_and_translates_nothing(monkeypatch, caplog):
     monkeypatch.setattr(dictionary, "DATA", ("rag", "no/such/file.txt.gz"))
     dictionary._load.cache_clear()

