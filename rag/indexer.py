@@ -16,6 +16,7 @@ from .bridge import corpus_words
 from .errors import ArticleError
 from .sentences import SPLITTER_VERSION, split_sentences
 from .store import WriteLock, Writer, text_hash
+from .text import TOKEN_VERSION
 from .types import Article, Chunk, Embedder
 
 DEFAULT_INDEX = ".rag-index"
@@ -164,6 +165,11 @@ def index_stream(
                     notes.append("this index has no second embedder (built before it): rebuild it with --rebuild "
                                  f"to add {second.name}'s passage vectors, which retrieve better")
                 second = None
+            if w.tokens != TOKEN_VERSION:
+                old_version = w.tokens
+                n = w.retokenize()
+                notes.append(f"BM25 tokens of {n} stored chunks made again (token version {old_version} -> "
+                             f"{TOKEN_VERSION}: accented Latin letters now match their plain forms)")
             chunker = Chunker(w.chunk_size, w.chunk_overlap)
             known = w.paths()
             seen_ids: set[str] = set()

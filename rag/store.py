@@ -32,7 +32,7 @@ import numpy as np
 
 from .errors import CorruptIndexError, IndexLockedError, IndexMismatchError, RagError
 from .sentences import SPLITTER_VERSION
-from .text import detect_lang, tokens
+from .text import TOKEN_VERSION, detect_lang, tokens
 from .types import Article, Chunk, Passage
 
 SCHEMA_VERSION = 2
@@ -351,6 +351,7 @@ class Manifest:
     splitter: int = 1  # rag.sentences.SPLITTER_VERSION the stored sentences were split with (absent: the first)
     second_embedder: str = ""  # the second dense retriever's embedder ("" for none: indexes built before it)
     second_dim: int = 0
+    tokens: int = 1  # rag.text.TOKEN_VERSION the stored BM25 tokens were made with (absent: the first)
 
     @classmethod
     def read(cls, path: Path) -> "Manifest":
@@ -359,8 +360,10 @@ class Manifest:
             # fields with a default were added later: a manifest written before them lacks them
             m = cls(**{k: data[k] for k, f in cls.__dataclass_fields__.items()
                        if k in data or f.default is dataclasses.MISSING})
-            if not isinstance(m.splitter, int) or isinstance(m.splitter, bool) or m.splitter < 1:
-                raise ValueError(f"splitter must be a positive integer, got {m.splitter!r}")
+            for name in ("splitter", "tokens"):
+                v = getattr(m, name)
+                if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                    raise ValueError(f"{name} must be a positive integer, got {v!r}")
             if not isinstance(m.second_embedder, str) or not isinstance(m.second_dim, int) or (
                     bool(m.second_embedder) != (m.second_dim > 0)):
                 raise ValueError(f"second_embedder {m.second_embedder!r} and second_dim {m.second_dim!r} disagree")
@@ -511,7 +514,7 @@ class Index:
     def search_lexical(self, query: str | list[str], k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         if not len(self.bm25_ids) or k <= 0:
             return []
-        toks = tokens(query, self.manifest.tokenizer) if isinstance(query, str) else query
+        toks = self.tokens(query) if isinstance(query, str) else query
         scores = self.bm25.scores(toks)
         if scores is None:
             return []
@@ -525,7 +528,11 @@ class Index:
 
     def lexical_bound(self, query: str, absent: bool = False) -> float:
         """The most BM25 any chunk could score for `query` (Lexical.bound)."""
-        return self.bm25.bound(tokens(query, self.manifest.tokenizer), absent) if len(self.bm25_ids) else 0.0
+        return self.bm25.bound(self.tokens(query), absent) if len(self.bm25_ids) else 0.0
+
+    def tokens(self, text: str) -> list[str]:
+        """`text`'s BM25 tokens as this index's were made (its tokenizer and token version)."""
+        return tokens(text, self.manifest.tokenizer, self.manifest.tokens)
 
     def passages(self, chunk_ids: Iterable[int], scores: dict[int, float] | None = None) -> list[Passage]:
         chunk_ids = list(chunk_ids)
@@ -762,6 +769,8 @@ class Writer:
         self.second_embedder, self.second_dim = second_embedder, second_dim
         # the sentence splitter the stored sentences follow: the indexer re-splits older ones and sets it when done
         self.splitter = self.base.manifest.splitter if self.base is not None else SPLITTER_VERSION
+        # the token version the stored BM25 tokens follow: retokenize() brings an older index's up to date
+        self.tokens = self.base.manifest.tokens if self.base is not None else TOKEN_VERSION
         self.embedder_name, self.dim, self.tokenizer = embedder_name, dim, tokenizer
         self.chunk_size, self.chunk_overlap, self.faiss_kind = chunk_size, chunk_overlap, faiss_kind
         self.tmp = Path(tempfile.mkdtemp(prefix=".tmp-gen-", dir=self.root))
@@ -908,7 +917,7 @@ class Writer:
              article.content_hash, now_iso()))
         ids = []
         for c in chunks:
-            toks = " ".join(tokens(article.title + "\n" + c.text if c.ordinal == 0 else c.text, self.tokenizer))
+            toks = " ".join(self._tokens(article.title + "\n" + c.text if c.ordinal == 0 else c.text))
             cur = self.con.execute(
                 "INSERT INTO chunks (article_id, ordinal, start, end_, heading, text, text_hash, tokens) VALUES (?,?,?,?,?,?,?,?)",
                 (c.article_id, c.ordinal, c.start, c.end, c.heading, c.text, text_hash(c.text), toks))
@@ -949,6 +958,21 @@ class Writer:
                 gone.append(aid)
         self.changed = True
         return gone
+
+    def _tokens(self, text: str) -> list[str]:
+        return tokens(text, self.tokenizer, self.tokens)
+
+    def retokenize(self) -> int:
+        """Make every stored chunk's BM25 tokens again with the current TOKEN_VERSION (from the stored text: nothing
+        is embedded again); the number of chunks. The next commit publishes them."""
+        self.tokens = TOKEN_VERSION
+        rows = self.con.execute("SELECT c.id, c.ordinal, c.text, a.title FROM chunks c JOIN articles a "
+                                "ON a.id = c.article_id").fetchall()
+        self.con.executemany("UPDATE chunks SET tokens=? WHERE id=?",
+                             [(" ".join(self._tokens(title + "\n" + text if ordinal == 0 else text)), cid)
+                              for cid, ordinal, text, title in rows])
+        self.changed = True
+        return len(rows)
 
     def remove_article(self, article_id: str, keep_sources: bool = False) -> None:
         old = [r[0] for r in self.con.execute("SELECT id FROM chunks WHERE article_id=?", (article_id,))]
@@ -1010,7 +1034,7 @@ class Writer:
             "articles": n_articles, "chunks": len(rows), "faiss_kind": kind, "tokenizer": self.tokenizer,
             "chunk_size": self.chunk_size, "chunk_overlap": self.chunk_overlap, "created": now_iso(),
             "generation": gen, "splitter": self.splitter, "second_embedder": self.second_embedder,
-            "second_dim": self.second_dim,
+            "second_dim": self.second_dim, "tokens": self.tokens,
         }
         (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         _fsync_tree(self.tmp)
@@ -1033,7 +1057,7 @@ class Writer:
         df = lexical.doc_freq
         keep, freq = [], []
         for i, w in enumerate(words):
-            grams = set(tokens(w, self.tokenizer))
+            grams = set(self._tokens(w))
             counts = df(list(grams))
             if grams and len(counts) == len(grams):
                 keep.append(i)

@@ -27,9 +27,27 @@ def _t2s():
     return opencc.OpenCC("t2s")
 
 
-def fold(text: str) -> str:
-    """NFKC, lower case, Traditional -> Simplified: the form both queries and passages are matched in."""
-    return _t2s().convert(unicodedata.normalize("NFKC", text).lower())
+# Version of fold() + tokens() that an index's stored BM25 tokens were made with (Manifest.tokens; absent: 1).
+# 2: Latin letters lose their accents ("Arévalo" -> arevalo), which version 1 split into "ar" + "valo".
+TOKEN_VERSION = 2
+_ACCENTED = re.compile(r"[\u00c0-\u024f\u1e00-\u1eff]")
+_MARKS_ON_LATIN = re.compile(r"(?<=[a-z])[\u0300-\u036f]+")
+_PLAIN = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ð": "d", "ß": "ss", "æ": "ae", "œ": "oe", "þ": "th",
+                        "ı": "i", "ħ": "h", "ŀ": "l"})
+
+
+def plain_latin(text: str) -> str:
+    """Lower-case Latin letters without accents ("arévalo" -> arevalo, "łódź" -> lodz); other scripts as they are."""
+    if not _ACCENTED.search(text):
+        return text
+    return unicodedata.normalize("NFC", _MARKS_ON_LATIN.sub("", unicodedata.normalize("NFD", text))).translate(_PLAIN)
+
+
+def fold(text: str, version: int = TOKEN_VERSION) -> str:
+    """NFKC, lower case, Traditional -> Simplified and (version >= 2) Latin without accents: the form both queries
+    and passages are matched in."""
+    out = _t2s().convert(unicodedata.normalize("NFKC", text).lower())
+    return plain_latin(out) if version >= 2 else out
 
 
 def clean(text: str) -> str:
@@ -109,11 +127,12 @@ def jieba_tokens(text: str) -> list[str]:
 TOKENIZERS = {"bigram": bigram_tokens, "jieba": jieba_tokens}
 
 
-def tokens(text: str, mode: str = "bigram") -> list[str]:
+def tokens(text: str, mode: str = "bigram", version: int = TOKEN_VERSION) -> list[str]:
+    """BM25 tokens of `text` by `mode` (bigram, jieba or both), folded as fold() `version` folds."""
     if mode == "both":
-        folded = fold(text)
+        folded = fold(text, version)
         return bigram_tokens(folded) + ["w:" + t for t in jieba_tokens(folded) if len(t) > 2]
     try:
-        return TOKENIZERS[mode](fold(text))
+        return TOKENIZERS[mode](fold(text, version))
     except KeyError:
         raise ValueError(f"unknown tokenizer {mode!r}; choose one of bigram, jieba, both") from None

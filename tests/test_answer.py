@@ -348,7 +348,7 @@ def test_mixed_index_scores_an_english_article_by_the_questions_own_words(tmp_pa
     s = Searcher(tmp_path / "idx", emb)
     bridge = {"布林肯": 0.9, "危地马拉": 0.9, "星期二": 0.9, "移民": 0.9}
     question = "Who did the voters in Ohio elect on Tuesday?"
-    ranked = s.search(question, 6, Fusion(name_boost=0.0), bridge=bridge)  # scores without the name boost
+    ranked = s.search(question, 6, Fusion(name_boost=0.0, gloss_boost=0.0), bridge=bridge)  # scores without the name and gloss boosts
     assert ranked[0].article_id == OHIO.id
     assert ranked[1].article_id == BLINKEN.id  # the bridged words still find the Chinese article
     assert ranked[0].score == pytest.approx(Fusion().lexical_weight)  # own words, monolingual weight
@@ -365,10 +365,10 @@ def test_an_unrelated_english_article_does_not_outrank_the_chinese_answer_for_sh
     s = Searcher(tmp_path / "idx", emb)
     bridge = {"布林肯": 0.9, "星期二": 0.9, "危地马拉": 0.9}
     question = "Which country did Blinken travel to on Tuesday?"  # OHIO shares "Tuesday" and nothing else
-    plain = Fusion(name_boost=0.0)
+    plain = Fusion(name_boost=0.0, gloss_boost=0.0)
     assert s.search(question, 1, plain, bridge=bridge)[0].article_id == BLINKEN.id
     # without the floor the best English chunk counts as a full match, however little of the question it holds
-    assert s.search(question, 1, Fusion(name_boost=0.0, english_floor=0.0), bridge=bridge)[0].article_id == OHIO.id
+    assert s.search(question, 1, Fusion(name_boost=0.0, gloss_boost=0.0, english_floor=0.0), bridge=bridge)[0].article_id == OHIO.id
     idx = s.refresh()
     assert idx.lexical_bound(question, absent=True) == pytest.approx(4 * idx.lexical_bound("Tuesday"))
     assert idx.lexical_bound(question) == pytest.approx(idx.lexical_bound("Tuesday"))
@@ -830,9 +830,9 @@ def test_a_chinese_question_finds_the_english_article_over_a_weak_chinese_match(
     idx = s.refresh()
     question = "选民选出了新的州长吗？"
     bridge = s.bridged_words(question, idx)
-    plain = Fusion(name_boost=0.0)
+    plain = Fusion(name_boost=0.0, gloss_boost=0.0)
     assert s.search(question, 1, plain, bridge=bridge)[0].article_id == OHIO.id
-    assert s.search(question, 1, Fusion(name_boost=0.0, chinese_floor=0.0), bridge=bridge)[0].article_id == BLINKEN.id
+    assert s.search(question, 1, Fusion(name_boost=0.0, gloss_boost=0.0, chinese_floor=0.0), bridge=bridge)[0].article_id == BLINKEN.id
     # a Chinese question that shares real words with a Chinese article still finds it
     tuesday = "选民在星期二选出了新的州长吗？"
     assert s.search(tuesday, 1, plain, bridge=s.bridged_words(tuesday, idx))[0].article_id == BLINKEN.id

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -506,9 +507,10 @@ def test_without_the_bridge_the_english_question_finds_nothing(bridged_index, mo
     root, emb, _ = bridged_index
     monkeypatch.setattr(Searcher, "bridged_words", lambda self, question, idx: {})
     assert retrieve(QUESTION, index=root, k=1, fusion=Fusion(mode="lexical")) == []
-    (top,) = retrieve(QUESTION, index=root, k=1, fusion=Fusion(name_boost=0.0))
+    (top,) = retrieve(QUESTION, index=root, k=1, fusion=Fusion(name_boost=0.0, gloss_boost=0.0))
     assert top.title != GUATEMALA.title
-    # the names Blinken (布林肯, transliterated) and Guatemala (危地马拉, the dictionary) find it without the bridge
+    # the names Blinken (布林肯, transliterated) and Guatemala (危地马拉, the dictionary), and the words the
+    # dictionary glosses, find it without the bridge
     (top,) = retrieve(QUESTION, index=root, k=1)
     assert top.title == GUATEMALA.title
 
@@ -544,3 +546,22 @@ def test_english_question_over_english_only_corpus(tmp_path):
     assert s.bridged_words("Which team won the final match?", s.refresh()) == {}
     (top,) = retrieve("Which team won the final match?", index=root, k=1, fusion=Fusion(mode="lexical"))
     assert top.title == ENGLISH.title
+
+
+@pytest.mark.parametrize("text, folded", [
+    ("Bernardo Arévalo", "bernardo arevalo"), ("Łódź, Ogród Saski", "lodz, ogrod saski"),
+    ("Île-de-France", "ile-de-france"), ("Nguyễn Phú Trọng", "nguyen phu trong"), ("Straße", "strasse"),
+    ("華沙的 Café", "华沙的 cafe"), ("Москва й", "москва й"), ("한국어 が", "한국어 が"),  # other scripts kept
+])
+def test_fold_drops_latin_accents_only(text, folded):
+    from rag.text import fold
+
+    assert fold(text) == folded
+    assert fold(text, version=1) == unicodedata.normalize("NFKC", text).lower().replace("華", "华")  # as before
+
+
+def test_tokens_keep_an_accented_name_whole():
+    from rag.text import tokens
+
+    assert tokens("Arévalo") == ["arevalo"] == tokens("Arevalo")
+    assert tokens("Arévalo", version=1) == ["ar", "valo"]  # what indexes of token version 1 hold

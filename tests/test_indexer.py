@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import rag.indexer
+import rag.errors
 import rag.store
 from conftest import SEEDS, FakeEmbedder
 from rag.errors import IndexLockedError, IndexMismatchError
@@ -406,3 +407,60 @@ def test_a_partial_run_keeps_the_old_version_and_says_so(old_split_index, fake_e
     assert manifest(root)["splitter"] == 1  # not every article follows the new splitter yet
     full = index_paths([a, b], root, fake_embedder, progress=False)
     assert full.resplit == 2 and full.notes == () and manifest(root)["splitter"] == rag.indexer.SPLITTER_VERSION
+
+
+ACCENTED = Article(title="Guatemala", text="Bernardo Arévalo met the delegation in the Palacio Nacional de la Cultura. "
+                   "The talks in Łódź were about trade.", url="https://news.example/arevalo")
+OTHER = Article(title="Weather", text="Rain is expected across the region on Tuesday.", url="https://news.example/rain")
+
+
+def test_accented_names_match_their_plain_spelling(tmp_path, fake_embedder):
+    root = tmp_path / "idx"
+    index_articles([ACCENTED, OTHER], root, fake_embedder, progress=False)
+    assert manifest(root)["tokens"] == rag.store.TOKEN_VERSION >= 2
+    idx = Index.open(root)
+    try:
+        for query in ("Arevalo", "Arévalo", "ARÉVALO", "Lodz"):
+            hits = idx.search_lexical(query, 5)
+            assert [idx.passages([c])[0].article_id for c, _ in hits] == [ACCENTED.id], query
+        assert idx.search_lexical("valo", 5) == []  # no longer a fragment of the name
+    finally:
+        idx.close()
+
+
+def test_an_index_of_an_older_token_version_is_tokenized_again(tmp_path, fake_embedder, monkeypatch):
+    root = tmp_path / "idx"
+    with monkeypatch.context() as m:
+        m.setattr(rag.store, "TOKEN_VERSION", 1)  # built by the software before accents were folded
+        index_articles([ACCENTED, OTHER], root, fake_embedder, progress=False)
+    assert manifest(root)["tokens"] == 1
+    idx = Index.open(root)
+    assert idx.search_lexical("Arevalo", 5) == []  # version 1 split "arévalo" into "ar" + "valo"
+    assert len(idx.search_lexical("Arévalo", 5)) == 1  # its own queries still match as they were made
+    idx.close()
+    calls = fake_embedder.calls
+    run = index_articles([ACCENTED, OTHER], root, fake_embedder, progress=False)  # the same articles again
+    assert run.skipped == 2 and fake_embedder.calls == calls and run.embedded == 0  # nothing embedded again
+    assert any("BM25 tokens of 2 stored chunks made again (token version 1 -> 2" in n for n in run.notes)
+    assert manifest(root)["tokens"] == rag.store.TOKEN_VERSION
+    idx = Index.open(root)
+    try:
+        assert idx.manifest.articles == 2 and len(idx.search_lexical("Arevalo", 5)) == 1
+    finally:
+        idx.close()
+
+
+def test_manifest_without_a_token_version_reads_as_the_first(tmp_path, fake_embedder):
+    root = tmp_path / "idx"
+    index_articles([OTHER], root, fake_embedder, progress=False)
+    path = root / (root / CURRENT).read_text().strip() / "manifest.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    del data["tokens"]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    idx = Index.open(root)
+    assert idx.manifest.tokens == 1
+    idx.close()
+    data["tokens"] = 0
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(rag.errors.CorruptIndexError, match="tokens must be a positive integer"):
+        Index.open(root)

@@ -111,14 +111,29 @@ def test_chunks_mentioning_the_names_move_up(two_articles):
     s, idx, a, b = two_articles
     ranked = [(a, 0.9), (b, 0.8)]
     q = "Where did Blinken travel on Tuesday?"
-    boosted = s._boost_names(idx, q, ranked, Fusion(name_boost=0.25))
+    names = lambda boost, **kw: Fusion(name_boost=boost, gloss_boost=0.0, **kw)  # noqa: E731
+    boosted = s._boost(idx, q, ranked, names(0.25))
     assert [c for c, _ in boosted] == [b, a] and boosted[0][1] == pytest.approx(1.05)
-    assert s._boost_names(idx, q, ranked, Fusion(name_boost=0.05)) == [(a, 0.9), (b, pytest.approx(0.85))]
-    assert s._boost_names(idx, "Where did they travel on Tuesday?", ranked, Fusion()) == ranked  # no name
-    assert s._boost_names(idx, q, ranked, Fusion(name_pool=1)) == ranked  # b is outside the pool
+    assert s._boost(idx, q, ranked, names(0.05)) == [(a, 0.9), (b, pytest.approx(0.85))]
+    assert s._boost(idx, "Where did they travel on Tuesday?", ranked, names(0.25)) == ranked  # no name
+    assert s._boost(idx, q, ranked, names(0.25, name_pool=1)) == ranked  # b is outside the pool
 
 
-@pytest.mark.parametrize("kw", [{"name_boost": -0.1}, {"name_boost": 1.5}, {"name_pool": 0}])
+def test_chunks_whose_words_mean_the_question_move_up(two_articles):
+    from rag.dictionary import gloss_overlap
+    from rag.retrieval import Fusion
+
+    s, idx, a, b = two_articles
+    ranked = [(b, 0.9), (a, 0.8)]
+    q = "Which delegation travelled to Mexico on Tuesday?"  # 代表团, 墨西哥, 星期二: a's words, not b's
+    g = gloss_overlap(q, ["代表团出访\n星期二，代表团前往墨西哥讨论移民问题。", "国务卿出访\n布林肯访问了危地马拉，讨论移民问题。"])
+    assert g[0] > 0.5 > g[1]
+    boosted = s._boost(idx, q, ranked, Fusion(name_boost=0.0, gloss_boost=0.2))
+    assert boosted == [(a, pytest.approx(0.8 + 0.2 * g[0])), (b, pytest.approx(0.9 + 0.2 * g[1]))]
+    assert s._boost(idx, q, ranked, Fusion(name_boost=0.0, gloss_boost=0.0)) == ranked
+
+
+@pytest.mark.parametrize("kw", [{"name_boost": -0.1}, {"name_boost": 1.5}, {"name_pool": 0}, {"gloss_boost": -0.2}, {"gloss_boost": 2.0}])
 def test_fusion_name_settings_are_checked(kw):
     from rag.retrieval import Fusion
 
