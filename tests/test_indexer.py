@@ -366,16 +366,21 @@ def test_new_index_records_the_splitter_version(tmp_path, fake_embedder):
     assert manifest(root)["splitter"] == rag.indexer.SPLITTER_VERSION >= 2
 
 
-def test_manifest_without_a_splitter_reads_as_the_first(tmp_path, fake_embedder):
+@pytest.mark.parametrize("field", ["splitter", "tokens"])
+def test_manifest_without_a_version_reads_as_the_first_and_a_bad_one_is_named(tmp_path, fake_embedder, field):
     root = tmp_path / "idx"
     index_paths([SEEDS], root, fake_embedder, progress=False)
     path = root / (root / CURRENT).read_text().strip() / "manifest.json"
     data = json.loads(path.read_text(encoding="utf-8"))
-    del data["splitter"]
+    del data[field]
     path.write_text(json.dumps(data), encoding="utf-8")
     idx = Index.open(root)
-    assert idx.manifest.splitter == 1
+    assert getattr(idx.manifest, field) == 1
     idx.close()
+    data[field] = 0
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(rag.errors.CorruptIndexError, match=f"{field} must be a positive integer"):
+        Index.open(root)
 
 
 def test_an_index_split_by_an_older_splitter_is_split_again(old_split_index, fake_embedder):
@@ -448,19 +453,3 @@ def test_an_index_of_an_older_token_version_is_tokenized_again(tmp_path, fake_em
         assert idx.manifest.articles == 2 and len(idx.search_lexical("Arevalo", 5)) == 1
     finally:
         idx.close()
-
-
-def test_manifest_without_a_token_version_reads_as_the_first(tmp_path, fake_embedder):
-    root = tmp_path / "idx"
-    index_articles([OTHER], root, fake_embedder, progress=False)
-    path = root / (root / CURRENT).read_text().strip() / "manifest.json"
-    data = json.loads(path.read_text(encoding="utf-8"))
-    del data["tokens"]
-    path.write_text(json.dumps(data), encoding="utf-8")
-    idx = Index.open(root)
-    assert idx.manifest.tokens == 1
-    idx.close()
-    data["tokens"] = 0
-    path.write_text(json.dumps(data), encoding="utf-8")
-    with pytest.raises(rag.errors.CorruptIndexError, match="tokens must be a positive integer"):
-        Index.open(root)
