@@ -106,7 +106,7 @@ def test_hostile_questions_get_an_answer_or_a_clean_refusal(s, question):
     n_before = len(s.refresh().article_ids())
     t0 = time.perf_counter()
     a = ask(question, s)
-    assert time.perf_counter() - t0 < 5
+    assert time.perf_counter() - t0 < 60  # a guard against a hang (a runaway pattern), not a speed goal: eval/bench.py
     check_answer(a, s.refresh())
     assert len(s.refresh().article_ids()) == n_before  # nothing was dropped or injected
 
@@ -336,7 +336,7 @@ def test_hostile_files_are_reported_or_read_safely(tmp_path, make):
     t0 = time.perf_counter()
     summary, texts = _index(folder, tmp_path, paths=expect.get("paths", [folder]),
                             max_bytes=expect.get("max_bytes", 5_000_000))
-    assert time.perf_counter() - t0 < 30
+    assert time.perf_counter() - t0 < 120  # a guard against a hang, not a speed goal (eval/bench.py measures speed)
     assert "北京今天下雨了。" in texts.values()  # the good file always gets in
     if "failed" in expect:
         assert summary.failed == expect["failed"], summary.render()
