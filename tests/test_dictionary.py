@@ -109,6 +109,14 @@ def test_gloss_overlap_weighs_the_question_words_a_sentence_means():
     assert dictionary.gloss_overlap(q, []).shape == (0,)
 
 
+def test_warm_builds_what_english_questions_look_up():
+    dictionary._meanings.cache_clear()
+    dictionary.warm()
+    assert dictionary._meanings.cache_info().currsize == 1
+    meanings, weight = dictionary._meanings()
+    assert {"speech", "talk"} <= meanings["讲话"] and weight["speech"] > 0
+
+
 def test_missing_data_warns_and_translates_nothing(monkeypatch, caplog):
     monkeypatch.setattr(dictionary, "DATA", ("rag", "no/such/file.txt.gz"))
     dictionary._load.cache_clear()
