@@ -154,6 +154,9 @@ def against_scores(path: str):
     """The order scores of the ranker at `path` over FEATURES rows, its own features picked out by name (a ranker
     of an earlier feature list still compares)."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
+    unknown = [f for f in data["features"] if f not in FEATURES]
+    if unknown:
+        raise SystemExit(f"--against {path}: features {unknown} are not in this version's FEATURES")
     cols = [FEATURES.index(f) for f in data["features"]]
     hidden = data.get("hidden")
     layer = [np.asarray(hidden[k]) for k in ("w", "b", "v")] if hidden else [None] * 3
