@@ -5,7 +5,7 @@ missing), GRADIO_SERVER_NAME and GRADIO_SERVER_PORT (default 127.0.0.1:7860).
 """
 import sys
 
-from rag.app import serve
+from rag.ui import serve
 
 if __name__ == "__main__":
     sys.exit(serve())

@@ -3,7 +3,7 @@
 Unanswerable questions are made by hiding the question's paragraph: the same question is asked with retrieval
 restricted (source filter) to a sub-corpus that does not hold it. Answerable ones are asked against their own
 sub-corpus. Two signals are recorded per ask: the ranker's confidence (highest probability of any candidate
-sentence) and the reader's best cosine over the sentences it reads (rag.reader, multilingual-e5-small).
+sentence) and the reader's best cosine over the sentences it reads (rag.models.reader, multilingual-e5-small).
 
 Groups: Chinese questions, English questions over Chinese text (dev pool), English questions over English text
 (en-en: the mixed pool, each question asked against its own half of XQuAD's English paragraphs and the other half)
@@ -15,9 +15,9 @@ Two rules are compared per group, at the same rate of wrongly declined answerabl
 Parameters are chosen on one seeded sample (--seed) and scored on another (--seed + 1), so the printed rates are
 out of sample. The year check (rag.answer.misses_year: decline when the chosen passage lacks a year the question
 names) is then added to the reader's rule and its held-out rates printed; for English questions, so is the name
-check (rag.names; its threshold, AnswerConfig.min_read_score_names, comes from eval/calibrate_names.py).
+check (rag.lang.names; its threshold, AnswerConfig.min_read_score_names, comes from eval.calibrate_names).
 
-    python eval/calibrate_abstention.py --limit 150
+    python -m eval.calibrate_abstention --limit 150
 """
 from __future__ import annotations
 
@@ -29,15 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from rag.answer import AnswerConfig, Answerer, article_texts, confidence, misses_year, rank, to_read
+from rag.evaluation import load_questions
+from rag.lang import misses_names
+from rag.models import get_reader, read
+from rag.pipeline import gather
 
-from rag.answer import (AnswerConfig, article_texts, confidence, misses_year, rank, thresholds,  # noqa: E402
-                        to_read)
-from rag.evaluation import load_questions  # noqa: E402
-from rag.names import misses_names  # noqa: E402
-from rag.pipeline import gather, kept  # noqa: E402
-from rag.reader import get_reader, read  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 PLAN = [  # (set, its own source, a source that cannot answer it)
     ("cmrc2018", "cmrc2018", "drcd"),
@@ -45,8 +43,8 @@ PLAN = [  # (set, its own source, a source that cannot answer it)
     ("xquad-zh", "xquad-zh", "cmrc2018"),
     ("xquad-en", "xquad-zh", "cmrc2018"),
 ]
-# English questions over English text, in the mixed pool (eval/run.py --mixed): XQuAD's English paragraphs are split
-# into two sources by article (rag.datasets.xquad_halves); a question is asked against its own half and the other.
+# English questions over English text, in the mixed pool (python -m eval.run --mixed): XQuAD's English paragraphs are split
+# into two sources by article (rag.evaluation.datasets.xquad_halves); a question is asked against its own half and the other.
 MIXED_SETS, MIXED_HALVES = {"en-en": "xquad-en-en", "zh-en": "xquad-zh-en"}, ("xquad-en-a", "xquad-en-b")
 GROUPS = ("zh", "en", "en-en", "zh-en")
 BANDS = ((0.0, 1.01), (0.02, 0.6), (0.02, 0.4), (0.03, 0.3))
@@ -56,8 +54,8 @@ WEIGHTS = (10.0, 20.0, 40.0, 80.0, 160.0)
 def evidence(q, index, source, cfg, reader):
     """(confidence, reader's best cosine, whether the best sentence's article misses a year the question names,
     whether it mentions none of the names an English question asks about), and the best sentence (None if none);
-    the candidates `ask` keeps (rag.pipeline.kept)."""
-    ev = kept(gather(q.question, index, 5, source=source), cfg)
+    the candidates `ask` keeps (rag.answer.Answerer.kept)."""
+    ev = Answerer(cfg).kept(gather(q.question, index, 5, source=source))
     if not ev.candidates:
         return (0.0, 0.0, 0.0, 0.0), None
     ranked = rank(ev.candidates, ev.features, cfg)
@@ -91,7 +89,7 @@ def collect(index, limit, seed, cfg, reader, mixed_index=None, groups=GROUPS):
             for q in sample(name, limit, seed):
                 add(group, q, index, own, other)
     if mixed_index is not None:
-        from rag.datasets import read_articles
+        from rag.evaluation.datasets import read_articles
 
         half = {a.id: a.source for a in read_articles(ROOT / "eval" / "mixed" / "xquad-en.jsonl")}
         for group, name in MIXED_SETS.items():
@@ -151,7 +149,9 @@ def shipped_rule(p, cos, cross, cfg, year=None, names=None, names_threshold=None
     English text, `english`, or a Chinese one over English text, `reverse`, their own band, weight and score), then
     the year check when `year` (misses per question) is given, then the name check when `names` and
     `names_threshold` are."""
-    _, band, w, t = thresholds(cfg, cross, english, reverse)
+    pair = ("en", "zh") if cross else ("en", "en") if english else ("zh", "en") if reverse else ("zh", "zh")
+    th = cfg.thresholds(*pair)  # (question language, text language)
+    band, w, t = th.read_band, th.reader_weight, th.min_read_score
     out = decide(p, cos, band, w, t)
     if year is not None:
         out = out | (year > 0)
@@ -183,14 +183,15 @@ def shipped(lang: str, b: np.ndarray, report: dict) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m eval.calibrate_abstention", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--index", default=str(ROOT / "eval" / "out" / "dev-index"))
     ap.add_argument("--limit", type=int, default=150, help="questions per set in each sample (default 150)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-wrong", type=float, nargs="+", default=[0.02, 0.03, 0.05],
                     help="rates of wrongly declined answerable questions to calibrate for (default 0.02 0.03 0.05)")
     ap.add_argument("--mixed-index", default=str(ROOT / "eval" / "out" / "mixed-index"),
-                    help="the mixed pool (eval/run.py --mixed builds it) for English and Chinese questions over "
+                    help="the mixed pool (python -m eval.run --mixed builds it) for English and Chinese questions over "
                          "English text; skipped when missing")
     ap.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS), help="groups to ask (default all)")
     ap.add_argument("--out", default=str(ROOT / "eval" / "out" / "abstention.json"))

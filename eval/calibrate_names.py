@@ -1,12 +1,12 @@
 """Choose AnswerConfig.min_read_score_names: the stricter score an English question over Chinese text must reach when
-the cited article mentions none of the names it asks about (rag.names).
+the cited article mentions none of the names it asks about (rag.lang.names).
 
 Every XQuAD-en question is asked against its own sub-corpus (answerable) and against CMRC 2018 (unanswerable), as in
-calibrate_abstention.py; the questions are shuffled and halved. For each candidate threshold the rates of wrongly
+eval.calibrate_abstention; the questions are shuffled and halved. For each candidate threshold the rates of wrongly
 declined answerable questions (and of those among them that had been answered right), and of correctly declined
 unanswerable ones are printed for the half used to choose and for the other half.
 
-    python eval/calibrate_names.py            # ~8 min on 2 cores; --rows OUT.json re-prints from a saved run
+    python -m eval.calibrate_names            # ~8 min on 2 cores; --rows OUT.json re-prints from a saved run
 """
 from __future__ import annotations
 
@@ -18,14 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
+from eval.calibrate_abstention import evidence, shipped_rule
+from rag.answer import AnswerConfig
+from rag.evaluation import contains_answer, load_questions
+from rag.models import get_reader
 
-from calibrate_abstention import evidence, shipped_rule  # noqa: E402
-from rag.answer import AnswerConfig  # noqa: E402
-from rag.evaluation import contains_answer, load_questions  # noqa: E402
-from rag.reader import get_reader  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 THRESHOLDS = (None, 118.0, 120.0, 122.0, 124.0, 126.0, 130.0)
 
@@ -46,7 +44,8 @@ def rates(own: np.ndarray, other: np.ndarray, threshold: float | None, cfg: Answ
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m eval.calibrate_names", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--index", default=str(ROOT / "eval" / "out" / "dev-index"))
     ap.add_argument("--limit", type=int, default=None, help="questions (default: all)")
     ap.add_argument("--out", default=str(ROOT / "eval" / "out" / "names-rows.json"))

@@ -1,6 +1,6 @@
 """Compare chunk sizes by lexical retrieval on the dev sets (the dense side needs a full re-embedding per size).
 
-    python eval/chunk_sizes.py --sizes 200:40 300:60 500:100 800:150 --limit 500
+    python -m eval.chunk_sizes --sizes 200:40 300:60 500:100 800:150 --limit 500
 """
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from rag.evaluation import first_hit_rank, load_questions
+from rag.index import index_paths
+from rag.retrieve import Fusion, Searcher
 
-from rag.evaluation import first_hit_rank, load_questions  # noqa: E402
-from rag.indexer import index_paths  # noqa: E402
-from rag.retrieval import Fusion, Searcher  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class ZeroEmbedder:
@@ -34,7 +33,8 @@ class ZeroEmbedder:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m eval.chunk_sizes", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", nargs="+", default=["200:40", "300:60", "500:100", "800:150"])
     ap.add_argument("--limit", type=int, default=500)
     args = ap.parse_args()

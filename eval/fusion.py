@@ -1,6 +1,6 @@
 """Compare retrieval fusion settings on the dev index: lexical only, dense only, RRF, weighted (several weights).
 
-    python eval/fusion.py --index eval/out/dev-index --limit 1000
+    python -m eval.fusion --index eval/out/dev-index --limit 1000
 """
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from rag.evaluation import first_hit_rank, load_questions
+from rag.retrieve import Fusion, searcher
 
-from rag.evaluation import first_hit_rank, load_questions  # noqa: E402
-from rag.retrieval import Fusion, searcher  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m eval.fusion", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--index", default=str(ROOT / "eval" / "out" / "dev-index"))
     ap.add_argument("--limit", type=int, default=1000)
     ap.add_argument("--weights", nargs="+", default=["0.7:0.15", "0.8:0.15", "0.9:0.15", "0.7:0.3"])

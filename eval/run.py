@@ -1,4 +1,4 @@
-"""Run the evaluation (`python eval/run.py SET.jsonl... --index DIR`, `--dev` for the whole dev pool, or `--mixed` for
+"""Run the evaluation (`python -m eval.run SET.jsonl... --index DIR`, `--dev` for the whole dev pool, or `--mixed` for
 the mixed Chinese/English pool)."""
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing the package
+from rag import evaluation
 
-from rag import evaluation  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DEV_SETS = ("cmrc2018", "drcd", "xquad-zh", "xquad-en", "seed", "followup")
 DEV_INDEX = ROOT / "eval" / "out" / "dev-index"
@@ -32,7 +31,7 @@ def mixed_paths() -> list[str]:
 
 def build_dev_index(index: Path, embedder: str, paths: list[str] | None = None) -> None:
     """Index `paths` (default: eval/corpus/*.jsonl and seeds/, the dev pool) into `index`."""
-    from rag.indexer import index_paths
+    from rag.index import index_paths
 
     paths = paths or dev_paths()
     print(f"building the index at {index} with embedder {embedder!r} from {len(paths)} paths", file=sys.stderr)
@@ -42,7 +41,7 @@ def build_dev_index(index: Path, embedder: str, paths: list[str] | None = None) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="eval/run.py", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m eval.run", description=__doc__)
     evaluation.add_arguments(parser)
     parser.add_argument("--dev", action="store_true",
                         help=f"evaluate all dev sets ({', '.join(DEV_SETS)}); build the dev index first if missing")

@@ -1,10 +1,11 @@
 """Time `retrieve` and `ask(reader="none")` on one existing store, with whatever `rag` is first on PYTHONPATH, so
-two commits can be compared on the same store (bench.py rebuilds its synthetic stores at random on every run).
+two commits can be compared on the same store (eval.bench rebuilds its synthetic stores at random on every run).
+From the project root (`-P` keeps the current directory off the path, so `rag` comes from PYTHONPATH's first entry):
 
-    python eval/bench.py --keep ...          # leaves eval/out/bench/store-100k
+    python -m eval.bench --keep ...          # leaves eval/out/bench/store-100k
     git worktree add /tmp/old e4f688b
-    PYTHONPATH=/tmp/old python eval/same_store.py eval/out/bench/store-100k
-    python eval/same_store.py eval/out/bench/store-100k
+    PYTHONPATH=/tmp/old:. python -P -m eval.same_store eval/out/bench/store-100k
+    python -m eval.same_store eval/out/bench/store-100k
 """
 from __future__ import annotations
 
@@ -16,14 +17,15 @@ from pathlib import Path
 
 from rag.answer import AnswerConfig
 from rag.pipeline import ask, retrieve
-from rag.retrieval import searcher
+from rag.retrieve import searcher
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m eval.same_store", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("index")
     ap.add_argument("--questions", default=str(Path(__file__).parent / "out" / "bench" / "questions.json"),
-                    help="bench.py's questions (JSON list of {question, lang})")
+                    help="eval.bench's questions (JSON list of {question, lang})")
     ap.add_argument("--passes", type=int, default=2)
     args = ap.parse_args()
     qs = json.loads(Path(args.questions).read_text(encoding="utf-8"))

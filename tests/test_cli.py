@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from conftest import SEEDS, FakeEmbedder
-from rag import cli, retrieval
-from rag.indexer import index_paths
-from rag.store import Index
+from rag import cli
+from rag.models import registry
+from rag.index import index_paths
+from rag.index import Index
 
 QUESTION = "布林肯星期二前往哪个国家？"
 SEED_TITLE = "布林肯前往危地马拉出席地区移民会议"
@@ -42,18 +43,18 @@ def use_index(tmp_path_factory) -> tuple[Path, str]:
 @pytest.fixture
 def fake_use(monkeypatch):
     """`rag index` in-process with a FakeEmbedder standing in for the default USE one (for tests not about USE)."""
-    import rag.embedders
+    import rag.models.registry
 
-    real = rag.embedders.get_embedder
-    monkeypatch.setattr(rag.embedders, "get_embedder",
+    real = rag.models.registry.get_embedder
+    monkeypatch.setattr(rag.models.registry, "get_embedder",
                         lambda spec="use", **kw: FakeEmbedder() if spec == "use" else real(spec, **kw))
 
 
 def test_index_twice_prints_summaries(use_index, capsys):
     d, first = use_index
     assert "articles: 1 added, 0 updated, 0 unchanged, 0 failed, 0 removed" in first
-    from rag.articles import load_file
-    from rag.chunks import Chunker
+    from rag.ingest import load_file
+    from rag.ingest import Chunker
 
     n = len(Chunker().run(load_file(next(Path(SEEDS).glob("*.txt")))[0]))
     assert n > 1
@@ -109,7 +110,7 @@ def test_status(seed_index, capsys):
 
 def test_ask_with_a_fake_embedder_index(seed_index, capsys, monkeypatch):
     # the index names its embedder 'fake-64'; make that name resolvable in this process
-    monkeypatch.setitem(retrieval._EMBEDDERS, "fake-64", FakeEmbedder())
+    monkeypatch.setitem(registry.SHARED, "fake-64", FakeEmbedder())
     code, out, err = run(capsys, "ask", QUESTION, "--index", seed_index, "--json")
     assert code == 0, err
     data = json.loads(out)
@@ -152,7 +153,7 @@ def test_status_without_an_index(tmp_path, capsys):
     (["ask", QUESTION, "-k", "0"], "k must be a positive integer"),
 ])
 def test_bad_ask_arguments(seed_index, capsys, argv, words, monkeypatch):
-    monkeypatch.setitem(retrieval._EMBEDDERS, "fake-64", FakeEmbedder())
+    monkeypatch.setitem(registry.SHARED, "fake-64", FakeEmbedder())
     code, out, err = run(capsys, *argv, "--index", seed_index)
     assert code == 2 and words in err and "Traceback" not in err
 

@@ -24,9 +24,9 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 from conftest import FakeEmbedder  # noqa: E402
 
-from rag import store  # noqa: E402
+from rag.index import writer as store  # noqa: E402
 from rag.errors import RagError  # noqa: E402
-from rag.indexer import index_paths  # noqa: E402
+from rag.index import index_paths  # noqa: E402
 
 
 def _install_phases(delay: float) -> None:
@@ -47,8 +47,8 @@ def _install_phases(delay: float) -> None:
     wrap(store, "build_faiss")
     wrap(faiss, "write_index")
     wrap(bm25s.BM25, "save", "bm25_save")
-    wrap(store, "_fsync_tree")
-    wrap(store, "_fsync_dir")
+    wrap(store, "fsync_tree")
+    wrap(store, "fsync_dir")
     wrap(os, "rename")
     wrap(os, "replace")
     wrap(store.Writer, "_gc")

@@ -16,13 +16,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for c
 
 from conftest import FakeEmbedder  # noqa: E402
 
-from rag import retrieval  # noqa: E402
-from rag.app import build_app  # noqa: E402
+from rag.models import registry  # noqa: E402
+from rag.ui import build_app  # noqa: E402
 
 
 def main() -> int:
     index_dir, port = sys.argv[1], int(sys.argv[2])
-    retrieval._EMBEDDERS["fake-64"] = FakeEmbedder()  # what the index's manifest names
+    registry.SHARED["fake-64"] = FakeEmbedder()  # what the index's manifest names
     demo = build_app(index_dir, bootstrap=False)
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False, quiet=True,
                 show_error=True)

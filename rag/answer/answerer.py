@@ -1,0 +1,88 @@
+"""The Answerer: evidence in, an Answer out: rank the candidates, re-read close calls, pick 1-3 sentences, decline
+when unsure."""
+from __future__ import annotations
+
+import dataclasses
+
+from ..lang import detect_lang, gloss_overlap, misses_names
+from ..models import get_reader, pair_scores, read
+from ..types import Answer
+from .compose import build_answer
+from .config import AnswerConfig
+from .decide import (
+    article_texts,
+    confidence,
+    declines,
+    misses_year,
+    rank,
+    reread,
+    rescore,
+    select,
+    tied,
+    to_read,
+    to_rescore,
+    wants_reading_for_confidence,
+    wants_reorder,
+    wants_rescore,
+)
+from .evidence import Evidence
+
+
+class Answerer:
+    """Turns `Evidence` into an `Answer` by the rules and thresholds of `config`."""
+
+    def __init__(self, config: AnswerConfig | None = None):
+        config = AnswerConfig() if config is None else config
+        if not isinstance(config, AnswerConfig):
+            raise TypeError(f"config must be an AnswerConfig, got {type(config).__name__}")
+        self.config = config
+
+    def kept(self, ev: Evidence) -> Evidence:
+        """The evidence without the candidates `tied` drops (self.config.tie_check)."""
+        if not self.config.tie_check or not ev.candidates:
+            return ev
+        keep = tied(ev.lang, ev.candidates, ev.features)
+        if keep.all():
+            return ev
+        wide = None if ev.confidence_features is None else ev.confidence_features[keep]
+        return dataclasses.replace(ev, candidates=[c for c, k in zip(ev.candidates, keep) if k],
+                                   features=ev.features[keep], confidence_features=wide)
+
+    def run(self, ev: Evidence) -> Answer:
+        """Answer from `ev` with 1-3 cited sentences, or decline."""
+        cfg = self.config
+        ev = self.kept(ev)
+        if not ev.candidates:
+            return build_answer(ev.question, [], ev.passages, ev.lang, True)
+        scored = rank(ev.candidates, ev.features, cfg)
+        sure = confidence(scored if ev.confidence_features is None else rank(ev.candidates, ev.confidence_features, cfg))
+        first = max(scored, key=lambda c: c.order).text
+        pair = (ev.lang, detect_lang(first))
+        th = cfg.thresholds(*pair)
+        names_score = cfg.min_read_score_names if pair == ("en", "zh") else None
+        # the new question picks the sentence; a follow-up's whole query says whether there is an answer at all
+        pairs = glossed = None
+        if wants_rescore(scored, cfg, ev.lang):
+            texts = [c.text for c in to_rescore(scored, cfg, ev.lang)]
+            pairs = pair_scores(ev.question, texts)
+            glossed = gloss_overlap(ev.question, texts) if ev.lang == "en" else None
+        reorder = pairs is None and wants_reorder(scored, cfg)
+        sims = None
+        if reorder or wants_reading_for_confidence(sure, th):
+            questions = [ev.question] + ([ev.query] if ev.query and ev.query != ev.question else [])
+            sims = read(get_reader(cfg.reader), questions, [c.text for c in to_read(scored, cfg)],
+                        ev.read_vectors)
+        if pairs is not None:
+            scored = rescore(scored, pairs, cfg, ev.lang, glossed)
+        elif sims is not None and reorder:
+            scored = reread(scored, sims[0], cfg)
+        picked = select(scored, cfg)
+        best_read = float(sims[-1].max()) if sims is not None else None
+
+        def names_missing() -> bool:  # read by declines only when the answer depends on it
+            return bool(picked) and misses_names(ev.question, article_texts(ev.passages, picked[0].passage.article_id))
+
+        abstain = (declines(sure, best_read, th, names_score, names_missing)
+                   or (cfg.year_check and bool(picked)
+                       and misses_year(ev.question, ev.passages, picked[0].passage.article_id)))
+        return build_answer(ev.question, picked, ev.passages, ev.lang, abstain)

@@ -1,0 +1,76 @@
+"""Evidence: what `ask` reads before it chooses: the retrieved passages, their candidate sentences and features."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..lang import detect_lang
+from ..models import FEATURES, get_reader
+from ..retrieve import Fusion, Searcher
+from ..types import Embedder, Passage
+from .candidates import Candidate, candidates
+from .config import AnswerConfig
+from .features import features, idf_table, query_terms
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What `ask` reads before it chooses: the retrieved passages and their candidate sentences with features."""
+
+    question: str
+    lang: str
+    passages: list[Passage]
+    candidates: list[Candidate]
+    features: np.ndarray
+    # for a follow-up, the features against the earlier question + this one: they decide whether to answer at all
+    # (followup set: fewer wrong declines than with the new question alone, which may hold no content word)
+    confidence_features: np.ndarray | None = None
+    query: str = ""  # what was retrieved: the question, or for a follow-up the earlier question + this one
+    # query vectors the reader need not compute again: the retrieval query's, when the index's second retriever is
+    # the reader's own e5 (one embedding of ~20 ms per question read)
+    read_vectors: dict = dataclasses.field(default_factory=dict)
+
+
+def gather(s: Searcher, q: str, query: str, scoring_q: str, k: int, fusion: Fusion, config: AnswerConfig,
+           date_from: str | None = None, date_to: str | None = None, source: str | None = None) -> Evidence:
+    """The evidence for question `q` from searcher `s`: passages retrieved for `query` (the question, or for a
+    follow-up the earlier turn + the question) and their sentences' features against `scoring_q` (the question)."""
+    lang = detect_lang(q)
+    qvec = s.embedder.embed_queries([query])[0]
+    idx = s.refresh()  # one generation for passages and IDF alike, even if a writer publishes meanwhile
+    bridge = s.bridged_words(query, idx)
+    second = s.second_embedder(idx)
+    evec = second.embed_queries([query])[0] if second is not None else None
+    known = {query: evec} if evec is not None and second is get_reader(config.reader) else {}
+    passages = s.search(query, k, fusion, date_from, date_to, source, qvec=qvec, idx=idx, bridge=bridge, svec=evec)
+    cands = candidates(passages, idx.sentences(passages))
+    if not cands:
+        return Evidence(q, lang, passages, [], np.zeros((0, len(FEATURES))), query=query, read_vectors=known)
+    vecs = _sentence_vectors(s.embedder, idx, cands)
+    svec = qvec if scoring_q == query else s.embedder.embed_queries([scoring_q])[0]
+
+    # A Chinese question's bridge (English glosses, only for an index with English articles) is cheap to take again
+    # for the new question alone: the earlier turn's words must not pick the sentence of a follow-up.
+    own = bridge if lang == "en" or scoring_q == query else s.bridged_words(scoring_q, idx)
+
+    def feats(text: str, qv: np.ndarray, words: dict[str, float]) -> np.ndarray:
+        terms = query_terms(text, list(words))
+        return features(text, cands, idf_table(terms, idx.doc_freq(terms), idx.manifest.chunks), vecs @ qv,
+                        config.topic_share, words)
+
+    wide = None if scoring_q == query else feats(query, qvec, bridge)
+    return Evidence(q, lang, passages, cands, feats(scoring_q, svec, own), wide, query, known)
+
+
+def _sentence_vectors(embedder: Embedder, idx, cands: list[Candidate]) -> np.ndarray:
+    """The candidates' stored sentence vectors (embedding only sentences without one)."""
+    vecs = np.zeros((len(cands), idx.manifest.dim), dtype=np.float32)
+    stored = [i for i, c in enumerate(cands) if c.sentence_id >= 0]
+    if stored:
+        vecs[stored] = idx.sentence_vectors([cands[i].sentence_id for i in stored])
+    missing = [i for i, c in enumerate(cands) if c.sentence_id < 0]
+    if missing:
+        vecs[missing] = embedder.embed_documents([cands[i].text for i in missing])
+    return vecs

@@ -1,0 +1,303 @@
+"""Build or update an index from article files: parse, chunk, embed only what changed, publish atomically."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..errors import ArticleError
+from ..ingest import (
+    CHUNK_OVERLAP,
+    CHUNK_SIZE,
+    SPLITTER_VERSION,
+    Chunker,
+    iter_articles,
+    split_sentences,
+)
+from ..lang import TOKEN_VERSION, corpus_words
+from ..models import indexing_embedder, registry
+from ..types import Article, Chunk, Embedder
+from .files import text_hash
+from .generation import Index
+from .writer import WriteLock, Writer
+
+DEFAULT_INDEX = ".rag-index"
+EMBED_BATCH = 256
+RUN_CACHE = 200_000  # sentence vectors remembered across the batches of one run (about 400 MB at 512 dims)
+# A new index also embeds each chunk (title and text) with multilingual-e5-small, a second dense retriever fused
+# with BM25 and USE (rag.retrieve.Fusion.second_weight): dev pool hit@1 XQuAD en 71.6 -> 80.4, XQuAD zh 90.4 ->
+# 93.2, at ~4 chunks/s on 2 cores (USE alone: ~40). None (`rag index --second none`) indexes without it.
+DEFAULT_SECOND = "e5"
+
+
+def default_index_dir() -> str:
+    return os.environ.get("RAG_INDEX") or DEFAULT_INDEX
+
+
+@dataclass(frozen=True)
+class IndexSummary:
+    added: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+    removed: int = 0
+    resplit: int = 0  # unchanged articles split again because the index used an older sentence splitter
+    chunks: int = 0  # chunks written in this run
+    embedded: int = 0  # chunks whose vectors were computed in this run (the rest came from the cache)
+    sentences_embedded: int = 0  # sentences whose vectors were computed in this run
+    words_embedded: int = 0  # new Chinese words added to the cross-lingual lexicon (rag.lang.bridge)
+    second_embedded: int = 0  # chunks embedded by the index's second embedder in this run
+    seconds: float = 0.0
+    total_articles: int = 0
+    total_chunks: int = 0
+    generation: str | None = None
+    errors: tuple[str, ...] = field(default=(), repr=False)
+    notes: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def passages_per_second(self) -> float:
+        return self.chunks / self.seconds if self.seconds > 0 else 0.0
+
+    def render(self) -> str:
+        lines = [
+            f"articles: {self.added} added, {self.updated} updated, {self.skipped} unchanged, "
+            f"{self.failed} failed, {self.removed} removed"
+            + (f", {self.resplit} re-split (a newer sentence splitter)" if self.resplit else ""),
+            f"chunks: {self.chunks} written, {self.embedded} embedded "
+            f"({self.chunks - self.embedded} from cache); {self.sentences_embedded} sentences and "
+            f"{self.words_embedded} lexicon words embedded"
+            + (f"; {self.second_embedded} chunks by the second embedder" if self.second_embedded else ""),
+            f"index holds {self.total_articles} articles / {self.total_chunks} chunks",
+            f"time: {self.seconds:.1f} s, {self.passages_per_second:.1f} passages/s",
+        ]
+        lines.extend("note: " + n for n in self.notes)
+        if self.errors:
+            lines.append(f"errors ({len(self.errors)}):")
+            lines.extend("  " + e for e in self.errors)
+        return "\n".join(lines)
+
+
+class Batch:
+    """Articles waiting to be embedded and written, EMBED_BATCH chunks at a time (batches across articles keep the
+    embedder busy); vectors of unchanged chunks and sentences come from the index's cache or this run's."""
+
+    def __init__(self, writer: Writer, embedder: Embedder, second: Embedder | None, counts: dict[str, int]):
+        self.w, self.emb, self.second, self.counts = writer, embedder, second, counts
+        self.items: list[tuple[Article, list[Chunk], str]] = []
+        self.n = 0
+        self.run_cache: dict[str, np.ndarray] = {}  # sentence vectors: boilerplate recurs across batches of a run
+
+    def add(self, article: Article, chunks: list[Chunk], path: str) -> None:
+        self.items.append((article, chunks, path))
+        self.n += len(chunks)
+        if self.n >= EMBED_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.items:
+            return
+        w, emb, counts = self.w, self.emb, self.counts
+        spans = [split_sentences(a.text) for a, _, _ in self.items]
+        texts = [c.text for _, cs, _ in self.items for c in cs]
+        stexts = [a.text[s:e] for (a, _, _), sp in zip(self.items, spans) for s, e in sp]
+        hashes, shashes = [text_hash(t) for t in texts], [text_hash(t) for t in stexts]
+        cache = w.cached_vectors(hashes)
+        scache = w.cached_sentence_vectors(shashes)
+        scache.update({h: self.run_cache[h] for h in shashes if h in self.run_cache})
+        todo = sorted({h: t for h, t in zip(hashes, texts) if h not in cache}.items())
+        stodo = sorted({h: t for h, t in zip(shashes, stexts) if h not in scache}.items())
+        if todo or stodo:  # one call: the embedder batches chunks and sentences together
+            vecs = emb.embed_documents([t for _, t in todo] + [t for _, t in stodo])
+            cache.update({h: v for (h, _), v in zip(todo, vecs[: len(todo)])})
+            scache.update({h: v for (h, _), v in zip(stodo, vecs[len(todo):])})
+            counts["embedded"] += len(todo)
+            counts["sentences_embedded"] += len(stodo)
+            if len(self.run_cache) < RUN_CACHE:
+                self.run_cache.update({h: scache[h] for h, _ in stodo})
+        self._lexicon()
+        seconds = self._second_vectors()
+        ch, sh = iter(hashes), iter(shashes)  # in the order the texts were listed above
+        for (article, cs, path), sp in zip(self.items, spans):
+            vecs = np.array([cache[next(ch)] for _ in cs], dtype=np.float32).reshape(len(cs), emb.dim)
+            svecs = np.array([scache[next(sh)] for _ in sp], dtype=np.float32).reshape(len(sp), emb.dim)
+            vecs2 = (np.array([seconds[(article.title, c.text)] for c in cs], dtype=np.float32)
+                     .reshape(len(cs), self.second.dim) if self.second is not None else None)
+            w.put_article(article, cs, vecs, path, sp, svecs, vecs2)
+            counts["chunks"] += len(cs)
+        self.items.clear()
+        self.n = 0
+
+    def _lexicon(self) -> None:
+        """The batch's Chinese words the lexicon lacks, embedded and added."""
+        words = set().union(*(corpus_words(a.title + "\n" + a.text) for a, _, _ in self.items))
+        words = sorted(words - self.w.lexicon_words())
+        if words:
+            self.w.put_lexicon(words, self.emb.embed_documents(words))
+            self.counts["words_embedded"] += len(words)
+
+    def _second_vectors(self) -> dict[tuple[str, str], np.ndarray]:
+        """The second embedder's vector of each (title, chunk text) of the batch."""
+        if self.second is None:
+            return {}
+        keys = [(a.title, c.text) for a, cs, _ in self.items for c in cs]
+        seconds = self.w.cached_second_vectors(keys)
+        todo = sorted(set(keys) - set(seconds))
+        if todo:
+            seconds.update(zip(todo, self.second.embed_documents([f"{t}\n{x}" for t, x in todo])))
+            self.counts["second_embedded"] += len(todo)
+        return seconds
+
+
+def index_paths(
+    paths: Sequence[str | os.PathLike],
+    index_dir: str | os.PathLike | None = None,
+    embedder: str | Embedder = "use",
+    *,
+    max_bytes: int = 5_000_000,
+    **kw,
+) -> IndexSummary:
+    """Add the articles under `paths` to the index at `index_dir` (created if needed)."""
+    return index_stream(iter_articles([str(p) for p in paths], max_bytes=max_bytes), index_dir, embedder, **kw)
+
+
+def index_articles(articles: Iterable[Article], index_dir, embedder: str | Embedder = "use",
+                   source_name: str = "memory:articles", **kw) -> IndexSummary:
+    """Index in-memory articles (tests, converters, uploads); `source_name` stands in for the file path."""
+    return index_stream([(source_name, list(articles), [])], index_dir, embedder, **kw)
+
+
+def index_stream(
+    stream: Iterable[tuple[str, list[Article] | ArticleError, list[ArticleError]]],
+    index_dir: str | os.PathLike | None = None,
+    embedder: str | Embedder = "use",
+    *,
+    prune: bool = False,
+    rebuild: bool = False,
+    progress: bool = True,
+    chunk_size: int = CHUNK_SIZE,
+    chunk_overlap: int = CHUNK_OVERLAP,
+    tokenizer: str = "bigram",
+    wait: float = 0.0,
+    second: str | Embedder | None = "default",
+) -> IndexSummary:
+    """Apply parsed files `(path, articles or error, line errors)` to the index and publish one new generation.
+    `second`: a new index's second dense retriever (an embedder or its spec; "default": DEFAULT_SECOND; None: none);
+    an existing index keeps the one it was built with."""
+    t0 = time.perf_counter()
+    root = Path(index_dir or default_index_dir())
+    if isinstance(embedder, str):
+        embedder = registry.get_embedder(embedder)
+    emb = embedder
+    if second == "default":
+        second = DEFAULT_SECOND
+    if isinstance(second, str):
+        second = indexing_embedder(second)
+    if second is not None and second.name == emb.name:
+        second = None  # the index's own embedder already
+    counts = dict(added=0, updated=0, skipped=0, failed=0, removed=0, resplit=0, chunks=0, embedded=0,
+                  sentences_embedded=0, words_embedded=0, second_embedded=0)
+    errors: list[str] = []
+    notes: list[str] = []
+    with WriteLock(root, timeout=wait):
+        w = Writer(root, emb.name, emb.dim, tokenizer=tokenizer, chunk_size=chunk_size,
+                   chunk_overlap=chunk_overlap, rebuild=rebuild, second_embedder=second.name if second else "",
+                   second_dim=second.dim if second else 0)
+        try:
+            second = _prepare(w, second, notes)
+            seen_ids = _apply(stream, w, Batch(w, emb, second, counts), counts, errors, progress)
+            if prune:
+                for path in list(w.paths()):
+                    if not path.startswith("memory:") and not os.path.exists(path):
+                        counts["removed"] += len(w.drop_source(path))
+            if w.splitter != SPLITTER_VERSION:
+                left = len(w.article_ids() - seen_ids)
+                if left:
+                    notes.append(f"{left} articles keep sentences split by an older version (v{w.splitter}, now "
+                                 f"v{SPLITTER_VERSION}): index their files again, or rebuild with --rebuild")
+                else:
+                    w.splitter = SPLITTER_VERSION
+            gen = w.commit()
+        except BaseException:
+            w.abort()
+            raise
+    idx = Index.open(root)
+    stats = idx.stats()
+    idx.close()
+    return IndexSummary(**counts, seconds=time.perf_counter() - t0, total_articles=stats["articles"],
+                        total_chunks=stats["chunks"], generation=gen, errors=tuple(errors), notes=tuple(notes))
+
+
+def _prepare(w: Writer, second: Embedder | None, notes: list[str]) -> Embedder | None:
+    """The second embedder this index uses (an existing index keeps its own), and the stored BM25 tokens brought
+    to this version's."""
+    if w.second_embedder and (second is None or second.name != w.second_embedder):
+        second = indexing_embedder(w.second_embedder)  # an existing index's own
+    elif not w.second_embedder:
+        if second is not None:
+            notes.append("this index has no second embedder (built before it): rebuild it with --rebuild "
+                         f"to add {second.name}'s passage vectors, which retrieve better")
+        second = None
+    if w.tokens != TOKEN_VERSION:
+        old_version = w.tokens
+        n = w.retokenize()
+        notes.append(f"BM25 tokens of {n} stored chunks made again (token version {old_version} -> "
+                     f"{TOKEN_VERSION}: accented Latin letters now match their plain forms)")
+    return second
+
+
+def _apply(stream, w: Writer, batch: Batch, counts: dict[str, int], errors: list[str], progress: bool) -> set[str]:
+    """Each file of `stream` applied to the writer: new and changed articles chunked and batched, unchanged ones
+    kept, articles a file no longer holds dropped after the last batch. Returns the ids seen."""
+    chunker = Chunker(w.chunk_size, w.chunk_overlap)
+    known = w.paths()
+    seen_ids: set[str] = set()
+    stale: list[tuple[str, str]] = []
+    bar = _progress(progress)
+    for path, result, line_errors in stream:
+        key = path if path.startswith("memory:") else os.path.abspath(path)
+        errors.extend(str(e) for e in line_errors)
+        if isinstance(result, ArticleError):
+            counts["failed"] += 1
+            errors.append(str(result))
+            bar.update(1)
+            continue
+        counts["failed"] += len(line_errors)
+        before = known.get(key, set())
+        in_file = set()
+        for article in result:
+            in_file.add(article.id)
+            if article.id in seen_ids:  # the same article twice in this run (duplicate file): store once
+                w.add_source(key, article.id)
+                counts["skipped"] += 1
+                continue
+            seen_ids.add(article.id)
+            old = w.article_hash(article.id)
+            if old == article.content_hash and w.splitter == SPLITTER_VERSION:
+                w.add_source(key, article.id)
+                counts["skipped"] += 1
+                continue
+            # an unchanged article of an index split by an older splitter: split again (its chunk and unchanged
+            # sentence vectors come from the cache)
+            counts["resplit" if old == article.content_hash else "updated" if old else "added"] += 1
+            batch.add(article, chunker.run(article), key)
+        # the file no longer holds these (edited file): forget them after the last batch, so that the vectors of
+        # their unchanged chunks can still be reused (an edited article without URL gets a new id)
+        stale.extend((key, aid) for aid in sorted(before - in_file))
+        bar.update(1)
+    batch.flush()
+    for key, aid in stale:
+        counts["removed"] += len(w.drop_source(key, aid))
+    bar.close()
+    return seen_ids
+
+
+def _progress(enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(unit=" files", desc="indexing", disable=not enabled or not sys.stderr.isatty(), file=sys.stderr)
+

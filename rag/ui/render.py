@@ -1,0 +1,243 @@
+"""Display text for the UI: the zh/en strings, escaping for the Chatbot, and the HTML of sources, status and uploads."""
+from __future__ import annotations
+
+import html
+import re
+from urllib.parse import urlsplit
+
+from ..types import Answer
+
+LANGS = {"中文": "zh", "English": "en"}
+LANG_CHOICES = list(LANGS)
+
+EXAMPLES = [
+    "布林肯星期二前往哪个国家？",
+    "国务院星期一对谁实施了签证限制？",
+    "Where did Blinken travel on Tuesday?",
+]
+
+TEXT: dict[str, dict[str, str]] = {
+    "zh": {
+        "title": "# 新闻问答\n用已索引文章里的原句回答问题，每句都标注来源。",
+        "chat": "对话",
+        "question": "问题",
+        "placeholder": "输入问题，例如：布林肯星期二前往哪个国家？",
+        "send": "提问",
+        "clear": "清空对话",
+        "settings": "设置与上传",
+        "k": "来源数量（检索段落数）",
+        "date_from": "起始日期",
+        "date_to": "截止日期",
+        "date_placeholder": "YYYY-MM-DD（可留空）",
+        "upload": "上传文章（.txt .md .html .jsonl，每个文件不超过 5 MB）",
+        "examples": "示例问题",
+        "sources": "来源",
+        "no_sources": "暂无来源。提问后，这里会列出答案引用的文章。",
+        "abstained": "没有找到可引用的句子，因此没有来源。",
+        "no_date": "日期不详",
+        "open_link": "打开原文",
+        "no_link": "无可用链接",
+        "status_index": "索引：{articles} 篇文章，{chunks} 个片段 · 嵌入模型：{embedder} · 最后索引：{last}",
+        "status_missing": "索引：尚未建立",
+        "status_never": "从未",
+        "status_busy": "正在索引…（{done}/{total} 个文件）",
+        "status_building_seeds": "正在用 seeds/ 建立索引…（{done}/{total} 个文件）",
+        "status_last": "上次索引：新增 {added}，更新 {updated}，未变 {skipped}，失败 {failed}",
+        "status_error": "索引出错：{error}",
+        "not_ready": "索引还在建立中，请稍后再试。",
+        "error": "出错了：{error}",
+        "bad_date": "{which}格式无效：“{value}”。请使用 YYYY-MM-DD，例如 2024-05-08，或留空。",
+        "date_order": "起始日期 {start} 晚于截止日期 {end}。",
+        "which_from": "起始日期",
+        "which_to": "截止日期",
+        "bad_k": "来源数量必须是 {lo} 到 {hi} 之间的整数。",
+        "up_accepted": "已接收，正在后台索引",
+        "up_articles": "{n} 篇文章",
+        "up_line_errors": "{n} 行无法读取",
+        "up_none": "没有选择文件。",
+        "up_too_many": "一次最多上传 {n} 个文件，其余文件已忽略。",
+        "rej_name": "文件名无效（{detail}）",
+        "rej_type": "不支持的文件类型 {suffix}；只接受 .txt、.md、.html、.jsonl",
+        "rej_size": "文件过大：{size}，上限 5 MB",
+        "rej_empty": "文件是空的",
+        "rej_parse": "无法读取：{detail}",
+        "rej_io": "无法保存：{detail}",
+        "detail_control": "含控制字符",
+        "detail_dotdot": "含 “..” 路径",
+        "detail_empty": "为空",
+    },
+    "en": {
+        "title": "# News Q&A\nAnswers quoted sentence by sentence from the indexed articles, each with its source.",
+        "chat": "Chat",
+        "question": "Question",
+        "placeholder": "Ask a question, e.g. Where did Blinken travel on Tuesday?",
+        "send": "Ask",
+        "clear": "Clear chat",
+        "settings": "Settings and upload",
+        "k": "Number of sources (passages to read)",
+        "date_from": "From date",
+        "date_to": "To date",
+        "date_placeholder": "YYYY-MM-DD (optional)",
+        "upload": "Upload articles (.txt .md .html .jsonl, up to 5 MB each)",
+        "examples": "Example questions",
+        "sources": "Sources",
+        "no_sources": "No sources yet. Ask a question and the cited articles appear here.",
+        "abstained": "No sentence could be quoted, so there are no sources.",
+        "no_date": "date unknown",
+        "open_link": "Open the article",
+        "no_link": "no usable link",
+        "status_index": "Index: {articles} articles, {chunks} chunks · embedder: {embedder} · last indexed: {last}",
+        "status_missing": "Index: not built yet",
+        "status_never": "never",
+        "status_busy": "indexing... ({done}/{total} files)",
+        "status_building_seeds": "building the index from seeds/... ({done}/{total} files)",
+        "status_last": "last run: {added} added, {updated} updated, {skipped} unchanged, {failed} failed",
+        "status_error": "indexing failed: {error}",
+        "not_ready": "The index is still being built; please try again in a moment.",
+        "error": "Error: {error}",
+        "bad_date": "Invalid {which}: \"{value}\". Use YYYY-MM-DD, e.g. 2024-05-08, or leave it empty.",
+        "date_order": "The from date {start} is after the to date {end}.",
+        "which_from": "from date",
+        "which_to": "to date",
+        "bad_k": "The number of sources must be a whole number from {lo} to {hi}.",
+        "up_accepted": "accepted, indexing in the background",
+        "up_articles": "{n} articles",
+        "up_line_errors": "{n} unreadable lines",
+        "up_none": "No files selected.",
+        "up_too_many": "At most {n} files per upload; the rest were ignored.",
+        "rej_name": "invalid file name ({detail})",
+        "rej_type": "unsupported file type {suffix}; only .txt, .md, .html and .jsonl are accepted",
+        "rej_size": "file too large: {size}, the limit is 5 MB",
+        "rej_empty": "the file is empty",
+        "rej_parse": "cannot read it: {detail}",
+        "rej_io": "cannot save it: {detail}",
+        "detail_control": "control characters",
+        "detail_dotdot": "a '..' path",
+        "detail_empty": "empty",
+    },
+}
+
+
+def t(lang: str, key: str, **kw) -> str:
+    s = TEXT.get(lang, TEXT["zh"])[key]
+    return s.format(**kw) if kw else s
+
+
+def lang_code(choice: str | None) -> str:
+    if choice in TEXT:
+        return choice  # type: ignore[return-value]
+    return LANGS.get(choice or "", "zh")
+
+
+# ---------------------------------------------------------------- escaping and HTML builders
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$<>])")
+_MD_UNESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|~$<>])")
+
+
+def to_display(text: str) -> str:
+    """Text for the Chatbot (which renders Markdown): escape HTML first, then every Markdown metacharacter.
+
+    The result shows `text` literally: no tag, link, image, emphasis or formula can come out of it.
+    """
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
+
+
+def from_display(text: str) -> str:
+    """Inverse of `to_display` (for turning Chatbot messages back into plain history)."""
+    return html.unescape(_MD_UNESCAPE.sub(r"\1", str(text)))
+
+
+def safe_url(url: str | None) -> str | None:
+    """`url` when it is a plain absolute http(s) URL, else None (javascript:, data:, relative, odd characters)."""
+    if not isinstance(url, str):
+        return None
+    u = url.strip()
+    if not u or len(u) > 2048 or any(ord(c) < 33 or ord(c) == 127 for c in u) or "\\" in u:
+        return None
+    try:
+        parts = urlsplit(u)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or parts.netloc.startswith("@"):
+        return None
+    return u
+
+
+def _day(published: str) -> str:
+    p = (published or "").strip()
+    return p[:10] if re.match(r"\d{4}-\d{2}-\d{2}", p) else ""
+
+
+def highlight(passage: str, sentence: str) -> str:
+    """The passage as escaped HTML with the first occurrence of `sentence` wrapped in <mark>."""
+    passage, sentence = str(passage or ""), str(sentence or "").strip()
+    i = passage.find(sentence) if sentence else -1
+    if i < 0:
+        return html.escape(passage)
+    j = i + len(sentence)
+    return f"{html.escape(passage[:i])}<mark>{html.escape(sentence)}</mark>{html.escape(passage[j:])}"
+
+
+SOURCES_CSS = """
+.rag-sources h3 { margin: 0 0 .5em 0; }
+.rag-sources .rag-empty { opacity: .75; }
+.rag-source { border: 1px solid var(--border-color-primary, #ddd); border-radius: 6px; padding: .4em .7em;
+              margin: 0 0 .6em 0; }
+.rag-source summary { cursor: pointer; }
+.rag-source .rag-num { font-weight: bold; }
+.rag-source .rag-title { font-weight: 600; }
+.rag-source .rag-date { opacity: .7; font-size: .9em; margin-left: .4em; }
+.rag-source .rag-quote { margin: .3em 0 0 0; font-size: .92em; }
+.rag-source .rag-link { margin: .4em 0; font-size: .9em; word-break: break-all; }
+.rag-source .rag-passage { white-space: pre-wrap; margin: .3em 0 0 0; padding: .4em .6em; font-size: .92em;
+                           border-left: 3px solid var(--border-color-accent, #999); }
+.rag-source mark { background: #ffe27a; color: #000; padding: 0 .1em; }
+"""
+
+
+def render_sources(answer: Answer | dict | None, lang: str = "zh") -> str:
+    """The sources panel: one <details> per citation (number, title, date, link, passage with <mark>)."""
+    head = f"<h3>{html.escape(t(lang, 'sources'))}</h3>"
+    if answer is None:
+        return f'<div class="rag-sources">{head}<p class="rag-empty">{html.escape(t(lang, "no_sources"))}</p></div>'
+    d = answer.to_dict() if isinstance(answer, Answer) else dict(answer)
+    cits = d.get("citations") or []
+    if not cits:
+        return f'<div class="rag-sources">{head}<p class="rag-empty">{html.escape(t(lang, "abstained"))}</p></div>'
+    items = []
+    for c in cits:
+        num = int(c.get("number", 0))
+        title = html.escape(str(c.get("title") or ""))
+        day = _day(str(c.get("published") or "")) or t(lang, "no_date")
+        url = safe_url(c.get("url"))
+        if url:
+            link = (f'<a href="{html.escape(url, quote=True)}" rel="noopener noreferrer" target="_blank">'
+                    f"{html.escape(t(lang, 'open_link'))}</a> <span class=\"rag-url\">{html.escape(url)}</span>")
+        else:
+            shown = str(c.get("url") or "").strip()
+            link = html.escape(t(lang, "no_link")) + (f' <span class="rag-url">{html.escape(shown)}</span>' if shown else "")
+        items.append(
+            f'<details class="rag-source" id="rag-source-{num}">'
+            f'<summary><span class="rag-num">[{num}]</span> <span class="rag-title">{title}</span>'
+            f'<span class="rag-date">{html.escape(day)}</span>'
+            f'<div class="rag-quote">{html.escape(str(c.get("sentence") or ""))}</div></summary>'
+            f'<div class="rag-link">{link}</div>'
+            f'<div class="rag-passage">{highlight(str(c.get("passage") or ""), str(c.get("sentence") or ""))}</div>'
+            f"</details>"
+        )
+    return f'<div class="rag-sources">{head}{"".join(items)}</div>'
+
+
+def status_html(text: str) -> str:
+    return f'<div class="rag-status">{html.escape(text)}</div>'
+
+
+def upload_html(rows: list[tuple[bool, str, str]], notes: list[str]) -> str:
+    """The upload result: the notes, then one line per file (ok, client name, message), all escaped."""
+    items = [f'<li class="rag-note">{html.escape(n)}</li>' for n in notes]
+    for ok, name, msg in rows:
+        mark = "✓" if ok else "✗"
+        cls = "rag-ok" if ok else "rag-rejected"
+        items.append(f'<li class="{cls}">{mark} <code>{html.escape(name)}</code>: {html.escape(msg)}</li>')
+    return f'<ul class="rag-upload-result">{"".join(items)}</ul>' if items else ""

@@ -1,0 +1,499 @@
+"""Damaged index files: every truncated, emptied, overwritten, missing or inconsistent file gives a clear
+CorruptIndexError (or another RagError) that names the file and says `rag index --rebuild`; `rag ask` exits 2 with
+one line on stderr and no traceback; `rag index --rebuild` recovers."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FakeEmbedder
+from rag import cli
+from rag.models import registry
+from rag.errors import CorruptIndexError, IndexMismatchError, RagError
+from rag.index import index_paths
+from rag.index import Index
+
+QUESTION = "北京的气温是多少度？"
+EN_QUESTION = "What was the temperature in Beijing?"
+LEXICON_FILES = ["lexicon.json", "lexicon.faiss"]
+GEN = "gen-000001"
+FILES = ["vectors.faiss", "meta.sqlite", "manifest.json", "vectors.npy", "ids.npy", "sentvecs.npy", "sent_ids.npy",
+         "bm25/ids.npy", "bm25/terms.json", "bm25/indptr.npy", "bm25/docs.npy", "bm25/impact.npy", "bm25/scale.npy"]
+
+
+def truncate(p: Path) -> None:
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+
+
+def empty(p: Path) -> None:
+    p.write_bytes(b"")
+
+
+def overwrite_header(p: Path) -> None:
+    data = bytearray(p.read_bytes())
+    data[:64] = random.Random(7).randbytes(64)
+    p.write_bytes(bytes(data))
+
+
+def delete(p: Path) -> None:
+    p.unlink()
+
+
+DAMAGES = [truncate, empty, overwrite_header, delete]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus")
+    with open(folder / "news.jsonl", "w", encoding="utf-8") as f:
+        for i in range(12):
+            f.write(json.dumps({"title": f"第{i}号新闻", "url": f"https://news.example/{i}",
+                                "text": f"第{i}篇文章。北京今天下雨了，气温是{i}度。\n\n经济增长了{i}个百分点。"},
+                               ensure_ascii=False) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory, corpus) -> Path:
+    root = tmp_path_factory.mktemp("template") / "idx"
+    index_paths([corpus], root, FakeEmbedder(), progress=False)
+    assert (root / "CURRENT").read_text().strip() == GEN
+    return root
+
+
+@pytest.fixture
+def index_dir(template, tmp_path) -> Path:
+    d = tmp_path / "idx"
+    shutil.copytree(template, d)
+    return d
+
+
+@pytest.fixture
+def fake_cli(monkeypatch):
+    """`rag` in-process, with the index's 'fake-64' embedder resolvable by name."""
+    import rag.models.registry
+
+    real = rag.models.registry.get_embedder
+    monkeypatch.setattr(rag.models.registry, "get_embedder",
+                        lambda spec="use", **kw: FakeEmbedder() if spec == "fake-64" else real(spec, **kw))
+    monkeypatch.setitem(registry.SHARED, "fake-64", FakeEmbedder())
+
+
+def assert_clear(err: RagError, names: Path | str) -> None:
+    msg = str(err)
+    assert str(names) in msg, msg
+    assert "rag index --rebuild" in msg, msg
+    assert "\n" not in msg
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = cli.main(list(argv))  # an exception escaping here is the traceback a user would see
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---------------------------------------------------------------- each file, each kind of damage
+
+
+@pytest.mark.parametrize("damage", DAMAGES, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("name", FILES)
+def test_damaged_file_is_named_with_the_rebuild_hint(index_dir, name, damage):
+    path = index_dir / GEN / name
+    damage(path)
+    with pytest.raises(CorruptIndexError) as e:
+        Index.open(index_dir)
+    assert_clear(e.value, path)
+
+
+def _sqlite_row_deleted(gen: Path):
+    con = sqlite3.connect(gen / "meta.sqlite")
+    con.execute("DELETE FROM chunks WHERE id = (SELECT MAX(id) FROM chunks)")
+    con.commit()
+    con.close()
+    return gen / "meta.sqlite"
+
+
+def _sqlite_replaced_by_empty_db(gen: Path):
+    (gen / "meta.sqlite").unlink()
+    sqlite3.connect(gen / "meta.sqlite").close()
+    return gen / "meta.sqlite"
+
+
+def _manifest_edit(**changes):
+    def edit(gen: Path):
+        m = json.loads((gen / "manifest.json").read_text())
+        for k, v in changes.items():
+            if v is None:
+                m.pop(k)
+            else:
+                m[k] = v
+        (gen / "manifest.json").write_text(json.dumps(m))
+        return gen / ("meta.sqlite" if "articles" in changes or "chunks" in changes else
+                      "vectors.faiss" if "dim" in changes else "manifest.json")
+    return edit
+
+
+def _faiss_fewer_vectors(gen: Path):
+    import faiss
+
+    index = faiss.read_index(str(gen / "vectors.faiss"))
+    index.remove_ids(np.array([index.id_map.at(0)], dtype=np.int64))
+    faiss.write_index(index, str(gen / "vectors.faiss"))
+    return gen / "vectors.faiss"
+
+
+def _ids_shuffled(gen: Path):
+    ids = np.load(gen / "ids.npy")
+    np.save(gen / "ids.npy", ids[::-1].copy())
+    return gen / "ids.npy"
+
+
+def _ids_shifted(gen: Path):  # a flipped bit in the last id
+    ids = np.load(gen / "ids.npy")
+    ids[-1] += 1
+    np.save(gen / "ids.npy", ids)
+    return gen / "ids.npy"
+
+
+def _vectors_wrong_shape(gen: Path):
+    v = np.load(gen / "vectors.npy")
+    np.save(gen / "vectors.npy", v[:, :-1].copy())
+    return gen / "vectors.npy"
+
+
+def _bm25_doc_out_of_range(gen: Path):
+    p = gen / "bm25" / "docs.npy"
+    docs = np.load(p)
+    docs[-1] = 10**6
+    np.save(p, docs)
+    return p
+
+
+def _sentvecs_wrong_shape(gen: Path):
+    v = np.load(gen / "sentvecs.npy")
+    np.save(gen / "sentvecs.npy", v[:-1].copy())
+    return gen / "sentvecs.npy"
+
+
+def _sent_ids_reordered(gen: Path):
+    ids = np.load(gen / "sent_ids.npy")
+    np.save(gen / "sent_ids.npy", ids[::-1].copy())
+    return gen / "sent_ids.npy"
+
+
+def _bm25_indptr_scrambled(gen: Path):
+    p = gen / "bm25" / "indptr.npy"
+    ptr = np.load(p)
+    ptr[len(ptr) // 2] = -5
+    np.save(p, ptr)
+    return p
+
+
+ALTERED = {
+    "sqlite: a chunk row deleted": _sqlite_row_deleted,
+    "sqlite: replaced by an empty database": _sqlite_replaced_by_empty_db,
+    "manifest: article count edited": _manifest_edit(articles=99),
+    "manifest: chunk count edited": _manifest_edit(chunks=1),
+    "manifest: dimension edited": _manifest_edit(dim=32),
+    "manifest: a field removed": _manifest_edit(faiss_kind=None),
+    "manifest: wrong type": _manifest_edit(articles="many"),
+    "faiss: one vector fewer": _faiss_fewer_vectors,
+    "ids.npy: reordered": _ids_shuffled,
+    "ids.npy: one id altered": _ids_shifted,
+    "vectors.npy: wrong shape": _vectors_wrong_shape,
+    "bm25: pointer array scrambled": _bm25_indptr_scrambled,
+    "bm25: an entry points past the last chunk": _bm25_doc_out_of_range,
+    "sentvecs.npy: one vector fewer": _sentvecs_wrong_shape,
+    "sent_ids.npy: reordered": _sent_ids_reordered,
+}
+
+
+@pytest.mark.parametrize("alter", ALTERED.values(), ids=ALTERED.keys())
+def test_altered_but_well_formed_file_is_caught(index_dir, alter):
+    path = alter(index_dir / GEN)
+    with pytest.raises(CorruptIndexError) as e:
+        Index.open(index_dir)
+    assert_clear(e.value, path)
+
+
+def test_newer_schema_asks_for_a_rebuild(index_dir):
+    _manifest_edit(schema_version=99)(index_dir / GEN)
+    with pytest.raises(IndexMismatchError, match="rag index --rebuild"):
+        Index.open(index_dir)
+
+
+CURRENTS = {
+    "empty": b"",
+    "whitespace": b" \n\t\n",
+    "binary garbage": bytes(range(256)),
+    "missing generation": b"gen-999999\n",
+    "path traversal": b"../../etc\n",
+    "absolute path": b"/etc\n",
+    "another file": b"LOCK\n",
+    "NUL byte": b"gen-000001\x00\n",
+    "name too long": b"g" * 5000,
+}
+
+
+@pytest.mark.parametrize("content", CURRENTS.values(), ids=CURRENTS.keys())
+def test_bad_current_pointer(index_dir, content):
+    (index_dir / "CURRENT").write_bytes(content)
+    with pytest.raises(CorruptIndexError) as e:
+        Index.open(index_dir)
+    assert "rag index --rebuild" in str(e.value) and "\n" not in str(e.value)
+    assert str(index_dir) in str(e.value)
+
+
+def test_current_is_a_directory(index_dir):
+    (index_dir / "CURRENT").unlink()
+    (index_dir / "CURRENT").mkdir()
+    with pytest.raises(CorruptIndexError) as e:
+        Index.open(index_dir)
+    assert_clear(e.value, index_dir / "CURRENT")
+
+
+def test_generation_folder_deleted(index_dir):
+    shutil.rmtree(index_dir / GEN)
+    with pytest.raises(CorruptIndexError) as e:
+        Index.open(index_dir)
+    assert_clear(e.value, index_dir / GEN)
+
+
+def test_no_current_at_all_says_how_to_build(index_dir, tmp_path):
+    (index_dir / "CURRENT").unlink()
+    with pytest.raises(RagError, match="rag index"):
+        Index.open(index_dir)
+    with pytest.raises(RagError, match="no index here yet"):
+        Index.open(tmp_path / "nowhere")
+
+
+def test_planted_pickle_is_refused_not_run(index_dir, tmp_path):
+    """An index file carrying a pickle that would run code when loaded is reported as corrupt; the code never runs."""
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    arr = np.empty(len(np.load(index_dir / GEN / "ids.npy")), dtype=object)
+    arr[0] = Payload()
+    for name in ("ids.npy", "vectors.npy", "bm25/ids.npy"):
+        d = tmp_path / name.replace("/", "_")
+        shutil.copytree(index_dir, d)
+        np.save(d / GEN / name, arr, allow_pickle=True)
+        with pytest.raises(CorruptIndexError, match="rag index --rebuild"):
+            Index.open(d)
+        assert not marker.exists()
+
+
+# ---------------------------------------------------------------- what a user sees
+
+
+def flip_bytes(path: Path, seed) -> None:
+    """16 bytes inverted at a seeded random place."""
+    data = bytearray(path.read_bytes())
+    at = random.Random(f"{path.name}-{seed}").randrange(len(data))
+    for i in range(at, min(len(data), at + 16)):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("name,question", [(n, QUESTION) for n in FILES] + [(n, EN_QUESTION) for n in LEXICON_FILES])
+def test_random_byte_flips_never_crash_the_cli(index_dir, name, question, seed, fake_cli, capsys):
+    """Bytes flipped anywhere in a file: `rag ask` answers (a flip in vector or score data is not detectable
+    without checksums) or exits 2 with one line; it never dies with a traceback. The lexicon is read by an
+    English question only."""
+    flip_bytes(index_dir / GEN / name, seed)
+    code, out, err = run_cli(capsys, "ask", question, "--index", str(index_dir))
+    assert code in (0, 2), err
+    if code == 2:
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("name,damage", [("vectors.faiss", truncate), ("meta.sqlite", overwrite_header),
+                                         ("manifest.json", empty), ("vectors.npy", truncate), ("CURRENT", overwrite_header)])
+def test_rag_ask_subprocess_exits_2_with_one_line(index_dir, name, damage):
+    path = index_dir / name if name == "CURRENT" else index_dir / GEN / name
+    damage(path)
+    p = subprocess.run([sys.executable, "-m", "rag.cli", "ask", QUESTION, "--index", str(index_dir)],
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+    assert "rag index --rebuild" in lines[0] and str(index_dir) in lines[0]
+
+
+@pytest.mark.parametrize("name,damage", [("vectors.faiss", truncate), ("meta.sqlite", delete),
+                                         ("manifest.json", overwrite_header), ("ids.npy", empty),
+                                         ("bm25/terms.json", truncate), ("CURRENT", overwrite_header),
+                                         (GEN, lambda p: shutil.rmtree(p))])
+def test_rebuild_recovers(index_dir, corpus, name, damage, fake_cli, capsys):
+    path = index_dir / name if name in ("CURRENT", GEN) else index_dir / GEN / name
+    damage(path)
+    code, _, err = run_cli(capsys, "ask", QUESTION, "--index", str(index_dir))
+    assert code == 2 and "rag index --rebuild" in err
+    # a plain update refuses to build on a damaged index (and leaves it as it was)
+    code, _, err = run_cli(capsys, "index", str(corpus), "--index", str(index_dir), "--embedder", "fake-64", "-q")
+    assert code == 2 and "rag index --rebuild" in err
+    code, out, err = run_cli(capsys, "index", "--rebuild", str(corpus), "--index", str(index_dir),
+                             "--embedder", "fake-64", "-q")
+    assert code == 0, err
+    assert "index holds 12 articles" in out
+    code, out, err = run_cli(capsys, "ask", QUESTION, "--index", str(index_dir))
+    assert code == 0 and out.strip() and not err, err  # an answer (or an abstention) again
+    assert len(Index.open(index_dir).article_ids()) == 12
+
+
+# ---------------------------------------------------------------- the cross-lingual lexicon (rag.lang.bridge)
+# lexicon.json + lexicon.faiss are read lazily, on the first English question: `Index.open` only checks that they
+# exist, so they are not in FILES (a truncated lexicon.faiss opens fine). Damage must surface as a CorruptIndexError
+# when `Index.lexicon()` is first called, and `rag ask` with an English question must exit 2 with one line.
+# lexicon.npy (float16 copies of the word vectors) is read only by the next `rag index` update.
+
+
+
+@pytest.mark.parametrize("name", LEXICON_FILES)
+def test_missing_lexicon_file_is_caught_at_open(index_dir, name):
+    path = index_dir / GEN / name
+    path.unlink()
+    with pytest.raises(CorruptIndexError) as e:
+        Index.open(index_dir)
+    assert_clear(e.value, path)
+
+
+@pytest.mark.parametrize("damage", [truncate, empty, overwrite_header], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("name", LEXICON_FILES)
+def test_damaged_lexicon_is_caught_on_first_use(index_dir, name, damage):
+    path = index_dir / GEN / name
+    damage(path)
+    idx = Index.open(index_dir)  # lazy: Chinese questions never read the lexicon
+    assert idx.search_lexical(QUESTION, 5)
+    with pytest.raises(CorruptIndexError) as e:
+        idx.lexicon()
+    assert_clear(e.value, path)
+
+
+def _lexicon_json_edit(words_fn):
+    def edit(gen: Path):
+        words = json.loads((gen / "lexicon.json").read_text(encoding="utf-8"))
+        (gen / "lexicon.json").write_text(json.dumps(words_fn(words), ensure_ascii=False), encoding="utf-8")
+        return gen / "lexicon.json"
+    return edit
+
+
+def _lexicon_faiss_from(n_drop: int = 0, dim: int | None = None):
+    """lexicon.faiss replaced by a well-formed lexicon index with fewer words or of another dimension."""
+    def edit(gen: Path):
+        from rag.index.lexicon import Lexicon
+
+        words = json.loads((gen / "lexicon.json").read_text(encoding="utf-8"))
+        vecs = np.load(gen / "lexicon.npy").astype(np.float32)
+        d = dim or vecs.shape[1]
+        other = gen.parent / "other-lexicon"
+        other.mkdir()
+        keep = len(words) - n_drop
+        Lexicon.save(other, words[:keep], np.resize(vecs[:keep], (keep, d)), d)
+        shutil.copy(other / "lexicon.faiss", gen / "lexicon.faiss")
+        return gen / "lexicon.faiss"
+    return edit
+
+
+LEXICON_ALTERED = {
+    "json: a dict": (_lexicon_json_edit(lambda w: {x: i for i, x in enumerate(w)}), "lexicon.json"),
+    "json: numbers": (_lexicon_json_edit(lambda w: list(range(len(w)))), "lexicon.json"),
+    "json: a null among the words": (_lexicon_json_edit(lambda w: w[:-1] + [None]), "lexicon.json"),
+    "json: one word fewer": (_lexicon_json_edit(lambda w: w[:-1]), None),
+    "json: one word more": (_lexicon_json_edit(lambda w: w + ["多余"]), None),
+    "faiss: one vector fewer": (_lexicon_faiss_from(n_drop=1), None),
+    "faiss: another dimension": (_lexicon_faiss_from(dim=32), "lexicon.faiss"),
+}
+
+
+@pytest.mark.parametrize("alter,named", LEXICON_ALTERED.values(), ids=LEXICON_ALTERED.keys())
+def test_altered_but_well_formed_lexicon_is_caught(index_dir, alter, named):
+    alter(index_dir / GEN)
+    idx = Index.open(index_dir)
+    with pytest.raises(CorruptIndexError) as e:
+        idx.lexicon()
+    if named:
+        assert_clear(e.value, index_dir / GEN / named)
+    else:  # words and vectors disagree in number: either file may be the one at fault
+        assert any(str(index_dir / GEN / n) in str(e.value) for n in LEXICON_FILES), str(e.value)
+        assert_clear(e.value, index_dir / GEN)
+
+
+@pytest.mark.parametrize("name,damage", [("lexicon.faiss", truncate), ("lexicon.json", empty),
+                                         ("lexicon.json", overwrite_header), ("lexicon.faiss", overwrite_header)])
+def test_english_ask_subprocess_exits_2_with_one_line(index_dir, name, damage):
+    damage(index_dir / GEN / name)
+    # `python -m rag.cli` with the index's "fake-64" embedder resolvable (an English question embeds its words)
+    boot = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from conftest import FakeEmbedder; "
+            "import rag.models.registry as E; real = E.get_embedder; "
+            "E.get_embedder = lambda spec='use', **kw: FakeEmbedder() if spec == 'fake-64' else real(spec, **kw); "
+            "from rag.cli import main; sys.exit(main(sys.argv[1:]))")
+    p = subprocess.run([sys.executable, "-c", boot, str(Path(__file__).resolve().parents[1]), "ask", EN_QUESTION,
+                        "--index", str(index_dir)],
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+    assert "rag index --rebuild" in lines[0] and str(index_dir / GEN / name) in lines[0]
+
+
+def test_damaged_lexicon_leaves_chinese_questions_working(index_dir, fake_cli, capsys):
+    truncate(index_dir / GEN / "lexicon.faiss")
+    code, out, err = run_cli(capsys, "ask", QUESTION, "--index", str(index_dir))
+    assert code == 0 and out.strip() and not err, err
+
+
+@pytest.mark.parametrize("name,damage", [("lexicon.faiss", truncate), ("lexicon.json", overwrite_header),
+                                         ("lexicon.json", delete)])
+def test_rebuild_recovers_the_lexicon(index_dir, corpus, name, damage, fake_cli, capsys):
+    damage(index_dir / GEN / name)
+    code, _, err = run_cli(capsys, "ask", EN_QUESTION, "--index", str(index_dir))
+    assert code == 2 and "rag index --rebuild" in err and name in err
+    code, out, err = run_cli(capsys, "index", "--rebuild", str(corpus), "--index", str(index_dir),
+                             "--embedder", "fake-64", "-q")
+    assert code == 0, err
+    assert "index holds 12 articles" in out
+    code, out, err = run_cli(capsys, "ask", EN_QUESTION, "--index", str(index_dir))
+    assert code == 0 and out.strip() and not err, err
+    idx = Index.open(index_dir)
+    assert "北京" in idx.lexicon().words
+
+
+def _npy_one_row_fewer(p: Path) -> None:
+    np.save(p, np.load(p)[:-1])
+
+
+@pytest.mark.parametrize("name,damage", [
+    pytest.param("lexicon.json", truncate),
+    pytest.param("lexicon.npy", delete),
+    pytest.param("lexicon.npy", truncate),
+    pytest.param("lexicon.npy", _npy_one_row_fewer),
+], ids=["json-truncated", "npy-deleted", "npy-truncated", "npy-one-row-fewer"])
+def test_update_on_damaged_lexicon_refuses_clearly(index_dir, corpus, tmp_path, name, damage, fake_cli, capsys):
+    """A plain `rag index` that adds an article to an index with a damaged lexicon file: exit 2 with one line that
+    names the file and says `rag index --rebuild` (as for the other files, test_rebuild_recovers)."""
+    path = index_dir / GEN / name
+    damage(path)
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "new.txt").write_text("上海新闻\n\n上海明天晴天，温度二十度。", encoding="utf-8")
+    code, _, err = run_cli(capsys, "index", str(extra), "--index", str(index_dir), "--embedder", "fake-64", "-q")
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "rag index --rebuild" in err and str(path) in err, err

@@ -1,0 +1,196 @@
+"""Crash safety: an indexer killed with SIGKILL at any point of a save leaves the old index or the new one, never a mix.
+
+A helper process (tests/helpers/index_worker.py, the `rag index` code path with a deterministic fake embedder)
+updates an index: it changes one article, drops one and adds six. With `--phase-delay` it announces every step of the
+save (each file written, fsync, rename, the CURRENT swap, cleanup) and sleeps there; the test kills it at a random
+step, or at a random moment, then checks that the index opens and holds exactly the old or exactly the new articles,
+and that indexing again finishes the job.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import FakeEmbedder
+from rag.errors import RagError
+from rag.index import index_paths
+from rag.retrieve import Searcher
+from rag.index import Index
+
+WORKER = Path(__file__).resolve().parents[1] / "helpers" / "index_worker.py"
+PHASE_DELAY = 0.01
+REPEATS = 20  # kills at a random announced step of the save
+TIMED_REPEATS = 6  # kills at a random moment, no announced steps
+SEED = int(os.environ.get("RAG_CRASH_SEED", "20240508"))
+
+
+def article(i: int, version: int = 1) -> dict:
+    extra = "" if version == 1 else "更新后的版本：市政府宣布了新的交通计划。"
+    return {"title": f"第{i}号新闻", "url": f"https://news.example/{i}", "published": f"2024-05-{i % 28 + 1:02d}",
+            "text": f"第{i}篇文章。{extra}北京今天下雨了，气温是{i}度。\n\n经济增长了{i}个百分点，专家表示乐观。"}
+
+
+def write_corpus(folder: Path, articles: list[dict]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "news.jsonl", "w", encoding="utf-8") as f:
+        for a in articles:
+            f.write(json.dumps(a, ensure_ascii=False) + "\n")
+
+
+OLD = [article(i) for i in range(6)]
+NEW = [article(0, version=2)] + [article(i) for i in range(1, 5)] + [article(i) for i in range(6, 12)]
+
+
+def snapshot(index_dir: Path) -> dict[str, str] | None:
+    """{article id: text} of the live generation, after checking that every part of it agrees; None if no index."""
+    try:
+        idx = Index.open(index_dir)
+    except RagError as e:
+        if (index_dir / "CURRENT").exists():
+            raise  # an index that is there must open
+        assert "no index here yet" in str(e) or "not an index" in str(e)
+        return None
+    try:
+        texts = {aid: idx.article(aid).text for aid in idx.article_ids()}
+        # every chunk the lexical and dense sides can return is a real span of a stored article
+        s = Searcher(index_dir, FakeEmbedder())
+        for q in ("北京 气温", "经济增长", "交通计划"):
+            for p in s.search(q, 20):
+                assert texts[p.article_id][p.start : p.end] == p.text
+        return texts
+    finally:
+        idx.close()
+
+
+def run_worker(index_dir: Path, corpus: Path, *extra: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(WORKER), str(index_dir), str(corpus), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def states(tmp_path_factory):
+    """A template index holding OLD (published in two generations) and the snapshots of OLD and NEW."""
+    root = tmp_path_factory.mktemp("crash")
+    corpus = root / "corpus"
+    template = root / "template"
+    write_corpus(corpus, OLD[:3])
+    index_paths([corpus], template, FakeEmbedder(), progress=False)
+    write_corpus(corpus, OLD)
+    index_paths([corpus], template, FakeEmbedder(), progress=False)
+    old = snapshot(template)
+    # an uninterrupted run gives NEW and the list of steps to kill at
+    write_corpus(corpus, NEW)
+    probe = root / "probe"
+    shutil.copytree(template, probe)
+    p = run_worker(probe, corpus, "--phase-delay", "0")
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    steps = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("phase ")]
+    new = snapshot(probe)
+    assert old is not None and new is not None and set(old) != set(new)
+    return root, corpus, template, old, new, steps
+
+
+def kill_at_step(proc: subprocess.Popen, step: int, extra: float) -> str:
+    """SIGKILL `proc` while it sleeps before its `step`-th announced step (plus `extra` seconds); returns that step."""
+    seen = 0
+    for line in proc.stdout:
+        if line.startswith("phase "):
+            if seen == step:
+                time.sleep(extra)
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+                return line.split(" ", 1)[1].strip()
+            seen += 1
+    proc.wait(timeout=30)
+    return "finished"
+
+
+def check_after_crash(index_dir: Path, corpus: Path, old, new, label: str) -> str:
+    state = snapshot(index_dir)
+    assert state in (old, new), f"{label}: the index holds a mix of old and new content"
+    # `rag index` again: takes the lock the dead process held, drops its leftovers, completes the update
+    index_paths([corpus], index_dir, FakeEmbedder(), progress=False)
+    assert snapshot(index_dir) == new, label
+    assert not list(index_dir.glob(".tmp-gen-*")), f"{label}: temp generation left behind"
+    assert not list(index_dir.glob("CURRENT.*")), f"{label}: temp CURRENT left behind"
+    return "old" if state == old else "new"
+
+
+def test_sigkill_during_save_leaves_old_or_new_index(states, tmp_path):
+    root, corpus, template, old, new, steps = states
+    rng = random.Random(SEED)
+    # every step at least once (the renames and the CURRENT swap are the ones that matter), then random ones
+    targets = list(range(len(steps)))
+    rng.shuffle(targets)
+    targets = (targets + [rng.randrange(len(steps)) for _ in range(REPEATS)])[: max(REPEATS, len(steps))]
+    outcomes: dict[str, int] = {}
+    for n, target in enumerate(targets):
+        index_dir = tmp_path / f"r{n}"
+        shutil.copytree(template, index_dir)
+        proc = run_worker(index_dir, corpus, "--phase-delay", str(PHASE_DELAY))
+        where = kill_at_step(proc, target, rng.uniform(0, PHASE_DELAY))
+        label = f"seed {SEED}, repeat {n}, killed before step {target} ({where})"
+        got = check_after_crash(index_dir, corpus, old, new, label)
+        outcomes[got] = outcomes.get(got, 0) + 1
+        shutil.rmtree(index_dir)
+    assert len(targets) >= 20
+    print(f"crash outcomes over {len(targets)} kills: {outcomes}")
+    assert set(outcomes) == {"old", "new"}, outcomes  # kills landed both before and after the CURRENT swap
+
+
+def test_sigkill_at_random_moments(states, tmp_path):
+    root, corpus, template, old, new, steps = states
+    rng = random.Random(SEED + 1)
+    for n in range(TIMED_REPEATS):
+        index_dir = tmp_path / f"t{n}"
+        shutil.copytree(template, index_dir)
+        proc = run_worker(index_dir, corpus)
+        assert proc.stdout.readline().strip() == "start"  # imports done: the rest is reading, embedding, saving
+        delay = rng.uniform(0, 0.25)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        check_after_crash(index_dir, corpus, old, new, f"seed {SEED + 1}, repeat {n}, killed after {delay:.3f} s")
+        shutil.rmtree(index_dir)
+
+
+def test_sigkill_during_first_index_leaves_no_index_or_a_complete_one(states, tmp_path):
+    root, corpus, template, old, new, steps = states
+    rng = random.Random(SEED + 2)
+    for n in range(3):
+        index_dir = tmp_path / f"f{n}"
+        proc = run_worker(index_dir, corpus, "--phase-delay", str(PHASE_DELAY))
+        kill_at_step(proc, rng.randrange(len(steps) - 4), 0)
+        assert snapshot(index_dir) in (None, new)
+        p = run_worker(index_dir, corpus)  # the real resume: a fresh indexer process
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        assert snapshot(index_dir) == new
+        assert not list(index_dir.glob(".tmp-gen-*"))
+
+
+def test_leftover_temp_generation_is_ignored_and_cleaned_up(states, tmp_path):
+    root, corpus, template, old, new, steps = states
+    index_dir = tmp_path / "idx"
+    shutil.copytree(template, index_dir)
+    # what a writer killed while staging leaves: a half-written generation under a temp name
+    junk = index_dir / ".tmp-gen-dead1234"
+    shutil.copytree(index_dir / (index_dir / "CURRENT").read_text().strip(), junk)
+    (junk / "vectors.faiss").write_bytes(b"\0" * 10)
+    (junk / "manifest.json").unlink()
+    (index_dir / "CURRENT.abcd.tmp").write_text("gen-999999\n")  # a CURRENT swap that never happened
+    assert snapshot(index_dir) == old  # readers never look at temp names
+    index_paths([corpus], index_dir, FakeEmbedder(), progress=False)
+    assert not junk.exists() and not list(index_dir.glob(".tmp-gen-*"))
+    assert not (index_dir / "CURRENT.abcd.tmp").exists()
+    assert snapshot(index_dir) == new
