@@ -10,7 +10,7 @@ from rag import evaluation
 
 ROOT = Path(__file__).resolve().parent.parent
 
-DEV_SETS = ("cmrc2018", "drcd", "xquad-zh", "xquad-en", "seed", "followup")
+DEV_SETS = ("cmrc2018", "drcd", "xquad-zh", "xquad-en", "seed", "followup", "nonsense")
 DEV_INDEX = ROOT / "eval" / "out" / "dev-index"
 DEV_OUT = ROOT / "eval" / "out" / "dev"
 # The mixed pool: the Chinese CMRC 2018 and DRCD paragraphs, XQuAD's English paragraphs (not its Chinese ones, so an

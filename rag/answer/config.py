@@ -77,6 +77,7 @@ class AnswerConfig:
     min_read_score_names: float | None = 120.0
     year_check: bool = True  # docs/decisions.md#year-check
     tie_check: bool = True  # docs/decisions.md#tie-check
+    askable_check: bool = True  # decline code, chat, instructions and words no article holds (docs/decisions.md#askable)
     # the re-reader (rag.models.rereader) re-orders close calls by order + rereader_weight x its score (+ for an
     # English question rereader_gloss_weight x the dictionary's gloss overlap): docs/decisions.md#re-reader
     rereader: bool = True
@@ -100,7 +101,7 @@ class AnswerConfig:
             _number("AnswerConfig", "min_read_score_names", self.min_read_score_names)
         for name in ("rereader_weight", "rereader_gloss_weight"):
             _number("AnswerConfig", name, getattr(self, name), 0.0)
-        for name in ("year_check", "tie_check", "rereader"):
+        for name in ("year_check", "tie_check", "askable_check", "rereader"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"AnswerConfig.{name} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.max_sentences, int) or isinstance(self.max_sentences, bool) or not 1 <= self.max_sentences <= 3:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..lang import detect_lang
+from ..lang import chinese_terms, detect_lang, dictionary, latin_terms, unaskable
 from ..models import FEATURES, get_reader
 from ..retrieve import Fusion, Searcher
 from ..types import Embedder, Passage
@@ -31,6 +31,8 @@ class Evidence:
     # query vectors the reader need not compute again: the retrieval query's, when the index's second retriever is
     # the reader's own e5 (one embedding of ~20 ms per question read)
     read_vectors: dict = dataclasses.field(default_factory=dict)
+    # why the query asks about nothing an article could hold (rag.lang.askable; "no word the corpus knows"), or None
+    unaskable: str | None = None
 
 
 def gather(s: Searcher, q: str, query: str, scoring_q: str, k: int, fusion: Fusion, config: AnswerConfig,
@@ -38,8 +40,11 @@ def gather(s: Searcher, q: str, query: str, scoring_q: str, k: int, fusion: Fusi
     """The evidence for question `q` from searcher `s`: passages retrieved for `query` (the question, or for a
     follow-up the earlier turn + the question) and their sentences' features against `scoring_q` (the question)."""
     lang = detect_lang(q)
-    qvec = s.embedder.embed_queries([query])[0]
     idx = s.refresh()  # one generation for passages and IDF alike, even if a writer publishes meanwhile
+    why = askable_check(query, idx) if config.askable_check else None
+    if why is not None:
+        return Evidence(q, lang, [], [], np.zeros((0, len(FEATURES))), query=query, unaskable=why)
+    qvec = s.embedder.embed_queries([query])[0]
     bridge = s.bridged_words(query, idx)
     second = s.second_embedder(idx)
     evec = second.embed_queries([query])[0] if second is not None else None
@@ -62,6 +67,20 @@ def gather(s: Searcher, q: str, query: str, scoring_q: str, k: int, fusion: Fusi
 
     wide = None if scoring_q == query else feats(query, qvec, bridge)
     return Evidence(q, lang, passages, cands, feats(scoring_q, svec, own), wide, query, known)
+
+
+def askable_check(query: str, idx) -> str | None:
+    """Why `query` asks about nothing the index could hold (rag.lang.askable's reasons, or "no word the corpus
+    knows": an all-Latin query none of whose content words the corpus holds or the dictionary glosses), or None."""
+    why = unaskable(query)
+    if why is not None or chinese_terms(query):
+        return why
+    terms = latin_terms(query)
+    toks = {t: idx.tokens(t) for t in terms}
+    df = idx.doc_freq(sorted({x for ts in toks.values() for x in ts}))
+    if any(ts and all(df.get(x, 0) for x in ts) for ts in toks.values()) or any(map(dictionary.knows, terms)):
+        return None
+    return "no word the corpus knows"
 
 
 def _sentence_vectors(embedder: Embedder, idx, cands: list[Candidate]) -> np.ndarray:

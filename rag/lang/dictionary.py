@@ -236,6 +236,12 @@ def warm() -> None:
     _meanings()
 
 
+def knows(word: str) -> bool:
+    """Whether some headword's glosses hold the English `word` (any of its word forms); False without the data."""
+    _, weight = _meanings()
+    return any(stem(w) in weight for w in word_forms(word.lower()))
+
+
 def sentence_meanings(sentence: str) -> set[str]:
     """The English words (stemmed) that the sentence's Chinese words of 2-4 characters gloss to, plus its own Latin
     words."""
