@@ -1,19 +1,21 @@
-"""The `rag` command: index, ask, eval, serve."""
+"""The `rag` command: index, ask, eval, serve, status, repair, remove."""
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
 
 from .answer import AnswerConfig
-from .errors import RagError
+from .errors import NoSpaceError, NothingToIndexError, RagError
 from .evaluation import add_arguments as add_eval_arguments, main as eval_main
-from .index import Index, default_index_dir, index_paths
+from .index import Index, default_index_dir, index_paths, printable, remove_articles, repair_index
 from .ingest import CHUNK_OVERLAP, CHUNK_SIZE
 from .models import DEFAULT_READER, READER_SPECS, registry
-from .pipeline import ask
-from .ui import serve
+from .pipeline import ask, check_dates, check_history
+from .ui import UPLOAD_MODES, serve
 
 
 def _add_index_arg(p: argparse.ArgumentParser) -> None:
@@ -22,13 +24,44 @@ def _add_index_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _index_dir(args) -> str:
-    return args.index or default_index_dir()
+    path = args.index or default_index_dir()
+    if os.path.lexists(path) and not os.path.isdir(path):
+        where = f"--index {path}" if args.index else f"{path} ($RAG_INDEX or the default index folder)"
+        raise RagError(f"{printable(where)} is a file, not an index folder")
+    return path
+
+
+def _megabytes(text: str) -> float:
+    try:
+        mb = float(text)
+    except ValueError:
+        mb = math.nan
+    if not (math.isfinite(mb) and mb > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of megabytes, not {text!r}")
+    return mb
+
+
+def _seconds(text: str) -> float:
+    try:
+        s = float(text)
+    except ValueError:
+        s = math.nan
+    if not s >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, not {text!r}")
+    return s
+
+
+def _quiet_failure(e: RagError) -> int:
+    """A full disk, or nothing to index: one line, exit 1 (the index is as it was)."""
+    print(f"error: {e}", file=sys.stderr)
+    return 1
 
 
 def cmd_index(args) -> int:
+    index_dir = _index_dir(args)
     missing = [p for p in args.paths if not os.path.exists(p)]
     for p in missing:
-        print(f"error: {p}: no such file or directory", file=sys.stderr)
+        print(f"error: {printable(p)}: no such file or directory", file=sys.stderr)
     paths = [p for p in args.paths if os.path.exists(p)]
     if not paths and not args.prune:
         return 2
@@ -38,19 +71,73 @@ def cmd_index(args) -> int:
     embedder = args.embedder
     if embedder.startswith("st:") and (args.query_prompt is not None or args.passage_prompt is not None or kw):
         embedder = registry.get_embedder(embedder, query_prompt=args.query_prompt, passage_prompt=args.passage_prompt, **kw)
-    summary = index_paths(paths, _index_dir(args), embedder, prune=args.prune, rebuild=args.rebuild,
-                          progress=not args.quiet, max_bytes=int(args.max_mb * 1_000_000),
-                          chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap, wait=args.wait,
-                          second={None: "default", "none": None}.get(args.second, args.second))
-    print(summary.render())
+    try:
+        summary = index_paths(paths, index_dir, embedder, prune=args.prune, rebuild=args.rebuild,
+                              progress=not args.quiet, max_bytes=int(args.max_mb * 1_000_000),
+                              chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap, wait=args.wait,
+                              second={None: "default", "none": None}.get(args.second, args.second))
+    except (NoSpaceError, NothingToIndexError) as e:
+        return _quiet_failure(e)
+    # --json: one object on one line, ASCII (file names may hold anything), for a program to read
+    print(json.dumps(summary.to_dict()) if args.json else summary.render())
     return 1 if missing else 0
 
 
+def cmd_repair(args) -> int:
+    try:
+        print(repair_index(_index_dir(args), wait=args.wait))
+    except NoSpaceError as e:
+        return _quiet_failure(e)
+    return 0
+
+
+def cmd_remove(args) -> int:
+    root = _index_dir(args)
+    before = Index.open(root)  # the removed articles' titles, read from the generation they are removed from
+    try:
+        removed, unknown = remove_articles(root, args.items, wait=args.wait)
+        for aid in removed:
+            a = before.article(aid)
+            print(f"removed {aid} {printable(a.title) if a else ''}".rstrip())
+    except NoSpaceError as e:
+        return _quiet_failure(e)
+    finally:
+        before.close()
+    for item in unknown:
+        print(f"error: {printable(item)}: no article has this id and no indexed file has this path", file=sys.stderr)
+    if removed:
+        idx = Index.open(root)
+        print(f"index holds {idx.manifest.articles} articles ({idx.generation})")
+        idx.close()
+    return 1 if unknown else 0
+
+
+def _load_history(path: str) -> list[tuple[str, str]]:
+    """The turns in `--history FILE`; a ValueError names the option, the file and what is wrong with it."""
+    where = f"--history {path}"
+    shape = "it must hold a JSON list of [question, answer] pairs of strings ([] for none)"
+    try:
+        with open(path, encoding="utf-8") as f:
+            turns = json.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"{where}: no such file") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{where}: not UTF-8 text; {shape}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: not JSON (line {e.lineno} column {e.colno}: {e.msg}); {shape}") from None
+    except OSError as e:
+        raise ValueError(f"{where}: cannot be read ({e.strerror or e})") from None
+    if not isinstance(turns, list):
+        raise ValueError(f"{where}: {shape}, got {json.dumps(turns, ensure_ascii=False)[:60]}")
+    try:
+        return check_history(turns)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: {e}; {shape}") from None
+
+
 def cmd_ask(args) -> int:
-    history = None
-    if args.history:
-        with open(args.history, encoding="utf-8") as f:
-            history = [tuple(t) for t in json.load(f)]
+    check_dates(args.date_from, args.date_to, names=("--from", "--to"))
+    history = _load_history(args.history) if args.history is not None else None
     answer = ask(args.question, _index_dir(args), k=args.k, history=history, date_from=args.date_from,
                  date_to=args.date_to, source=args.source, config=AnswerConfig(reader=args.reader))
     if args.json:
@@ -71,7 +158,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    return serve(index=_index_dir(args), host=args.host, port=args.port)
+    return serve(index=_index_dir(args), host=args.host, port=args.port, uploads=args.uploads,
+                 api_only=args.api_only)
 
 
 def cmd_status(args) -> int:
@@ -98,46 +186,102 @@ def build_parser() -> argparse.ArgumentParser:
                         "better answers, ~10x slower indexing) or none")
     p.add_argument("--prune", action="store_true", help="drop articles whose files are gone")
     p.add_argument("--rebuild", action="store_true", help="start a new index from these paths (replaces the old one)")
-    p.add_argument("--max-mb", type=float, default=5.0, help="skip files larger than this (default 5 MB)")
+    p.add_argument("--max-mb", type=_megabytes, default=5.0, help="skip files larger than this (default 5 MB)")
     p.add_argument("--chunk-size", type=int, default=CHUNK_SIZE, help=f"characters (default {CHUNK_SIZE})")
     p.add_argument("--chunk-overlap", type=int, default=CHUNK_OVERLAP)
-    p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for another writer (default: fail at once)")
+    p.add_argument("--wait", type=_seconds, default=0.0, help="seconds to wait for another writer (default: fail at once)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("ask", help="ask a question")
-    p.add_argument("question")
+    p = sub.add_parser("ask", help="ask a question",
+                       epilog='a question starting with "-" that could be an option goes last, after "--": '
+                              'rag ask --json -- "-k是什么意思？"')
+    # optional here only so that main() can take back a question argparse read as an option ("-5度的天气")
+    p.add_argument("question", nargs="?", help="the question")
     _add_index_arg(p)
     p.add_argument("-k", "--k", type=int, default=5, help="passages to read (default 5)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
-    p.add_argument("--history", default=None, help="JSON file with earlier [question, answer] turns")
-    p.add_argument("--from", dest="date_from", default=None, help="only articles published on/after (YYYY-MM-DD)")
-    p.add_argument("--to", dest="date_to", default=None, help="only articles published on/before (YYYY-MM-DD)")
+    p.add_argument("--history", default=None, metavar="FILE", help="JSON file with earlier [question, answer] turns")
+    p.add_argument("--from", dest="date_from", default=None, metavar="DATE",
+                   help="only articles published on/after (YYYY-MM-DD)")
+    p.add_argument("--to", dest="date_to", default=None, metavar="DATE",
+                   help="only articles published on/before (YYYY-MM-DD)")
     p.add_argument("--source", default=None, help="only articles from this source")
     p.add_argument("--reader", default=DEFAULT_READER, choices=READER_SPECS,
                    help="re-read the best sentences with multilingual-e5-small (default e5; 'none' is faster)")
-    p.set_defaults(func=cmd_ask)
+    p.set_defaults(func=cmd_ask, ask_parser=p)
 
     p = sub.add_parser("eval", help="evaluate on question sets (JSONL)")
     add_eval_arguments(p)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("serve", help="start the chat UI")
+    p = sub.add_parser("serve", help="start the chat UI and the HTTP API (OpenAI-compatible /v1, OpenAPI at /docs)")
     _add_index_arg(p)
     p.add_argument("--host", default=None, help="default: $GRADIO_SERVER_NAME or 127.0.0.1")
     p.add_argument("--port", type=int, default=None, help="default: $GRADIO_SERVER_PORT or 7860")
+    p.add_argument("--uploads", default=None, choices=UPLOAD_MODES,
+                   help="'shared': an upload panel whose articles join the index every user searches (and can "
+                        "remove); 'off': none. Default: $RAG_UPLOADS, else shared on 127.0.0.1/localhost, off on "
+                        "any other address")
+    p.add_argument("--api-only", action="store_true", help="the HTTP API without the UI")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("status", help="show what the index holds")
     _add_index_arg(p)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("repair", help="point CURRENT at the newest complete generation (when it is lost or damaged)")
+    _add_index_arg(p)
+    p.add_argument("--wait", type=_seconds, default=0.0, help="seconds to wait for another writer (default: fail at once)")
+    p.set_defaults(func=cmd_repair)
+
+    p = sub.add_parser("remove", help="remove articles by id, or every article indexed from a file")
+    p.add_argument("items", nargs="+", metavar="ID_OR_PATH",
+                   help="an article id (see `rag ask --json`), or a file path as given to `rag index`")
+    _add_index_arg(p)
+    p.add_argument("--wait", type=_seconds, default=0.0, help="seconds to wait for another writer (default: fail at once)")
+    p.set_defaults(func=cmd_remove)
     return parser
 
 
+# A question that starts with "-" and a digit or a non-ASCII character ("-5度的天气"): no option looks like that.
+_DASH_QUESTION = re.compile(r"-(\d|[^\x00-\x7f])")
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "ask" and args.question is None:
+        dashed = [x for x in extra if _DASH_QUESTION.match(x)]
+        if len(dashed) != 1:
+            args.ask_parser.error('the following arguments are required: question (one starting with "-" goes '
+                                  'last, after "--")')
+        args.question = dashed[0]
+        extra.remove(dashed[0])
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a reader that went away shows here, not as a warning at interpreter exit
+        return code
+    except BrokenPipeError:
+        # `rag ... | head -1`: the reader has what it wanted. Exit quietly with 141 (128 + SIGPIPE), the status
+        # git, cat or grep show when killed by the pipe, so `set -o pipefail` scripts still see the cut. Python's
+        # own recipe: point stdout at devnull so that the flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is no real file (in-process callers, tests)
+            pass
+        finally:
+            os.close(devnull)
+        return 141
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -15,6 +15,11 @@ class ArticleError(RagError):
         super().__init__(f"{where}: {reason}")
 
 
+class ArticleWarning(ArticleError):
+    """Part of an article was dropped (e.g. an unreadable date) but the article itself was read: reported among a
+    file's line errors by `iter_articles`, never a failure."""
+
+
 class IndexMismatchError(RagError):
     """The index was built with another embedder (or another schema) than the one asked for."""
 
@@ -29,3 +34,11 @@ class CorruptIndexError(RagError):
 
 class IndexLockedError(RagError):
     """Another process is writing to the index."""
+
+
+class NoSpaceError(RagError):
+    """The disk filled up while the index was being written; the live generation is unchanged."""
+
+
+class NothingToIndexError(RagError):
+    """The paths given to the indexer hold no article file."""

@@ -211,3 +211,124 @@ def test_console_script_index_ask_status(tmp_path):
     p = rag("ask", QUESTION, "--index", tmp_path / "nowhere")
     assert p.returncode == 2
     assert "no index here yet" in p.stderr and "Traceback" not in p.stderr
+
+
+# ---------------------------------------------------------------- ask: bad options, odd questions, closed pipes (#25)
+
+
+@pytest.fixture
+def fake_seed(seed_index, monkeypatch):
+    """The seed index, its 'fake-64' embedder resolvable in this process."""
+    monkeypatch.setitem(registry.SHARED, "fake-64", FakeEmbedder())
+    return seed_index
+
+
+SHAPE = "it must hold a JSON list of [question, answer] pairs of strings"
+HISTORY_FILES = {
+    "missing": (None, "no such file"),
+    "not JSON": (b'[["a", "b"', "not JSON (line 1 column 11"),
+    "not UTF-8": (b"\xff\xfe[]", "not UTF-8 text"),
+    "a dict": (b'{"a": "b"}', SHAPE + ' ([] for none), got {"a": "b"}'),
+    "a number": (b"5", SHAPE + " ([] for none), got 5"),
+    "null": (b"null", "got null"),
+    "numbers": (b"[1, 2]", "history[0] must be a [question, answer] pair of strings, got int 1"),
+    "a turn of three": (b'[["q", "a"], ["q", "a", "x"]]', "history[1] must be a [question, answer] pair"),
+    "a null answer": (b'[["q", null]]', "history[0] answer must be a string, got NoneType"),
+}
+
+
+@pytest.mark.parametrize("content,words", HISTORY_FILES.values(), ids=HISTORY_FILES.keys())
+def test_ask_names_a_bad_history_file_and_what_is_wrong(fake_seed, tmp_path, capsys, content, words):
+    path = tmp_path / "turns.json"
+    if content is not None:
+        path.write_bytes(content)
+    code, out, err = run(capsys, "ask", "他在那里见了谁？", "--index", fake_seed, "--history", path)
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: --history {path}: ") and words in err, err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_ask_with_an_empty_history_file(fake_seed, tmp_path, capsys):
+    path = tmp_path / "turns.json"
+    path.write_text("[]", encoding="utf-8")
+    code, out, err = run(capsys, "ask", QUESTION, "--index", fake_seed, "--history", path, "--json")
+    assert code == 0, err
+    assert json.loads(out)["citations"][0]["title"] == SEED_TITLE
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["--from", "2024-06-01", "--to", "2024-05-01"], "error: --from 2024-06-01 is after --to 2024-05-01\n"),
+    (["--from", "2024-13-45"], "error: --from must be an ISO date such as 2024-05-01, got '2024-13-45'\n"),
+    (["--to", "not a date"], "error: --to must be an ISO date such as 2024-05-01, got 'not a date'\n"),
+])
+def test_ask_date_errors_name_the_options(fake_seed, capsys, argv, expected):
+    code, out, err = run(capsys, "ask", QUESTION, "--index", fake_seed, *argv)
+    assert (code, out, err) == (2, "", expected)
+
+
+@pytest.mark.parametrize("argv,question", [
+    (["-5度的天气", "--index", "IDX", "--json"], "-5度的天气"),  # the bare form, first
+    (["--index", "IDX", "--json", "-北京今天多少度？"], "-北京今天多少度？"),  # ... and last
+    (["-5", "--json", "--index", "IDX"], "-5"),
+    (["--index", "IDX", "--json", "--", "-k是什么意思？"], "-k是什么意思？"),  # reads as -k: after "--"
+])
+def test_ask_takes_a_question_starting_with_a_dash(fake_seed, capsys, argv, question):
+    code, out, err = run(capsys, "ask", *(fake_seed if a == "IDX" else a for a in argv))
+    assert code == 0, err
+    assert json.loads(out)["question"] == question
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["ask", "--json"], "the following arguments are required: question"),
+    (["ask", QUESTION, "-5度"], "unrecognized arguments: -5度"),
+    (["ask", QUESTION, "--bogus"], "unrecognized arguments: --bogus"),
+    (["ask", "-5度", "-3度"], "the following arguments are required: question"),
+])
+def test_ask_argument_errors_stay_usage_errors(capsys, argv, words):
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("usage: rag") and words in err
+
+
+class ClosedPipe(io.StringIO):
+    """A stdout whose reader has gone: every write or flush fails as on a closed pipe."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    flush = write
+
+
+def test_a_closed_stdout_ends_quietly_in_process(fake_seed, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert cli.main(["status", "--index", str(fake_seed)]) == 141
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["status", "ask"])
+def test_a_reader_that_went_away_gets_no_error(use_index, command):
+    """`rag ... | head`: the pipe's read end is closed before rag writes (rag takes a second to start), so the
+    write fails with EPIPE; rag exits with 141 (128 + SIGPIPE) and writes nothing to stderr."""
+    argv = [rag_exe(), command, "--index", str(use_index[0])]
+    if command == "ask":
+        argv[2:2] = [QUESTION, "--reader", "none"]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 141
+    assert err == ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["status", "ask"])
+def test_piped_to_head(use_index, command):
+    args = 'status --index "$1"' if command == "status" else f'ask "{QUESTION}" --index "$1" --reader none'
+    script = f'set -o pipefail; "$0" {args} | head -1; echo "exit $?" >&2'
+    p = subprocess.run(["bash", "-c", script, rag_exe(), str(use_index[0])], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    first = p.stdout.splitlines()
+    assert len(first) == 1 and (first[0] == "{" if command == "status" else "危地马拉" in first[0]), p.stdout
+    assert p.stderr in ("exit 0\n", "exit 141\n"), p.stderr  # 141 when head left before rag wrote

@@ -139,9 +139,8 @@ def _peer_store(idx) -> SimpleNamespace:
     """What the peer builds from an opened store: its articles, chunking parameters and, in `held`, a chunk text ->
     vector row cache over its vectors (so the peer re-embeds no chunk text the store holds)."""
     chunk_size, chunk_overlap = idx.manifest.chunk_size, idx.manifest.chunk_overlap  # the same as the store's
-    con = idx._con()
-    articles = con.execute("SELECT id, title, text FROM articles ORDER BY id").fetchall()
-    chunk_rows = con.execute("SELECT id, text FROM chunks").fetchall()
+    articles = idx.sql("SELECT id, title, text FROM articles ORDER BY id")
+    chunk_rows = idx.sql("SELECT id, text FROM chunks")
     vec_ids = np.load(idx.gen_dir / "ids.npy", allow_pickle=False)
     vectors = np.load(idx.gen_dir / "vectors.npy", mmap_mode="r", allow_pickle=False)
     cache: dict[str, int] = {}

@@ -21,13 +21,12 @@ def sentence_pool(index: Path) -> SimpleNamespace:
     from rag.index import Index, text_hash
 
     idx = Index.open(index)
-    con = idx._con()
-    text = dict(con.execute("SELECT id, text FROM articles"))
-    titles = [r[0] for r in con.execute("SELECT title FROM articles")]
+    text = dict(idx.sql("SELECT id, text FROM articles"))
+    titles = [r[0] for r in idx.sql("SELECT title FROM articles")]
     chunks: dict[str, list[tuple[int, int, int]]] = {}
-    for cid, aid, start, end in con.execute("SELECT id, article_id, start, end_ FROM chunks ORDER BY article_id, start"):
+    for cid, aid, start, end in idx.sql("SELECT id, article_id, start, end_ FROM chunks ORDER BY article_id, start"):
         chunks.setdefault(aid, []).append((start, end, cid))
-    rows = con.execute("SELECT id, article_id, start, end_ FROM sentences ORDER BY id").fetchall()
+    rows = idx.sql("SELECT id, article_id, start, end_ FROM sentences ORDER BY id")
     vec_ids, vecs, sent_ids, svecs = (np.load(idx.gen_dir / f, allow_pickle=False)
                                       for f in ("ids.npy", "vectors.npy", "sent_ids.npy", "sentvecs.npy"))
     idx.close()

@@ -8,10 +8,12 @@ from .build import (
     index_articles,
     index_paths,
     index_stream,
+    remove_articles,
 )
-from .files import CURRENT, SCHEMA_VERSION, text_hash
+from .files import CURRENT, SCHEMA_VERSION, printable, text_hash
 from .generation import Index, Manifest
-from .writer import WriteLock, Writer
+from .writer import WriteLock, Writer, repair_index
 
 __all__ = ["CURRENT", "DEFAULT_INDEX", "DEFAULT_SECOND", "Index", "IndexSummary", "Manifest", "SCHEMA_VERSION",
-           "WriteLock", "Writer", "default_index_dir", "index_articles", "index_paths", "index_stream", "text_hash"]
+           "WriteLock", "Writer", "default_index_dir", "index_articles", "index_paths", "index_stream",
+           "printable", "remove_articles", "repair_index", "text_hash"]

@@ -1,6 +1,8 @@
 """Build or update an index from article files: parse, chunk, embed only what changed, publish atomically."""
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import os
 import sys
 import time
@@ -10,7 +12,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import ArticleError
+from ..errors import ArticleError, ArticleWarning, NothingToIndexError
 from ..ingest import (
     CHUNK_OVERLAP,
     CHUNK_SIZE,
@@ -22,7 +24,7 @@ from ..ingest import (
 from ..lang import TOKEN_VERSION, corpus_words
 from ..models import indexing_embedder, registry
 from ..types import Article, Chunk, Embedder
-from .files import text_hash
+from .files import CURRENT, check_folder, disk_full_is_an_error, printable, text_hash
 from .generation import Index
 from .writer import WriteLock, Writer
 
@@ -75,11 +77,17 @@ class IndexSummary:
             f"index holds {self.total_articles} articles / {self.total_chunks} chunks",
             f"time: {self.seconds:.1f} s, {self.passages_per_second:.1f} passages/s",
         ]
-        lines.extend("note: " + n for n in self.notes)
+        # file names and the errors quoting them are the corpus's: shown escaped, they cannot forge a line
+        lines.extend("note: " + printable(n) for n in self.notes)
         if self.errors:
             lines.append(f"errors ({len(self.errors)}):")
-            lines.extend("  " + e for e in self.errors)
+            lines.extend("  " + printable(e) for e in self.errors)
         return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """Every field (errors and notes as lists) and passages_per_second: what `rag index --json` prints."""
+        return {**dataclasses.asdict(self), "errors": list(self.errors), "notes": list(self.notes),
+                "passages_per_second": self.passages_per_second}
 
 
 class Batch:
@@ -161,8 +169,16 @@ def index_paths(
     max_bytes: int = 5_000_000,
     **kw,
 ) -> IndexSummary:
-    """Add the articles under `paths` to the index at `index_dir` (created if needed)."""
-    return index_stream(iter_articles([str(p) for p in paths], max_bytes=max_bytes), index_dir, embedder, **kw)
+    """Add the articles under `paths` to the index at `index_dir` (created if needed). Paths that hold no article
+    file at all raise NothingToIndexError before anything is created (unless `prune` is asked for)."""
+    stream = iter_articles([str(p) for p in paths], max_bytes=max_bytes)
+    if paths and not kw.get("prune"):
+        first = next(stream, None)
+        if first is None:
+            raise NothingToIndexError(f"no article files found under {', '.join(printable(str(p)) for p in paths)}: "
+                                      "nothing indexed")
+        stream = itertools.chain([first], stream)
+    return index_stream(stream, index_dir, embedder, **kw)
 
 
 def index_articles(articles: Iterable[Article], index_dir, embedder: str | Embedder = "use",
@@ -190,6 +206,7 @@ def index_stream(
     an existing index keeps the one it was built with."""
     t0 = time.perf_counter()
     root = Path(index_dir or default_index_dir())
+    check_folder(root)
     if isinstance(embedder, str):
         embedder = registry.get_embedder(embedder)
     emb = embedder
@@ -203,13 +220,13 @@ def index_stream(
                   sentences_embedded=0, words_embedded=0, second_embedded=0)
     errors: list[str] = []
     notes: list[str] = []
-    with WriteLock(root, timeout=wait):
+    with disk_full_is_an_error(root), WriteLock(root, timeout=wait):
         w = Writer(root, emb.name, emb.dim, tokenizer=tokenizer, chunk_size=chunk_size,
                    chunk_overlap=chunk_overlap, rebuild=rebuild, second_embedder=second.name if second else "",
                    second_dim=second.dim if second else 0)
         try:
             second = _prepare(w, second, notes)
-            seen_ids = _apply(stream, w, Batch(w, emb, second, counts), counts, errors, progress)
+            seen_ids = _apply(stream, w, Batch(w, emb, second, counts), counts, errors, notes, progress)
             if prune:
                 for path in list(w.paths()):
                     if not path.startswith("memory:") and not os.path.exists(path):
@@ -250,9 +267,11 @@ def _prepare(w: Writer, second: Embedder | None, notes: list[str]) -> Embedder |
     return second
 
 
-def _apply(stream, w: Writer, batch: Batch, counts: dict[str, int], errors: list[str], progress: bool) -> set[str]:
+def _apply(stream, w: Writer, batch: Batch, counts: dict[str, int], errors: list[str], notes: list[str],
+           progress: bool) -> set[str]:
     """Each file of `stream` applied to the writer: new and changed articles chunked and batched, unchanged ones
-    kept, articles a file no longer holds dropped after the last batch. Returns the ids seen."""
+    kept, articles a file no longer holds dropped after the last batch (unless some of its lines could not be read:
+    any of them may hold those articles, so they are kept). Returns the ids seen."""
     chunker = Chunker(w.chunk_size, w.chunk_overlap)
     known = w.paths()
     seen_ids: set[str] = set()
@@ -260,6 +279,8 @@ def _apply(stream, w: Writer, batch: Batch, counts: dict[str, int], errors: list
     bar = _progress(progress)
     for path, result, line_errors in stream:
         key = path if path.startswith("memory:") else os.path.abspath(path)
+        notes.extend(str(e) for e in line_errors if isinstance(e, ArticleWarning))  # e.g. a date dropped, not a failure
+        line_errors = [e for e in line_errors if not isinstance(e, ArticleWarning)]
         errors.extend(str(e) for e in line_errors)
         if isinstance(result, ArticleError):
             counts["failed"] += 1
@@ -287,13 +308,52 @@ def _apply(stream, w: Writer, batch: Batch, counts: dict[str, int], errors: list
             batch.add(article, chunker.run(article), key)
         # the file no longer holds these (edited file): forget them after the last batch, so that the vectors of
         # their unchanged chunks can still be reused (an edited article without URL gets a new id)
-        stale.extend((key, aid) for aid in sorted(before - in_file))
+        gone = sorted(before - in_file)
+        if gone and line_errors:
+            lines = ", ".join(str(e.line) for e in line_errors if e.line is not None)
+            notes.append(f"{path}: {len(gone)} articles kept from the last good version: "
+                         f"line{'s' if len(line_errors) > 1 else ''} {lines} could not be read")
+        else:
+            stale.extend((key, aid) for aid in gone)
         bar.update(1)
     batch.flush()
     for key, aid in stale:
         counts["removed"] += len(w.drop_source(key, aid))
     bar.close()
     return seen_ids
+
+
+def remove_articles(index_dir: str | os.PathLike | None, ids_or_paths: Iterable[str] | str,
+                    wait: float = 0.0) -> tuple[list[str], list[str]]:
+    """Remove articles by id, or every article indexed from a file (its path as given to `rag index`, or a
+    `memory:` name), in one new generation. Returns (the ids removed, the items that matched nothing)."""
+    root = Path(index_dir or default_index_dir())
+    items = [ids_or_paths] if isinstance(ids_or_paths, str) else [str(x) for x in ids_or_paths]
+    if not root.is_dir() or not os.path.lexists(root / CURRENT):
+        Index.open(root).close()  # raises what is wrong (no index, a file, a lost CURRENT), creating nothing
+    removed: list[str] = []
+    unknown: list[str] = []
+    with disk_full_is_an_error(root), WriteLock(root, timeout=wait):
+        w = Writer(root, None, None)
+        try:
+            ids, paths = w.article_ids(), w.paths()
+            for item in items:
+                held = paths.get(item) or paths.get(os.path.abspath(item)) or set()
+                targets = [item] if item in ids else sorted(held)
+                if not targets:
+                    unknown.append(item)
+                for aid in targets:
+                    if aid not in removed:
+                        w.remove_article(aid)
+                        removed.append(aid)
+            if removed:
+                w.commit()
+            else:
+                w.abort()
+        except BaseException:
+            w.abort()
+            raise
+    return removed, unknown
 
 
 def _progress(enabled: bool):

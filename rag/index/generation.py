@@ -10,12 +10,13 @@ A save writes a whole new generation into a temp folder, fsyncs it, renames it i
 `CURRENT` with `os.replace`, so a reader (or a crash) only ever sees a complete generation, old or new."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import queue
 import re
 import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +27,12 @@ import numpy as np
 from ..errors import CorruptIndexError, IndexMismatchError, RagError
 from ..lang import detect_lang, tokens
 from ..types import Article, Passage
-from .files import CURRENT, SCHEMA_VERSION
+from .files import CURRENT, FIRST, SCHEMA_VERSION, check_folder, generations, read_pointer, read_strings
 from .lexical import Lexical
 from .lexicon import Lexicon
 from .vectors import Rows, read_faiss, row_scores, search_index
+
+SQLITE_POOL = 4  # read connections per open generation
 
 # ---------------------------------------------------------------- generation (read side)
 
@@ -80,14 +83,13 @@ class Index:
         import faiss
 
         self.root, self.gen_dir, self.manifest = Path(root), gen_dir, manifest
-        self._local = threading.local()
         db = gen_dir / "meta.sqlite"
         if not db.exists():
             raise CorruptIndexError(str(db), "SQLite file is missing")
         try:
-            con = self._con()
-            n_chunks = con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-            n_articles = con.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+            self._open_pool()
+            n_chunks = self.sql("SELECT COUNT(*) FROM chunks")[0][0]
+            n_articles = self.sql("SELECT COUNT(*) FROM articles")[0][0]
         except sqlite3.DatabaseError as e:
             raise CorruptIndexError(str(db), f"SQLite database is damaged ({e})") from None
         if (n_chunks, n_articles) != (manifest.chunks, manifest.articles):
@@ -102,7 +104,7 @@ class Index:
         self.bm25 = Lexical.load(gen_dir / "bm25", n_chunks)
         self.bm25_ids = self.bm25.ids
         # the vectors the dense scores are read from (loaded without pickle, checked against the chunk ids)
-        n_sent = con.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
+        n_sent = self.sql("SELECT COUNT(*) FROM sentences")[0][0]
         for name in ("ids.npy", "sent_ids.npy"):
             try:
                 arr = np.load(gen_dir / name, allow_pickle=False)
@@ -124,33 +126,64 @@ class Index:
             if arr.shape != (n, dim):
                 raise CorruptIndexError(str(gen_dir / name), f"shape {arr.shape} != ({n}, {dim})")
             setattr(self, attr, arr)
-        for name in ("lexicon.json", "lexicon.faiss"):
-            if not (gen_dir / name).is_file():
-                raise CorruptIndexError(str(gen_dir / name), "cross-lingual lexicon file is missing")
+        self._lex_words = _check_lexicon(gen_dir, manifest.dim)
+        # open now, read on the first English question: a writer may have removed the folder by then
+        try:
+            self._lex_file = open(gen_dir / "lexicon.faiss", "rb")
+        except OSError as e:
+            raise CorruptIndexError(str(gen_dir / "lexicon.faiss"), f"cannot be opened ({e.strerror or e})") from None
         self._lexicon = None
         self._langs: dict[int, str] = {}  # chunk id -> "zh"/"en", filled as chunks are retrieved
         self._english: float | None = None
 
     # One connection per thread: sqlite3 connections must not be shared across threads.
-    def _con(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            uri = f"file:{self.gen_dir / 'meta.sqlite'}?mode=ro&immutable=1"
+    def _open_pool(self) -> None:
+        """SQLITE_POOL read-only connections opened now: a reader thread whose first query comes after writers have
+        deleted this generation's folder still reads it (an open file outlives its name; a path does not)."""
+        uri = f"file:{self.gen_dir / 'meta.sqlite'}?mode=ro&immutable=1"
+        self._pool: queue.SimpleQueue = queue.SimpleQueue()
+        self._cons = []
+        for _ in range(SQLITE_POOL):
             con = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            self._local.con = con
-        return con
+            con.execute("SELECT 1 FROM articles LIMIT 1").fetchall()  # opens the file
+            self._cons.append(con)
+            self._pool.put(con)
+
+    @contextlib.contextmanager
+    def _con(self):
+        """A pooled connection for one or more queries (a thread waits while all are lent)."""
+        con = self._pool.get()
+        try:
+            yield con
+        finally:
+            self._pool.put(con)
+
+    def sql(self, sql: str, args=()) -> list:
+        """The rows of a read-only query on this generation's metadata (tools and tests; the file is immutable)."""
+        with self._con() as con:
+            return con.execute(sql, args).fetchall()
 
     @classmethod
     def open(cls, root: str | os.PathLike, embedder_name: str | None = None) -> "Index":
+        """The generation `root/CURRENT` names. A folder whose CURRENT is lost or names a generation that does not
+        open is reported with the newest complete generation and `rag repair`, never treated as no index."""
         root = Path(root)
-        cur = root / CURRENT
         if not root.exists():
             raise RagError(f"{root}: no index here yet. Build one with `rag index PATH --index {root}`.")
+        check_folder(root)
+        try:
+            return cls._open(root, embedder_name)
+        except CorruptIndexError as e:
+            raise _with_repair_hint(root, e) from None
+
+    @classmethod
+    def _open(cls, root: Path, embedder_name: str | None) -> "Index":
+        cur = root / CURRENT
         for attempt in range(5):
             try:
                 gen = cur.read_bytes()[:200].decode("utf-8", "replace").strip()
             except FileNotFoundError:
-                raise RagError(f"{root}: not an index (no {CURRENT} file). Build one with `rag index PATH --index {root}`.") from None
+                raise missing_current_error(root) from None
             except OSError as e:  # a directory, unreadable...
                 raise CorruptIndexError(str(cur), f"cannot be read ({e.strerror or e})") from None
             if not re.fullmatch(r"gen-\d{1,12}", gen):
@@ -185,13 +218,12 @@ class Index:
 
     def close(self) -> None:
         for rows in (getattr(self, "vectors", None), getattr(self, "sent_vectors", None),
-                     getattr(self, "second_vectors", None)):
+                     getattr(self, "second_vectors", None), getattr(self, "_lex_file", None)):
             if rows is not None:
                 rows.close()
-        con = getattr(self._local, "con", None)
-        if con is not None:
+        for con in getattr(self, "_cons", ()):
             con.close()
-            self._local.con = None
+        self._cons = []
 
     # ---- Store protocol
 
@@ -238,9 +270,9 @@ class Index:
         if not chunk_ids:
             return []
         marks = ",".join("?" * len(chunk_ids))
-        rows = self._con().execute(
+        rows = self.sql(
             f"SELECT c.id, c.article_id, a.title, c.text, c.start, c.end_, a.url, a.published, a.source, c.heading "
-            f"FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})", chunk_ids).fetchall()
+            f"FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})", chunk_ids)
         by_id = {r[0]: r for r in rows}
         scores = scores or {}
         out = []
@@ -256,8 +288,8 @@ class Index:
         missing = [int(c) for c in chunk_ids if int(c) not in self._langs]
         for i in range(0, len(missing), 500):
             part = missing[i : i + 500]
-            rows = self._con().execute(
-                f"SELECT id, substr(text, 1, 200) FROM chunks WHERE id IN ({','.join('?' * len(part))})", part).fetchall()
+            rows = self.sql(
+                f"SELECT id, substr(text, 1, 200) FROM chunks WHERE id IN ({','.join('?' * len(part))})", part)
             self._langs.update((cid, detect_lang(text)) for cid, text in rows)
         return [self._langs.get(int(c), "zh") for c in chunk_ids]
 
@@ -274,14 +306,16 @@ class Index:
     def lexicon(self):
         """The cross-lingual lexicon (rag.index.lexicon), loaded on first use: only English questions need it."""
         if self._lexicon is None:
-            self._lexicon = Lexicon.load(self.gen_dir, self.manifest.dim)
+            if self._lex_file.closed:  # reopened after close(), as the SQLite connections are
+                self._lex_file = open(self.gen_dir / "lexicon.faiss", "rb")
+            self._lexicon = Lexicon.load(self.gen_dir, self.manifest.dim, self._lex_words, self._lex_file.fileno())
         return self._lexicon
 
     def sentences(self, passages: Sequence[Passage]) -> list[list[tuple[int, int, int]]]:
         """Per passage, the stored sentences overlapping it as (sentence id, start, end) in article offsets."""
-        con = self._con()
-        return [con.execute("SELECT id, start, end_ FROM sentences WHERE article_id=? AND start<? AND end_>? "
-                            "ORDER BY start", (p.article_id, p.end, p.start)).fetchall() for p in passages]
+        with self._con() as con:
+            return [con.execute("SELECT id, start, end_ FROM sentences WHERE article_id=? AND start<? AND end_>? "
+                                "ORDER BY start", (p.article_id, p.end, p.start)).fetchall() for p in passages]
 
     def sentence_vectors(self, sentence_ids: Sequence[int]) -> np.ndarray:
         """float32 vectors of stored sentences, in the order asked."""
@@ -299,16 +333,16 @@ class Index:
 
     def neighbours(self, article_id: str, ordinal: int) -> list[tuple[int, str, int, int]]:
         """Chunks ordinal-1..ordinal+1 of an article as (ordinal, text, start, end)."""
-        return self._con().execute(
+        return self.sql(
             "SELECT ordinal, text, start, end_ FROM chunks WHERE article_id=? AND ordinal BETWEEN ? AND ? ORDER BY ordinal",
-            (article_id, ordinal - 1, ordinal + 1)).fetchall()
+            (article_id, ordinal - 1, ordinal + 1))
 
     def article(self, article_id: str) -> Article | None:
-        r = self._con().execute(
-            "SELECT title, text, url, published, source, headings, captions FROM articles WHERE id=?", (article_id,)
-        ).fetchone()
-        if r is None:
+        rows = self.sql(
+            "SELECT title, text, url, published, source, headings, captions FROM articles WHERE id=?", (article_id,))
+        if not rows:
             return None
+        r = rows[0]
         heads = tuple((int(o), h) for o, h in json.loads(r[5]))
         return Article(r[0], r[1], r[2], r[3], r[4], "", heads, tuple(json.loads(r[6])))
 
@@ -326,13 +360,37 @@ class Index:
         if source:
             where.append("a.source = ?")
             args.append(source)
-        rows = self._con().execute(
-            "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE " + " AND ".join(where), args).fetchall()
+        rows = self.sql(
+            "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE " + " AND ".join(where), args)
         return np.array([r[0] for r in rows], dtype=np.int64)
 
+    def list_articles(self, offset: int = 0, limit: int = 20, *, date_from: str | None = None,
+                      date_to: str | None = None, source: str | None = None,
+                      title: str | None = None) -> tuple[int, list[dict]]:
+        """(how many articles pass the filters, a page of them newest first): id, title, url, published, source,
+        characters. `title` matches a substring of the title, case-insensitively."""
+        where, args = ["1=1"], []
+        if date_from:
+            where.append("published >= ?")
+            args.append(date_from)
+        if date_to:
+            where.append("published != '' AND published <= ?")
+            args.append(date_to if "T" in date_to else date_to + "T23:59:59Z")
+        if source:
+            where.append("source = ?")
+            args.append(source)
+        if title:
+            where.append("instr(lower(title), lower(?)) > 0")
+            args.append(title)
+        cond = " AND ".join(where)
+        total = self.sql(f"SELECT COUNT(*) FROM articles WHERE {cond}", args)[0][0]
+        rows = self.sql(f"SELECT id, title, url, published, source, length(text) FROM articles WHERE {cond} "
+                          "ORDER BY published DESC, id LIMIT ? OFFSET ?", [*args, int(limit), int(offset)])
+        keys = ("id", "title", "url", "published", "source", "chars")
+        return int(total), [dict(zip(keys, r)) for r in rows]
+
     def stats(self) -> dict:
-        con = self._con()
-        last = con.execute("SELECT MAX(indexed_at) FROM articles").fetchone()[0]
+        last = self.sql("SELECT MAX(indexed_at) FROM articles")[0][0]
         return {
             "articles": self.manifest.articles,
             "chunks": self.manifest.chunks,
@@ -346,4 +404,85 @@ class Index:
         }
 
     def article_ids(self) -> list[str]:
-        return [r[0] for r in self._con().execute("SELECT id FROM articles ORDER BY id")]
+        return [r[0] for r in self.sql("SELECT id FROM articles ORDER BY id")]
+
+
+# ---------------------------------------------------------------- lexicon check, lost CURRENT, repair
+
+
+def _check_lexicon(gen_dir: Path, dim: int) -> list[str] | None:
+    """The lexicon files present and lexicon.npy's header (not its data) agreeing with lexicon.json's words and the
+    dimension. Returns the words, or None when lexicon.json does not parse: that is reported by the first English
+    question (`Index.lexicon`), so that Chinese questions keep working."""
+    for name in ("lexicon.json", "lexicon.npy", "lexicon.faiss"):
+        if not (gen_dir / name).is_file():
+            raise CorruptIndexError(str(gen_dir / name), "cross-lingual lexicon file is missing")
+    rows = Rows(gen_dir / "lexicon.npy")
+    rows.close()
+    try:
+        words = read_strings(gen_dir / "lexicon.json", "lexicon")
+    except CorruptIndexError:
+        return None
+    if rows.shape != (len(words), dim):
+        raise CorruptIndexError(str(gen_dir / "lexicon.npy"), f"shape {rows.shape} != ({len(words)}, {dim}): "
+                                f"lexicon.json lists {len(words)} words of dimension {dim}")
+    return words
+
+
+def check_generation(root: str | os.PathLike, name: str) -> str | None:
+    """None when generation `name` opens and passes every load check (its lexicon's too), else the reason."""
+    gen_dir = Path(root) / name
+    try:
+        m = Manifest.read(gen_dir / "manifest.json")
+        if m.schema_version != SCHEMA_VERSION:
+            return f"{gen_dir}: index schema v{m.schema_version}, this version reads v{SCHEMA_VERSION}"
+        idx = Index(root, gen_dir, m)
+        try:
+            idx.lexicon()
+        finally:
+            idx.close()
+    except CorruptIndexError as e:
+        return f"{e.path}: {e.reason}"
+    except Exception as e:
+        return f"{gen_dir}: {e.__class__.__name__}: {e}"
+    return None
+
+
+def newest_complete(root: str | os.PathLike, skip: str | None = None) -> str | None:
+    """The newest generation under `root` (other than `skip`) that opens and passes the load checks, or None."""
+    return next((g for g in reversed(generations(Path(root))) if g != skip and check_generation(root, g) is None), None)
+
+
+def interrupted_first(root: Path) -> str | None:
+    """The generation a first `rag index` renamed into place but was stopped before CURRENT named it, if that is
+    the folder's state (and the generation is complete): the next writer finishes that publish."""
+    first, gens = read_pointer(root / FIRST), generations(root)
+    if first and gens == [first] and not os.path.lexists(root / CURRENT) and check_generation(root, first) is None:
+        return first
+    return None
+
+
+def missing_current_error(root: Path) -> RagError:
+    """What to say about a folder without CURRENT: not an index, a first index to finish, or (generations are
+    there) an index whose CURRENT was lost, which nothing may write over until `rag repair` restores it."""
+    gens = generations(root)
+    if not gens:
+        return RagError(f"{root}: not an index (no {CURRENT} file). Build one with `rag index PATH --index {root}`.")
+    if interrupted_first(root):
+        return RagError(f"{root}: not an index yet: the first `rag index` into it stopped before publishing; "
+                        "run it again to finish")
+    newest = newest_complete(root)
+    if newest is None:
+        return RagError(f"{root}: {CURRENT} is missing and none of its generations ({', '.join(gens)}) opens; nothing "
+                        f"was changed. Rebuild the index with `rag index --rebuild PATH... --index {root}`.")
+    return RagError(f"{root}: {CURRENT} is missing, but the folder holds generations; the newest complete one is "
+                    f"{newest}. Nothing was changed: run `rag repair --index {root}` to make it current.")
+
+
+def _with_repair_hint(root: Path, err: CorruptIndexError) -> CorruptIndexError:
+    """`err` naming the newest complete generation and `rag repair` when one other than CURRENT's opens."""
+    newest = newest_complete(root, skip=read_pointer(root / CURRENT))
+    if newest is None:
+        return err
+    return CorruptIndexError(err.path, f"{err.reason}; the newest complete generation is {newest}: run "
+                             f"`rag repair --index {root}` to make it current")

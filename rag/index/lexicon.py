@@ -3,6 +3,7 @@ their Chinese counterparts here (rag.lang.bridge holds the word-level rules)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -52,12 +53,18 @@ class Lexicon:
         faiss.write_index(index, str(gen_dir / "lexicon.faiss"))
 
     @classmethod
-    def load(cls, gen_dir: Path, dim: int) -> "Lexicon":
+    def load(cls, gen_dir: Path, dim: int, words: list[str] | None = None, fd: int | None = None) -> "Lexicon":
+        """`words`: lexicon.json's list when already read (Index checks it against lexicon.npy on open); `fd`:
+        lexicon.faiss opened when the generation was, so that it still reads after a writer removed the folder."""
         import faiss
 
-        words = read_strings(gen_dir / "lexicon.json", "lexicon")
+        if words is None:
+            words = read_strings(gen_dir / "lexicon.json", "lexicon")
         try:
-            index = faiss.read_index(str(gen_dir / "lexicon.faiss"))
+            if fd is None:
+                index = faiss.read_index(str(gen_dir / "lexicon.faiss"))
+            else:
+                index = faiss.deserialize_index(np.frombuffer(_read_fd(fd), dtype=np.uint8))
         except Exception as e:
             raise CorruptIndexError(str(gen_dir / "lexicon.faiss"), f"lexicon index is unreadable ({str(e).splitlines()[0][:200]})") from None
         if index.ntotal != len(words) or (len(words) and index.d != dim):
@@ -80,3 +87,15 @@ class Lexicon:
                 if i >= 0 and s >= MIN_SIMILARITY and s >= srow[0] - MARGIN:
                     out[self.words[i]] = max(out.get(self.words[i], 0.0), float(s))
         return out
+
+
+def _read_fd(fd: int) -> bytes:
+    """A whole file read from an open descriptor with pread (no shared file position: threads may call it at once)."""
+    size, parts, at = os.fstat(fd).st_size, [], 0
+    while at < size:
+        part = os.pread(fd, size - at, at)
+        if not part:
+            break
+        parts.append(part)
+        at += len(part)
+    return b"".join(parts)

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import sqlite3
-import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -20,17 +19,24 @@ from ..lang import TOKEN_VERSION, tokens
 from ..types import Article, Chunk
 from .files import (
     CURRENT,
+    FIRST,
     KEEP_GENERATIONS,
     LOCK,
     SCHEMA_VERSION,
     atomic_write_text,
+    check_folder,
+    disk_full_is_an_error,
     fsync_dir,
     fsync_tree,
+    generations,
+    make_dir,
     now_iso,
+    printable,
+    read_pointer,
     read_strings,
     text_hash,
 )
-from .generation import Index
+from .generation import Index, Manifest, check_generation, interrupted_first, missing_current_error, newest_complete
 from .lexical import Lexical
 from .lexicon import MAX_WORDS, Lexicon
 from .vectors import build_faiss
@@ -95,6 +101,7 @@ class WriteLock:
         self.root, self.timeout, self._f = Path(root), timeout, None
 
     def __enter__(self):
+        check_folder(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._f = open(self.root / LOCK, "a+")
         deadline = time.monotonic() + self.timeout
@@ -118,24 +125,33 @@ class WriteLock:
 class Writer:
     """Stages changes to an index in a temp generation; `commit()` publishes it atomically."""
 
-    def __init__(self, root: str | os.PathLike, embedder_name: str, dim: int, tokenizer: str = "bigram",
+    def __init__(self, root: str | os.PathLike, embedder_name: str | None, dim: int | None, tokenizer: str = "bigram",
                  chunk_size: int = 500, chunk_overlap: int = 100, rebuild: bool = False, faiss_kind: str = "auto",
                  second_embedder: str = "", second_dim: int = 0):
         """`second_embedder`/`second_dim`: the second dense retriever of a new index ("" for none); an existing
-        index keeps its own, as it keeps its tokenizer and chunk size."""
+        index keeps its own, as it keeps its tokenizer and chunk size. `embedder_name`/`dim` None: the existing
+        index's (an update that embeds nothing, such as removing articles)."""
         self.root = Path(root)
+        check_folder(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._cleanup_temp()
         self.base: Index | None = None
-        if not rebuild and (self.root / CURRENT).exists():
+        if not os.path.lexists(self.root / CURRENT):
+            self._without_current(rebuild)
+        if not rebuild and os.path.lexists(self.root / CURRENT):
             self.base = Index.open(self.root)
             m = self.base.manifest
+            if embedder_name is None:
+                embedder_name, dim = m.embedder, m.dim
             if m.embedder != embedder_name:
+                self.base.close()
                 raise IndexMismatchError(
                     f"{self.root}: index was built with embedder {m.embedder!r} (dim {m.dim}), not {embedder_name!r}. "
                     f"Use `--embedder {m.embedder}` or rebuild with `rag index --rebuild --embedder {embedder_name} PATH...`.")
             tokenizer, chunk_size, chunk_overlap = m.tokenizer, m.chunk_size, m.chunk_overlap
             second_embedder, second_dim = m.second_embedder, m.second_dim
+        if embedder_name is None or dim is None:
+            raise RagError(f"{self.root}: no index here to update. Build one with `rag index PATH --index {self.root}`.")
         if bool(second_embedder) != (second_dim > 0):
             raise ValueError(f"second_embedder {second_embedder!r} needs a positive second_dim, got {second_dim!r}")
         self.second_embedder, self.second_dim = second_embedder, second_dim
@@ -145,7 +161,7 @@ class Writer:
         self.tokens = self.base.manifest.tokens if self.base is not None else TOKEN_VERSION
         self.embedder_name, self.dim, self.tokenizer = embedder_name, dim, tokenizer
         self.chunk_size, self.chunk_overlap, self.faiss_kind = chunk_size, chunk_overlap, faiss_kind
-        self.tmp = Path(tempfile.mkdtemp(prefix=".tmp-gen-", dir=self.root))
+        self.tmp = make_dir(self.root, ".tmp-gen-")
         try:
             self._start(dim)
         except BaseException:
@@ -163,6 +179,7 @@ class Writer:
             self.vectors = np.load(self.base.gen_dir / "vectors.npy", allow_pickle=False)
             self.sent_ids = np.load(self.base.gen_dir / "sent_ids.npy", allow_pickle=False)
             self.sent_vectors = np.load(self.base.gen_dir / "sentvecs.npy", allow_pickle=False)
+            Lexicon.load(self.base.gen_dir, dim)  # a damaged lexicon.faiss is refused by name, not silently rebuilt
             self.lex_words, self.lex_vectors = _read_lexicon(self.base.gen_dir, dim)
             self.second_vectors = (np.load(self.base.gen_dir / "second.npy", allow_pickle=False) if self.second_dim
                                    else np.zeros((len(self.vec_ids), 0), dtype=np.float16))
@@ -194,6 +211,23 @@ class Writer:
             shutil.rmtree(p, ignore_errors=True)
         for p in self.root.glob(CURRENT + ".*.tmp"):  # a CURRENT swap cut short (atomic_write_text's temp file)
             p.unlink(missing_ok=True)
+        if os.path.lexists(self.root / CURRENT):  # a first publish stopped after CURRENT was written
+            (self.root / FIRST).unlink(missing_ok=True)
+
+    def _without_current(self, rebuild: bool) -> None:
+        """A folder without CURRENT: a new index (no generation here), a first publish to finish, or an index whose
+        CURRENT was lost, which is refused (with --rebuild too while a generation opens): nothing is written over it."""
+        if not generations(self.root):
+            (self.root / FIRST).unlink(missing_ok=True)
+            return
+        first = interrupted_first(self.root)
+        if first:
+            atomic_write_text(self.root / CURRENT, first + "\n")
+            (self.root / FIRST).unlink(missing_ok=True)
+            return
+        if rebuild and newest_complete(self.root) is None:
+            return  # nothing here opens: a rebuild replaces it
+        raise missing_current_error(self.root)
 
     # ---- queries used by the indexer
 
@@ -414,9 +448,21 @@ class Writer:
         (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         fsync_tree(self.tmp)
         final = self.root / gen
+        first = not os.path.lexists(self.root / CURRENT)
+        if first:
+            atomic_write_text(self.root / FIRST, gen + "\n")
         os.rename(self.tmp, final)
         fsync_dir(self.root)
-        atomic_write_text(self.root / CURRENT, gen + "\n")
+        try:
+            atomic_write_text(self.root / CURRENT, gen + "\n")
+        except BaseException:
+            if read_pointer(self.root / CURRENT) != gen:  # never published (a full disk...): take it back
+                shutil.rmtree(final, ignore_errors=True)
+                if first:
+                    (self.root / FIRST).unlink(missing_ok=True)
+            raise
+        if first:
+            (self.root / FIRST).unlink(missing_ok=True)
         if self.base is not None:
             self.base.close()
         self._gc(keep=gen)
@@ -451,7 +497,61 @@ class Writer:
         return f"gen-{(max(nums) + 1) if nums else 1:06d}"
 
     def _gc(self, keep: str) -> None:
-        gens = sorted(p for p in self.root.glob("gen-*") if p.is_dir() and p.name[4:].isdigit())
-        for p in gens[:-KEEP_GENERATIONS]:
-            if p.name != keep:
-                shutil.rmtree(p, ignore_errors=True)
+        """Remove old generations: kept are `keep` (just published), the one it replaced, and the newest others up
+        to KEEP_GENERATIONS (a damaged generation newer than the replaced one, after `rag repair`, goes first)."""
+        gens = generations(self.root)
+        kept = [keep] + ([self.base.generation] if self.base is not None and self.base.generation in gens else [])
+        for g in reversed(gens):
+            if len(kept) >= KEEP_GENERATIONS:
+                break
+            if g not in kept:
+                kept.append(g)
+        for g in gens:
+            if g not in kept:
+                shutil.rmtree(self.root / g, ignore_errors=True)
+
+
+def repair_index(index_dir: str | os.PathLike, wait: float = 0.0) -> str:
+    """Point CURRENT (atomically, under the write lock) at the newest generation that opens and passes the load
+    checks, when CURRENT is missing or names one that does not. Returns what it found and did, one line each;
+    nothing else is changed or removed."""
+    root = Path(index_dir)
+    if not root.exists():
+        raise RagError(f"{printable(str(root))}: no such folder: nothing to repair")
+    check_folder(root)
+    with disk_full_is_an_error(root), WriteLock(root, timeout=wait):
+        cur = root / CURRENT
+        current, gens, lines = read_pointer(cur), generations(root), []
+        if current is not None and current in gens:
+            why = check_generation(root, current)
+            if why is None:
+                (root / FIRST).unlink(missing_ok=True)
+                return f"{root}: {CURRENT} names {current}, which opens and passes the checks: nothing to repair"
+            lines.append(f"{CURRENT} names {current}, which does not open: {why}")
+        elif not os.path.lexists(cur):
+            lines.append(f"{CURRENT} is missing")
+        else:
+            lines.append(f"{CURRENT} is a directory" if cur.is_dir() else
+                         f"{CURRENT} names a missing generation ({current})" if current else f"{CURRENT} names no generation")
+        chosen = None
+        for g in reversed(gens):
+            if g != current:
+                why = check_generation(root, g)
+                if why is None:
+                    chosen = g
+                    break
+                lines.append(f"{g} does not open: {why}")
+        if chosen is None:
+            raise RagError(f"{root}: no generation here opens ({'; '.join(lines) or 'none found'}); nothing was "
+                           f"changed. Rebuild the index with `rag index --rebuild PATH... --index {root}`.")
+        if cur.is_dir() and not cur.is_symlink():
+            try:
+                cur.rmdir()
+            except OSError:
+                raise RagError(f"{cur} is a folder that is not empty: move it away, then run `rag repair` "
+                               "again; nothing was changed") from None
+        atomic_write_text(cur, chosen + "\n")
+        (root / FIRST).unlink(missing_ok=True)
+        m = Manifest.read(root / chosen / "manifest.json")
+        lines.append(f"{CURRENT} now names {chosen} ({m.articles} articles, {m.chunks} chunks, written {m.created})")
+        return "\n".join(f"{root}: {printable(line)}" for line in lines)

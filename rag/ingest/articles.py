@@ -5,7 +5,7 @@ import os
 import stat
 from typing import Iterator
 
-from ..errors import ArticleError
+from ..errors import ArticleError, ArticleWarning
 from ..types import Article
 from .dates import parse_date
 from .decode import decode_bytes
@@ -19,6 +19,7 @@ _MARKDOWN_SUFFIXES = {".md", ".markdown"}
 
 
 def _read(path, max_bytes: int) -> tuple[list[Article], list[ArticleError]]:
+    """The file's articles, and its line errors and warnings (`ArticleWarning`: something dropped, article kept)."""
     path = os.fspath(path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -52,18 +53,22 @@ def _read(path, max_bytes: int) -> tuple[list[Article], list[ArticleError]]:
     if suffix == ".jsonl":
         return parse_jsonl(text, path)
     if suffix in (".html", ".htm"):
-        return [parse_html_page(text, path)], []
+        article, warnings = parse_html_page(text, path)
+        return [article], warnings
     start = VOA_START.match(text)
     if start:
         return [parse_voa(text, path, start)], []
-    return [parse_plain(text, path, markdown=suffix in _MARKDOWN_SUFFIXES)], []
+    article, warnings = parse_plain(text, path, markdown=suffix in _MARKDOWN_SUFFIXES)
+    return [article], warnings
 
 
 def load_file(path, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Article]:
-    """Read one file into articles; any problem (for .jsonl: the first bad line) raises ArticleError."""
+    """Read one file into articles; any problem (for .jsonl: the first bad line) raises ArticleError. Warnings
+    (a date dropped) do not: `iter_articles` reports them."""
     articles, line_errors = _read(path, max_bytes)
-    if line_errors:
-        raise line_errors[0]
+    for e in line_errors:
+        if not isinstance(e, ArticleWarning):
+            raise e
     return articles
 
 
@@ -110,6 +115,9 @@ def iter_articles(
     paths, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> Iterator[tuple[str, list[Article] | ArticleError, list[ArticleError]]]:
     """Yield (file, articles or the file's error, per-line errors) for each file under `paths`, in a stable order.
+
+    The per-line errors also hold warnings (`ArticleWarning`, e.g. a date that cannot be read: the article is kept
+    without it); they are not failures.
 
     Directories are walked recursively in name order, skipping hidden entries, unsupported suffixes and
     symlinked directories. A file reached twice (listed twice, or through a symlink) is read once.

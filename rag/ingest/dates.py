@@ -6,12 +6,20 @@ import math
 import re
 from datetime import datetime, timedelta, timezone
 
+from ..errors import ArticleWarning
+
+# the year may not continue a longer number ("99999-01-01" is no date, not 9999-01-01)
 _NUM_DATE = re.compile(
-    r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})(?!\d)\s*日?"
-    r"(?:\s*T?\s*(\d{1,2})\s*[:时時点點]\s*(\d{1,2})\s*分?(?:\s*:?\s*(\d{1,2})(?:\.\d+)?\s*秒?)?)?"
-    r"\s*(Z|(?:UTC|GMT)?\s*[+-]\d{2}:?\d{2}(?!\d)|UTC|GMT)?",
+    r"(?<!\d)(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})(?!\d)\s*日?"
+    r"(?:\s*T?\s*(\d{1,2})\s*(?::\s*(\d{1,2})(?!\d)|[时時点點]\s*(?:(\d{1,2})(?!\d)\s*分?)?)"
+    r"(?:\s*:?\s*(\d{1,2})(?!\d)(?:\.\d+)?\s*秒?)?)?"
+    r"\s*(Z|(?:UTC|GMT)\s*[+-]\d{1,2}(?::?\d{2})?(?!\d)|[+-]\d{2}:?\d{2}(?!\d)|UTC|GMT)?",
     re.I,
 )
+# what may not follow a numeric date: more digits, an offset or a time the pattern could not read
+_JUNK_AFTER = re.compile(r"[\d:]|\s*(?:[+-]\d|\(?\s*(?:UTC|GMT)\s*[+-]?\d|T?\s*\d+\s*[:时時点點])", re.I)
+_OFFSET = re.compile(r"([+-])(\d{1,2}):?(\d{2})?")
+_ISO_OFFSET = re.compile(r"[+-]\d{2}:?(\d{2})?(?::?(\d{2}))?(?:\.\d+)?$")
 _EN_FORMATS = ("%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%B %d %Y", "%b %d %Y", "%b. %d, %Y")
 _EN_TIME_FORMATS = ("%I:%M %p", "%I:%M%p", "%H:%M", "%H:%M:%S")
 
@@ -19,13 +27,21 @@ _EN_TIME_FORMATS = ("%I:%M %p", "%I:%M%p", "%H:%M", "%H:%M:%S")
 def _iso(dt: datetime) -> str:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        u = dt.astimezone(timezone.utc)
+    except (OverflowError, ValueError):  # 9999-12-31T23:59-01:00 is past datetime's last day in UTC
+        return ""
+    return f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}Z"
 
 
 def _from_epoch(value: float) -> str:
-    if math.isnan(value) or math.isinf(value):
+    try:
+        value = float(value)
+    except OverflowError:  # an integer past float's range
         return ""
-    if abs(value) >= 1e11:  # milliseconds (1e11 seconds would be the year 5138)
+    if not math.isfinite(value) or value <= 0:  # 0 is the usual "unknown" placeholder; negatives are not dates
+        return ""
+    if value >= 1e11:  # milliseconds (1e11 seconds would be the year 5138)
         value /= 1000
     try:
         return _iso(datetime.fromtimestamp(value, timezone.utc))
@@ -33,41 +49,55 @@ def _from_epoch(value: float) -> str:
         return ""
 
 
+def _numeric(s: str, m: re.Match) -> str:
+    if _JUNK_AFTER.match(s, m.end()):
+        return ""
+    y, mo, d, hh, mi, zh_mi, ss, tz = m.groups()
+    mi = mi or zh_mi  # "9时" alone is 9 o'clock
+    try:
+        dt = datetime(int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0))
+    except ValueError:
+        return ""
+    tz = re.sub(r"^(?:UTC|GMT)\s*", "", (tz or "").upper())
+    if tz in ("", "Z"):
+        return _iso(dt)
+    sign, hours, minutes = _OFFSET.fullmatch(tz).groups()
+    hours, minutes = int(hours), int(minutes or 0)
+    if hours > 23 or minutes > 59:
+        return ""
+    offset = timedelta(hours=hours, minutes=minutes)
+    return _iso(dt.replace(tzinfo=timezone(-offset if sign == "-" else offset)))
+
+
 def parse_date(value) -> str:
-    """Normalise a date (string in many formats, or epoch seconds/milliseconds) to "YYYY-MM-DDTHH:MM:SSZ", or ""."""
-    if value is None or isinstance(value, bool):
+    """Normalise a date (string in many formats, or epoch seconds/milliseconds) to "YYYY-MM-DDTHH:MM:SSZ".
+
+    Anything that is not a date, or not one datetime can hold once in UTC, gives "": a date is never guessed.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, datetime)):
         return ""
     if isinstance(value, datetime):
         return _iso(value)
     if isinstance(value, (int, float)):
-        return _from_epoch(float(value))
-    s = " ".join(str(value).split())
+        return _from_epoch(value)
+    s = " ".join(value.split())
     if not s:
         return ""
     if re.fullmatch(r"-?\d{9,13}(\.\d+)?", s):
         return _from_epoch(float(s))
     try:
         # naive times are taken as UTC; "Z" is spelled out for Python 3.10's fromisoformat
-        return _iso(datetime.fromisoformat(re.sub(r"[zZ]$", "+00:00", s)))
+        dt = datetime.fromisoformat(re.sub(r"[zZ]$", "+00:00", s))
     except ValueError:
         pass
+    else:
+        offset = _ISO_OFFSET.search(s) if dt.tzinfo is not None else None
+        if offset and any(int(f or 0) > 59 for f in offset.groups()):
+            return ""  # fromisoformat reads "+00:99" as 1 h 39 min
+        return _iso(dt)
     m = _NUM_DATE.search(s)
     if m:
-        y, mo, d, hh, mi, ss, tz = m.groups()
-        try:
-            dt = datetime(int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0), tzinfo=timezone.utc)
-        except ValueError:
-            return ""
-        tz = re.sub(r"^(?:UTC|GMT)\s*", "", (tz or "").upper())
-        if tz not in ("", "Z"):
-            digits = tz[1:].replace(":", "")
-            offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-            dt = dt.replace(tzinfo=timezone(-offset if tz[0] == "-" else offset))
-        return _iso(dt)
-    try:
-        return _iso(email.utils.parsedate_to_datetime(s))
-    except (TypeError, ValueError, IndexError):
-        pass
+        return _numeric(s, m)
     plain = re.sub(r"\s*(UTC|GMT)$", "", s, flags=re.I)
     for fmt in _EN_FORMATS:
         for tfmt in ("", *_EN_TIME_FORMATS):
@@ -75,4 +105,28 @@ def parse_date(value) -> str:
                 return _iso(datetime.strptime(plain, f"{fmt} {tfmt}" if tfmt else fmt))
             except ValueError:
                 continue
-    return ""
+    if re.search(r"\d\s*[AP]\.?M\b", s, re.I):
+        return ""  # the RFC 2822 parser would read "9:30 PM" as 09:30
+    try:
+        return _iso(email.utils.parsedate_to_datetime(s))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return ""
+
+
+def _shown(value) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
+        return f"a {value.bit_length()}-bit number"  # str() refuses integers of over 4,300 digits
+    if isinstance(value, float) and math.isinf(value):
+        return "a number too large to be a time"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def checked_date(value, path: str, where: str, line: int | None = None) -> tuple[str, list[ArticleWarning]]:
+    """parse_date(value), and a warning naming the file (and line) when a date was given but cannot be read."""
+    published = parse_date(value)
+    if published or value is None or (isinstance(value, str) and not value.strip()):
+        return published, []
+    reason = (f"{where} ({_shown(value)}) is not a date (unknown form, or out of range): the article is kept "
+              "without a date; write it as ISO 8601, e.g. 2024-05-08T09:30:00+08:00")
+    return "", [ArticleWarning(path, reason, line=line)]

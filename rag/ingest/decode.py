@@ -1,4 +1,4 @@
-"""Decode an article file's bytes to text: UTF-8, UTF-16 with a BOM, or a guessed (mostly Chinese) legacy encoding."""
+"""Decode an article file's bytes to text: UTF-8, UTF-16 (BOM or not), or a guessed (mostly Chinese) legacy encoding."""
 from __future__ import annotations
 
 import codecs
@@ -26,10 +26,13 @@ _COMMON_ZH = frozenset(
 _WIDE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\ue000-\uf8ff\uf900-\ufaff\ufffd]")
 _ZH_CODECS = {"gb2312", "gbk", "gb18030", "big5", "big5hkscs", "cp950", "hz"}
 _BINARY_CTRL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_GLUED = re.compile(r"[A-Za-z][\u3400-\u9fff\uf900-\ufaff]|[\u3400-\u9fff\uf900-\ufaff][A-Za-z]")
 
 
 def decode_bytes(data: bytes, path) -> str:
-    """Decode a file's bytes: UTF-8 (BOM stripped), UTF-16 with a BOM, else GB18030/Big5/charset-normalizer's best."""
+    """Decode a file's bytes: UTF-8 (BOM stripped), UTF-16 (with a BOM, or Chinese or Latin text without one), else
+    GB18030/Big5, cp1252 for Western text, or charset-normalizer's best."""
     if data.startswith(codecs.BOM_UTF8):
         try:
             text = data[len(codecs.BOM_UTF8):].decode("utf-8")
@@ -42,7 +45,9 @@ def decode_bytes(data: bytes, path) -> str:
         except UnicodeDecodeError:
             raise ArticleError(path, "binary or undecodable: invalid UTF-16 despite a UTF-16 BOM") from None
     elif b"\x00" in data:
-        raise ArticleError(path, "binary or undecodable: contains NUL bytes")
+        text = _utf16_without_bom(data)
+        if text is None:
+            raise ArticleError(path, "binary or undecodable: contains NUL bytes")
     else:
         try:
             text = data.decode("utf-8")
@@ -54,6 +59,10 @@ def decode_bytes(data: bytes, path) -> str:
     sample = text[:100_000]
     if sample and len(_BINARY_CTRL.findall(sample)) > 0.1 * len(sample):
         raise ArticleError(path, "binary or undecodable: mostly control characters")
+    surrogate = _SURROGATE.search(text)
+    if surrogate:  # no strict codec yields one, but UTF-7 does: such text cannot be stored or shown
+        code, at = ord(surrogate.group()), surrogate.start()
+        raise ArticleError(path, f"binary or undecodable: a lone surrogate (U+{code:04X}) at character {at}")
     return text
 
 
@@ -117,8 +126,108 @@ def _guess_decode(data: bytes, path) -> str:
         ok, score = _zh_plausible(text)
         if ok and score > chosen_score:
             chosen, chosen_score = text, score
+    # Chinese-only UTF-16 has no NUL byte: its bytes also decode (wrongly) as GB18030 or Big5
+    utf16 = _utf16_without_bom(data)
+    if utf16 is not None:
+        score = _zh_plausible(utf16)[1]
+        if score[0] >= max(2, 0.3 * len(_WIDE.findall(utf16))) and score > chosen_score:
+            chosen, chosen_score = utf16, score
+    # Latin text with an accent or two can pass for a few rare Chinese characters glued to Latin letters ("São"
+    # -> "S緌" in Big5); Chinese text without a single common character ("臺灣") is not overruled
+    if chosen is not None and chosen_score[0] == 0 and _GLUED.search(chosen):
+        western = _western(data, matches)
+        if western is not None:
+            return western
     if chosen is not None:
         return chosen
+    western = _western(data, matches)
+    if western is not None:
+        return western
     if best is not None:
         return str(best)
     raise ArticleError(path, "binary or undecodable: not UTF-8 and no text encoding fits")
+
+
+_LATIN_EXTRA = frozenset("\u00a0¡¢£¤¥¦§¨©«¬®¯°±´µ¶·¸»¿×÷‐‑‒–—―‘’‚“”„†‡•…‰‹›€™")
+
+
+def _plausible_share(text: str) -> float:
+    """The share of `text` that is ordinary Chinese or Latin-script text (letters, digits, punctuation, spaces)."""
+    zh = _plausible_zh_chars()
+    ok = sum(1 for ch in text if (" " <= ch <= "~") or ch in "\t\n\r" or ch in zh or ch in _LATIN_EXTRA
+             or ("\u00c0" <= ch <= "\u024f" and ch.isalpha()))
+    return ok / len(text) if text else 0.0
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """UTF-16 text without a BOM, in whichever byte order reads as Chinese or Latin-script text, or None.
+
+    Read in the wrong order, each ASCII character becomes a rare CJK ideograph or an unassigned code point
+    ("H\\x00" -> U+4800), so the right order is the one whose characters are nearly all ordinary."""
+    if len(data) % 2 or len(data) < 2:
+        return None
+    scored = []
+    for codec in ("utf-16-le", "utf-16-be"):
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        scored.append((_plausible_share(text[:50_000]), text))
+    scored.sort(key=lambda st: -st[0])
+    if not scored or scored[0][0] < 0.95 or (len(scored) == 2 and scored[1][0] >= 0.8):
+        return None
+    return scored[0][1]
+
+
+def _looks_western(text: str) -> bool:
+    """Whether a cp1252 decoding reads as Western European text: no control characters, few accented letters, no
+    run of three non-ASCII characters (GBK/Big5 bytes), no symbol inside a word (cp1250's "Zażółć" read as cp1252 is
+    "Za¿ó³æ") and no accented capital after a small letter ("ŁódŸ" for "Łódź")."""
+    text = text[:100_000]
+    if re.search(r"[\x00-\x08\x0b\x0e-\x1f\x7f]|[^\x00-\x7f\xa0]{3}", text):
+        return False
+    letters = sum(1 for ch in text if ch.isalpha())
+    accented = sum(1 for ch in text if ch >= "\x80" and ch.isalpha())
+    if accented > max(2, 0.4 * letters):
+        return False
+    for i in range(1, len(text) - 1):
+        ch = text[i]
+        if ch < "\x80" or ch in "’·" or not (text[i - 1].isalpha() and text[i + 1].isalpha()):
+            continue
+        if not ch.isalpha() or ch in "ªºµƒ":
+            return False
+    return not re.search(r"[a-zß-öø-ÿ][À-ÖØ-ÞŠŒŽŸ]", text)
+
+
+def _central_european(text: str) -> bool:
+    """Signs that a cp1252 reading is cp1250 text: š/ž (rare in Western words) beside è/ì/ù/ø (č/ě/ů/ř read as
+    cp1252), ì/ù inside a word (Italian and French put them last), õ before anything but e/s (Hungarian ő;
+    Portuguese writes "ões", "põe")."""
+    text = text[:100_000]
+    if re.search(r"[šžŠŽ]", text) and re.search(r"[èìùøÈÌÙØ]", text):
+        return True
+    return bool(re.search(r"[^\W\d_][ìù][^\W\d_]|õ(?![es])", text))
+
+
+# languages whose legacy encodings share most of cp1252's letters (cp1250, cp1254, cp1257)
+_NOT_WESTERN = {"Croatian", "Czech", "Estonian", "Hungarian", "Lithuanian", "Polish", "Romanian", "Slovak", "Slovene",
+                "Turkish"}
+
+
+def _western(data: bytes, matches) -> str | None:
+    """The cp1252 decoding, if it reads as Western European text and charset-normalizer does not confidently read
+    its words as Central European or Turkish (there cp1250/cp1254 are right: cp1252 gives "pøijal" for "přijal").
+
+    charset-normalizer breaks ties by name (cp1250: "Genève" -> "Genčve", "São" -> "Săo"), and on a few accented
+    names its scores are noise (cp1257's "déją" less messy than "déjà", a DOS code page's "ni±o" more coherent than
+    "niño"), while cp1252 (Latin-1 is its subset) is the far more common encoding of Western text."""
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        return None
+    if not _looks_western(text) or _central_european(text):
+        return None
+    same = next((m for m in matches if "cp1252" in m.could_be_from_charset), None)
+    if same is not None and same.language in _NOT_WESTERN and same.coherence >= 0.65:
+        return None
+    return text

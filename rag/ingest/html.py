@@ -7,9 +7,9 @@ import re
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from ..errors import ArticleError
+from ..errors import ArticleError, ArticleWarning
 from ..types import Article
-from .dates import parse_date
+from .dates import checked_date, parse_date
 from .normalise import TITLE_MAX, assemble, collapse, first_line, merge_datelines, source_from_url
 
 TAG = re.compile(r"<!--(?:(?!<!--).)*?-->|</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>", re.S)  # linear on "<!--"*n
@@ -158,11 +158,16 @@ def _attr(parser: LexborHTMLParser, selector: str, attr: str) -> str:
     return ""
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
 def _jsonld_date(parser: LexborHTMLParser) -> str:
     def find(obj):
         if isinstance(obj, dict):
-            if isinstance(obj.get("datePublished"), str):
-                return obj["datePublished"]
+            value = obj.get("datePublished")
+            # a lone "\ud800" escape makes the field no text at all: ignored, like any other unreadable metadata
+            if isinstance(value, str) and value.strip() and not _SURROGATE.search(value):
+                return value
             obj = list(obj.values())
         if isinstance(obj, list):
             for item in obj:
@@ -195,17 +200,25 @@ _DATE_SELECTORS = (
 )
 
 
-def parse_html_page(text: str, path: str) -> Article:
+def _published(parser: LexborHTMLParser, path: str) -> tuple[str, list[ArticleWarning]]:
+    """The first readable date among the page's date tags; a warning when there are some but none can be read."""
+    unread = None
+    for selector, attr in (*_DATE_SELECTORS, ("JSON-LD", "datePublished")):
+        value = _jsonld_date(parser) if selector == "JSON-LD" else _attr(parser, selector, attr)
+        published = parse_date(value)
+        if published:
+            return published, []
+        if value and unread is None:
+            unread = (value, f"{selector} {attr}")
+    return checked_date(unread[0], path, unread[1]) if unread else ("", [])
+
+
+def parse_html_page(text: str, path: str) -> tuple[Article, list[ArticleWarning]]:
     if too_deep(text):
         raise ArticleError(path, f"HTML nested more than {MAX_HTML_DEPTH} levels deep")
     parser = LexborHTMLParser(text)
     title = node_text(parser.css_first("title")) or collapse(_attr(parser, 'meta[property="og:title"]', "content"))
-    published = ""
-    for selector, attr in _DATE_SELECTORS:
-        published = parse_date(_attr(parser, selector, attr))
-        if published:
-            break
-    published = published or parse_date(_jsonld_date(parser))
+    published, warnings = _published(parser, path)
     url = _attr(parser, 'link[rel="canonical"]', "href") or _attr(parser, 'meta[property="og:url"]', "content")
     source = source_from_url(url) or collapse(_attr(parser, 'meta[property="og:site_name"]', "content"))
 
@@ -227,4 +240,4 @@ def parse_html_page(text: str, path: str) -> Article:
     return Article(
         title=title or first_line(body), text=body, url=url, published=published, source=source, path=path,
         headings=headings, captions=find_captions(region, "figcaption"),
-    )  # fmt: skip
+    ), warnings  # fmt: skip

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 
 from ..errors import ArticleError
 from ..types import Article
-from .dates import parse_date
+from .dates import checked_date
 from .normalise import assemble, collapse, first_line, source_from_url
 from .plain import plain_blocks
 
@@ -13,9 +15,34 @@ _JSON_TYPES = {
     dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number",
     type(None): "null",
 }  # fmt: skip
+_FIELDS = ("title", "url", "published", "text", "source")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _int(digits: str) -> int | float:
+    # past 4,300 digits int() refuses (json.loads would fail with a bare ValueError); no date is that long anyway
+    return int(digits) if len(digits) <= 4000 else math.copysign(math.inf, -1 if digits.startswith("-") else 1)
+
+
+def _field_problem(obj: dict) -> str | None:
+    for key in _FIELDS:
+        value = obj.get(key)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            bad = _SURROGATE.search(value)
+            if bad:  # a "\ud800" escape without its pair: no character, and no text that can be stored
+                return (f"field '{key}' holds a lone surrogate escape (\\u{ord(bad.group()):04x} at character "
+                        f"{bad.start()}): not a character; fix or remove that escape")
+            continue
+        if key == "published" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            continue  # epoch seconds or milliseconds
+        return f"field '{key}' must be a string, not {_JSON_TYPES[type(value)]}"
+    return None
 
 
 def parse_jsonl(text: str, path: str) -> tuple[list[Article], list[ArticleError]]:
+    """One article per line; bad lines become line errors, dropped dates warnings (`ArticleWarning`)."""
     articles: list[Article] = []
     errors: list[ArticleError] = []
     for n, line in enumerate(text.split("\n"), 1):
@@ -23,7 +50,7 @@ def parse_jsonl(text: str, path: str) -> tuple[list[Article], list[ArticleError]
         if not line:
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, parse_int=_int)
         except json.JSONDecodeError as e:
             errors.append(ArticleError(path, f"not valid JSON ({e.msg} at column {e.colno})", line=n))
             continue
@@ -33,15 +60,7 @@ def parse_jsonl(text: str, path: str) -> tuple[list[Article], list[ArticleError]
         if not isinstance(obj, dict):
             errors.append(ArticleError(path, f"not a JSON object (got {_JSON_TYPES[type(obj)]})", line=n))
             continue
-        bad = None
-        for key in ("title", "url", "published", "text", "source"):
-            value = obj.get(key)
-            if value is None or isinstance(value, str):
-                continue
-            if key == "published" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                continue  # epoch seconds or milliseconds
-            bad = f"field '{key}' must be a string, not {_JSON_TYPES[type(value)]}"
-            break
+        bad = _field_problem(obj)
         if bad:
             errors.append(ArticleError(path, bad, line=n))
             continue
@@ -50,10 +69,12 @@ def parse_jsonl(text: str, path: str) -> tuple[list[Article], list[ArticleError]
             errors.append(ArticleError(path, "missing or empty field 'text'", line=n))
             continue
         url = (obj.get("url") or "").strip()
+        published, warnings = checked_date(obj.get("published"), path, "field 'published'", line=n)
+        errors.extend(warnings)
         articles.append(
             Article(
                 title=collapse(obj.get("title") or "") or first_line(body), text=body, url=url,
-                published=parse_date(obj.get("published")), path=path,
+                published=published, path=path,
                 source=collapse(obj.get("source") or "") or source_from_url(url),
             )  # fmt: skip
         )

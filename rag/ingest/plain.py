@@ -6,9 +6,9 @@ import re
 
 from selectolax.lexbor import LexborHTMLParser
 
-from ..errors import ArticleError
+from ..errors import ArticleError, ArticleWarning
 from ..types import Article
-from .dates import parse_date
+from .dates import checked_date, parse_date
 from .html import MAX_HTML_DEPTH, TAG, find_captions, fragment_blocks, html_blocks, node_text, too_deep
 from .normalise import assemble, clean_line, collapse, first_line, merge_datelines, source_from_url, truncate
 
@@ -135,37 +135,39 @@ def plain_blocks(text: str, headings: bool, markdown: bool) -> list[tuple[str, b
     return merge_datelines(blocks) if headings else blocks
 
 
-def _front_matter(text: str) -> tuple[dict[str, str], str]:
+def _front_matter(text: str) -> tuple[dict[str, str], dict[str, int], str]:
+    """YAML-like front matter: its known fields, the line number of each, and the text after it."""
     lines = text.split("\n")
     start = 0
     while start < len(lines) and not lines[start].strip():
         start += 1
     if start >= len(lines) or lines[start].strip() != "---":
-        return {}, text
+        return {}, {}, text
     for end in range(start + 1, min(len(lines), start + 100)):
         if lines[end].strip() in ("---", "..."):
             break
     else:
-        return {}, text
+        return {}, {}, text
     meta: dict[str, str] = {}
-    for line in lines[start + 1 : end]:
+    line_of: dict[str, int] = {}
+    for n, line in enumerate(lines[start + 1 : end], start + 2):
         if not line.strip() or line[0] in " \t" or line.lstrip().startswith(("- ", "#")):
             continue
         m = _FRONT_KEY.match(line)
         if not m:
-            return {}, text  # not YAML: just a rule followed by text
+            return {}, {}, text  # not YAML: just a rule followed by text
         field_name = _FRONT_FIELDS.get(m.group(1).lower())
         value = m.group(2).strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]
         if field_name and value and field_name not in meta:
-            meta[field_name] = value
-    return meta, "\n".join(lines[end + 1 :])
+            meta[field_name], line_of[field_name] = value, n
+    return meta, line_of, "\n".join(lines[end + 1 :])
 
 
-def parse_plain(text: str, path: str, markdown: bool) -> Article:
+def parse_plain(text: str, path: str, markdown: bool) -> tuple[Article, list[ArticleWarning]]:
     text = _LINE_BREAKS.sub("\n", text)
-    meta, body = _front_matter(text)
+    meta, line_of, body = _front_matter(text)
     lines = body.split("\n")
     first_idx = next((i for i, line in enumerate(lines) if clean_line(line)), None)
     title = collapse(TAG.sub("", meta.get("title", "")))
@@ -196,8 +198,8 @@ def parse_plain(text: str, path: str, markdown: bool) -> Article:
     if title and TAG.search(title):
         title = collapse(" ".join(t for t, _ in fragment_blocks(title)))
     url = meta.get("url", "")
+    published, warnings = checked_date(meta.get("published"), path, "front matter date", line=line_of.get("published"))
     return Article(
-        title=truncate(title) if title else first_line(text_out), text=text_out, url=url,
-        published=parse_date(meta.get("published", "")), source=meta.get("source", "") or source_from_url(url),
-        path=path, headings=headings,
-    )  # fmt: skip
+        title=truncate(title) if title else first_line(text_out), text=text_out, url=url, published=published,
+        source=meta.get("source", "") or source_from_url(url), path=path, headings=headings,
+    ), warnings  # fmt: skip

@@ -4,25 +4,43 @@
 
 Everything shown from an article (title, passage, sentence, URL) is untrusted: the HTML builders escape every
 piece with `html.escape`, only plain http(s) URLs become links, and chat text is escaped for both HTML and
-Markdown before it reaches the Chatbot (which keeps Gradio's own sanitiser on as a second layer).
+Markdown before it reaches the Chatbot (which keeps Gradio's own sanitiser on as a second layer). Errors of the
+server (a damaged index, a failed answer) are shown as a fixed sentence; their details go to the log only.
 """
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 import sys
 import threading
 from pathlib import Path
 from types import SimpleNamespace
 
-from ..errors import RagError
+from ..api import build_api
+from ..errors import CorruptIndexError, IndexMismatchError
 from ..index import default_index_dir
 from ..lang import dictionary
 from ..pipeline import ask
 from ..types import Answer
-from .inputs import K_DEFAULT, K_MAX, K_MIN, InputError, history_pairs, parse_dates, parse_k
+from .inputs import (
+    K_DEFAULT,
+    K_MAX,
+    K_MIN,
+    MAX_QUESTION_CHARS,
+    InputError,
+    history_pairs,
+    parse_dates,
+    parse_k,
+    parse_question,
+    trim_chat,
+)
+from .jobs import IndexJobs
 from .render import (
     EXAMPLES,
     LANG_CHOICES,
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_FILES,
     SOURCES_CSS,
     lang_code,
     render_sources,
@@ -31,19 +49,18 @@ from .render import (
     to_display,
     upload_html,
 )
-from .uploads import (
-    MAX_UPLOAD_FILES,
-    UPLOADS_DIR,
-    IndexJobs,
-    default_seed_dir,
-    receive_upload,
-)
+from .uploads import UPLOADS_DIR, default_seed_dir, discard_temp, receive_upload
+
+log = logging.getLogger("rag.ui")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 READY_TIMEOUT = 600.0  # how long a question waits for the first index build
 CONCURRENCY_LIMIT = 4
 QUEUE_SIZE = 64
+UPLOAD_MODES = ("off", "shared")
+# show_error=False: an exception that is not a gr.Error reaches the browser as a bare "Error", never its text
+LAUNCH_OPTIONS = dict(ssr_mode=False, show_error=False, max_file_size=MAX_UPLOAD_BYTES)
 
 
 class Handlers:
@@ -51,123 +68,192 @@ class Handlers:
 
     def __init__(self, gr, root: Path, jobs: IndexJobs):
         self.gr, self.root, self.jobs = gr, root, jobs
+        self.temp_root = gr.utils.get_upload_folder()  # where Gradio keeps uploaded files until we delete them
 
-    def run_ask(self, question: str, k: int, date_from: str | None, date_to: str | None,
-                history: list[tuple[str, str]] | None, lang: str) -> Answer:
+    def run_ask(self, question, k, date_from, date_to, history: list[tuple[str, str]] | None, lang: str) -> Answer:
+        """The answer, or InputError with a message fit to show (a server failure's details go to the log)."""
+        q = parse_question(question, lang)
+        kk = parse_k(k, lang)
+        d_from, d_to = parse_dates(date_from, date_to, lang)
         if not self.jobs.ready.wait(READY_TIMEOUT):
             raise InputError(t(lang, "not_ready"))
-        return ask(question, str(self.root), k=k, history=history or None, date_from=date_from, date_to=date_to)
+        try:
+            return ask(q, str(self.root), k=kk, history=history or None, date_from=d_from, date_to=d_to)
+        except Exception as e:  # noqa: BLE001 - the inputs were checked above: this is the server's failure
+            raise InputError(self.failure(e, lang)) from None
+
+    def failure(self, e: Exception, lang: str) -> str:
+        log.error("answering failed: %s: %s", e.__class__.__name__, e, exc_info=e)
+        state = "damaged" if isinstance(e, (CorruptIndexError, IndexMismatchError)) else self.jobs.index_state()[0]
+        keys = {"damaged": "status_damaged", "unavailable": "status_unavailable", "missing": "index_missing"}
+        return t(lang, keys.get(state, "answer_failed"))
 
     def respond(self, question, messages, k, date_from, date_to, lang_choice):
         gr, jobs = self.gr, self.jobs
         lang = lang_code(lang_choice)
-        messages = list(messages or [])
-        q = (question or "").strip()
-        if not q:
+        messages = trim_chat(messages)
+        if not isinstance(question, str) or not question.strip():
             return messages, gr.skip(), gr.skip(), "", status_html(jobs.status(lang))
+        q = question.strip()
         answer = None
         try:
-            kk = parse_k(k, lang)
-            d_from, d_to = parse_dates(date_from, date_to, lang)
-            answer = self.run_ask(q, kk, d_from, d_to, history_pairs(messages), lang)
+            answer = self.run_ask(question, k, date_from, date_to, history_pairs(messages), lang)
             reply = to_display(answer.text)
         except InputError as e:
             reply = "⚠ " + to_display(str(e))
-        except (RagError, ValueError, TypeError) as e:
-            reply = "⚠ " + to_display(t(lang, "error", error=e))
-        messages += [{"role": "user", "content": to_display(q)}, {"role": "assistant", "content": reply}]
+        shown = q if len(q) <= MAX_QUESTION_CHARS else q[:MAX_QUESTION_CHARS] + "…"
+        messages += [{"role": "user", "content": to_display(shown)}, {"role": "assistant", "content": reply}]
         sources = render_sources(answer, lang) if answer is not None else gr.skip()
         state = answer.to_dict() if answer is not None else gr.skip()
-        return messages, sources, state, "", status_html(jobs.status(lang))
+        return trim_chat(messages), sources, state, "", status_html(jobs.status(lang))
 
     def clear(self, lang_choice):
         return [], render_sources(None, lang_code(lang_choice)), None, ""
 
     def api_ask(self, question: str, k: int = K_DEFAULT, date_from: str = "", date_to: str = "") -> dict:
         """Answer `question` from the index: {question, text, abstained, citations: [...], lang}."""
-        lang = "en"
         try:
-            kk = parse_k(k, lang)
-            d_from, d_to = parse_dates(date_from, date_to, lang)
-            return self.run_ask(question, kk, d_from, d_to, None, lang).to_dict()
-        except (RagError, ValueError, TypeError) as e:
+            return self.run_ask(question, k, date_from, date_to, None, "en").to_dict()
+        except InputError as e:
             raise self.gr.Error(str(e)) from None
+
+    # ---------------------------------------------------------------- uploads (when they are on)
 
     def on_upload(self, files, lang_choice):
         gr, jobs = self.gr, self.jobs
         lang = lang_code(lang_choice)
         if not files:
-            return upload_html([], [t(lang, "up_none")]), status_html(jobs.status(lang)), gr.skip(), None
+            return upload_html([], [t(lang, "up_none")]), status_html(jobs.status(lang)), gr.skip(), None, None
         if isinstance(files, (str, os.PathLike)) or hasattr(files, "name") and not isinstance(files, list):
             files = [files]
         notes = []
         if len(files) > MAX_UPLOAD_FILES:
             notes.append(t(lang, "up_too_many", n=MAX_UPLOAD_FILES))
+            for f in files[MAX_UPLOAD_FILES:]:
+                discard_temp(_upload_path(f), self.temp_root)
             files = files[:MAX_UPLOAD_FILES]
-        rows, accepted = [], []
-        uploads = self.root / UPLOADS_DIR
+        waiting = jobs.too_busy(len(files))
+        if waiting:
+            for f in files:
+                discard_temp(_upload_path(f), self.temp_root)
+            notes.append(t(lang, "up_busy", n=waiting))
+            return upload_html([], notes), status_html(jobs.status(lang)), gr.skip(), None, None
+        rows, batch = [], []
         for f in files:
-            row, dest = receive_upload(f, uploads, lang)
+            row, dest = receive_upload(f, self.root / UPLOADS_DIR, lang, self.temp_root)
             rows.append(row)
-            if dest is not None:
-                accepted.append(dest)
-        if accepted:
-            jobs.submit(accepted)
-        return (upload_html(rows, notes), status_html(jobs.status(lang)),
-                gr.Timer(active=jobs.is_busy), None)
+            batch.append([row[1], dest is not None, row[2]])
+        if any(stored for _, stored, _ in batch):
+            jobs.kick()
+        return (upload_html(rows, notes), status_html(jobs.status(lang)), gr.Timer(active=jobs.is_busy), None,
+                {"rows": batch, "notes": notes})
+
+    def batch_html(self, batch: dict | None, lang: str) -> str:
+        """The last upload's rows, each stored file's message as it stands now (queued, indexed, rejected...)."""
+        rows = []
+        for name, stored, msg in (batch or {}).get("rows", []):
+            if stored:
+                ok, msg = self.jobs.file_message(name, lang)
+                rows.append((ok, name, msg))
+            else:
+                rows.append((False, name, msg))
+        return upload_html(rows, (batch or {}).get("notes", []))
+
+    def on_remove(self, name, lang_choice):
+        gr, jobs = self.gr, self.jobs
+        lang = lang_code(lang_choice)
+        if not isinstance(name, str) or name not in jobs.uploaded_names():
+            note = t(lang, "remove_pick")
+        elif not jobs.request_remove(name):
+            note = t(lang, "remove_busy")
+        else:
+            batch = {"rows": [[name, True, ""]], "notes": []}
+            return (self.batch_html(batch, lang), status_html(jobs.status(lang)), gr.Timer(active=jobs.is_busy),
+                    gr.update(choices=jobs.uploaded_names(), value=None), batch)
+        return upload_html([], [note]), status_html(jobs.status(lang)), gr.skip(), gr.skip(), None
 
     def tick(self, lang_choice):
         lang = lang_code(lang_choice)
         return status_html(self.jobs.status(lang)), self.gr.Timer(active=self.jobs.is_busy)
 
-    def relabel(self, lang_choice, last_answer):
+    def tick_uploads(self, lang_choice, batch, chosen):
+        lang = lang_code(lang_choice)
+        names = self.jobs.uploaded_names()
+        return (status_html(self.jobs.status(lang)), self.gr.Timer(active=self.jobs.is_busy),
+                self.batch_html(batch, lang) if batch else self.gr.skip(),
+                self.gr.update(choices=names, value=chosen if chosen in names else None))
+
+    def relabel(self, ui: SimpleNamespace, lang_choice, last_answer) -> dict:
         gr = self.gr
         lang = lang_code(lang_choice)
-        return (
-            t(lang, "title"),
-            gr.update(label=t(lang, "chat")),
-            gr.update(label=t(lang, "question"), placeholder=t(lang, "placeholder")),
-            gr.update(value=t(lang, "send")),
-            gr.update(value=t(lang, "clear")),
-            gr.update(label=t(lang, "settings")),
-            gr.update(label=t(lang, "k")),
-            gr.update(label=t(lang, "date_from"), placeholder=t(lang, "date_placeholder")),
-            gr.update(label=t(lang, "date_to"), placeholder=t(lang, "date_placeholder")),
-            gr.update(label=t(lang, "upload")),
-            render_sources(last_answer, lang),
-            status_html(self.jobs.status(lang)),
-        )
+        out = {
+            ui.title: t(lang, "title"),
+            ui.chatbot: gr.update(label=t(lang, "chat")),
+            ui.question: gr.update(label=t(lang, "question"), placeholder=t(lang, "placeholder")),
+            ui.send: gr.update(value=t(lang, "send")),
+            ui.clear_btn: gr.update(value=t(lang, "clear")),
+            ui.settings: gr.update(label=t(lang, "settings" if ui.upload else "settings_only")),
+            ui.k_slider: gr.update(label=t(lang, "k")),
+            ui.date_from: gr.update(label=t(lang, "date_from"), placeholder=t(lang, "date_placeholder")),
+            ui.date_to: gr.update(label=t(lang, "date_to"), placeholder=t(lang, "date_placeholder")),
+            ui.sources: render_sources(last_answer, lang),
+            ui.status: status_html(self.jobs.status(lang)),
+        }
+        if ui.upload is not None:
+            out[ui.upload] = gr.update(label=t(lang, "upload"))
+            out[ui.uploaded] = gr.update(label=t(lang, "uploaded"))
+            out[ui.remove_btn] = gr.update(value=t(lang, "remove"))
+        return out
+
+
+def _upload_path(f) -> str:
+    return os.fspath(getattr(f, "path", None) or getattr(f, "name", None) or f)
+
+
+def upload_box(gr, **kw):
+    """A gr.File whose upload event hands over the uploaded paths only: gradio 6's File.preprocess also leaves an
+    empty temp file in the upload cache for every file, which nothing deletes. (Not a subclass: gradio writes a .pyi
+    stub beside the module of every Component subclass.)"""
+    from gradio.utils import NamedString
+
+    box = gr.File(type="filepath", **kw)
+    box._process_single_file = lambda f: NamedString(f.path)
+    return box
 
 
 def build_app(index_dir: str | os.PathLike | None = None, *, seed_dir: str | os.PathLike | None = None,
-              bootstrap: bool = True):
+              bootstrap: bool = True, uploads: str = "shared", worker_command: list[str] | None = None):
     """The Blocks app for `index_dir` (default: $RAG_INDEX or ./.rag-index), with its queue configured.
 
-    When the index does not exist it is built from `seed_dir` (default: the repo's seeds/ folder) in a
-    background thread; questions wait for it and the status line shows the progress.
+    When the index does not exist it is built from `seed_dir` (default: the repo's seeds/ folder) by a worker
+    process; questions wait for it and the status line shows the progress. `uploads`: "shared" (an upload panel
+    whose files join the index everyone searches, and a list to remove them) or "off" (no upload panel at all).
+    `worker_command`: the argv prefix of the indexing worker (tests use one with a fake embedder).
     """
     import gradio as gr
 
+    if uploads not in UPLOAD_MODES:
+        raise ValueError(f"uploads must be one of {', '.join(UPLOAD_MODES)}, got {uploads!r}")
     root = Path(index_dir or default_index_dir())
     # The first English question would otherwise wait for the English-Chinese dictionary (0.15 s from its cache,
     # 1.4 s the first time on a machine, when it is parsed) and the glosses it looks up (~0.5 s).
     threading.Thread(target=dictionary.warm, name="rag-dictionary", daemon=True).start()
-    jobs = IndexJobs(root, Path(seed_dir) if seed_dir else default_seed_dir())
+    jobs = IndexJobs(root, seed_dir or default_seed_dir(), worker_command)
     if bootstrap:
         jobs.bootstrap(background=True)
     elif jobs.index_exists():
         jobs.ready.set()
     handlers = Handlers(gr, root, jobs)
     with gr.Blocks(title="新闻问答 · News Q&A", analytics_enabled=False) as demo:
-        ui = build_layout(gr, jobs)
+        ui = build_layout(gr, jobs, uploads == "shared")
         wire_events(gr, demo, ui, handlers)
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
     demo.rag_jobs = jobs  # for tests and serve(): the background indexer
     return demo
 
 
-def build_layout(gr, jobs: IndexJobs) -> SimpleNamespace:
-    """The components, in Chinese first, inside the open Blocks; returns them by name."""
+def build_layout(gr, jobs: IndexJobs, uploads: bool) -> SimpleNamespace:
+    """The components, in Chinese first, inside the open Blocks; returns them by name (upload ones None when off)."""
     L = "zh"
     with gr.Row():
         title = gr.Markdown(t(L, "title"), elem_id="rag-title")
@@ -181,7 +267,7 @@ def build_layout(gr, jobs: IndexJobs) -> SimpleNamespace:
                                  render_markdown=True, latex_delimiters=[], allow_tags=False,
                                  feedback_options=None, buttons=["copy"])
             question = gr.Textbox(label=t(L, "question"), placeholder=t(L, "placeholder"), lines=1,
-                                  max_lines=4, elem_id="rag-question", autofocus=True)
+                                  max_lines=4, max_length=MAX_QUESTION_CHARS, elem_id="rag-question", autofocus=True)
             with gr.Row():
                 send = gr.Button(t(L, "send"), variant="primary", elem_id="rag-send")
                 clear_btn = gr.Button(t(L, "clear"), elem_id="rag-clear")
@@ -189,21 +275,28 @@ def build_layout(gr, jobs: IndexJobs) -> SimpleNamespace:
         with gr.Column(scale=2):
             sources = gr.HTML(render_sources(None, L), elem_id="rag-sources", css_template=SOURCES_CSS,
                               js_on_load=None)
-    with gr.Accordion(t(L, "settings"), open=True, elem_id="rag-settings") as settings:
+    upload = upload_msg = uploaded = remove_btn = batch = None
+    with gr.Accordion(t(L, "settings" if uploads else "settings_only"), open=True, elem_id="rag-settings") as settings:
         with gr.Row():
             k_slider = gr.Slider(K_MIN, K_MAX, value=K_DEFAULT, step=1, label=t(L, "k"), elem_id="rag-k")
             date_from = gr.Textbox(label=t(L, "date_from"), placeholder=t(L, "date_placeholder"),
                                    elem_id="rag-date-from", max_lines=1)
             date_to = gr.Textbox(label=t(L, "date_to"), placeholder=t(L, "date_placeholder"),
                                  elem_id="rag-date-to", max_lines=1)
-        upload = gr.File(label=t(L, "upload"), file_count="multiple", type="filepath", elem_id="rag-upload",
-                         height=140)
-        upload_msg = gr.HTML("", elem_id="rag-upload-msg", js_on_load=None)
+        if uploads:
+            upload = upload_box(gr, label=t(L, "upload"), file_count="multiple", elem_id="rag-upload", height=140)
+            upload_msg = gr.HTML("", elem_id="rag-upload-msg", js_on_load=None)
+            with gr.Row():
+                uploaded = gr.Dropdown(choices=jobs.uploaded_names(), value=None, label=t(L, "uploaded"),
+                                       elem_id="rag-uploaded", interactive=True, scale=3)
+                remove_btn = gr.Button(t(L, "remove"), elem_id="rag-remove", scale=1)
+            batch = gr.State(None)
     timer = gr.Timer(1.0, active=jobs.is_busy)
     return SimpleNamespace(title=title, lang_radio=lang_radio, status=status, last_answer=last_answer,
                            chatbot=chatbot, question=question, send=send, clear_btn=clear_btn, sources=sources,
                            settings=settings, k_slider=k_slider, date_from=date_from, date_to=date_to,
-                           upload=upload, upload_msg=upload_msg, timer=timer)
+                           upload=upload, upload_msg=upload_msg, uploaded=uploaded, remove_btn=remove_btn,
+                           batch=batch, timer=timer)
 
 
 def wire_events(gr, demo, ui: SimpleNamespace, h: Handlers) -> None:
@@ -216,15 +309,25 @@ def wire_events(gr, demo, ui: SimpleNamespace, h: Handlers) -> None:
     cleared = [ui.chatbot, ui.sources, ui.last_answer, ui.question]
     ui.clear_btn.click(h.clear, [ui.lang_radio], cleared, api_visibility="private", queue=False)
     ui.chatbot.clear(h.clear, [ui.lang_radio], cleared, api_visibility="private", queue=False)
-    ui.upload.upload(h.on_upload, [ui.upload, ui.lang_radio], [ui.upload_msg, ui.status, ui.timer, ui.upload],
-                     api_visibility="private")
-    ui.timer.tick(h.tick, [ui.lang_radio], [ui.status, ui.timer], api_visibility="private", queue=False,
-                  show_progress="hidden")
-    demo.load(h.tick, [ui.lang_radio], [ui.status, ui.timer], api_visibility="private", queue=False,
-              show_progress="hidden")
-    ui.lang_radio.change(h.relabel, [ui.lang_radio, ui.last_answer],
-                         [ui.title, ui.chatbot, ui.question, ui.send, ui.clear_btn, ui.settings, ui.k_slider,
-                          ui.date_from, ui.date_to, ui.upload, ui.sources, ui.status],
+    quiet = dict(api_visibility="private", queue=False, show_progress="hidden")
+    if ui.upload is not None:
+        ui.upload.upload(h.on_upload, [ui.upload, ui.lang_radio],
+                         [ui.upload_msg, ui.status, ui.timer, ui.upload, ui.batch], api_visibility="private",
+                         concurrency_id="uploads")
+        ui.remove_btn.click(h.on_remove, [ui.uploaded, ui.lang_radio],
+                            [ui.upload_msg, ui.status, ui.timer, ui.uploaded, ui.batch], api_visibility="private",
+                            concurrency_id="uploads")
+        tick_io = ([ui.lang_radio, ui.batch, ui.uploaded], [ui.status, ui.timer, ui.upload_msg, ui.uploaded])
+        ui.timer.tick(h.tick_uploads, *tick_io, **quiet)
+        demo.load(h.tick_uploads, *tick_io, **quiet)
+    else:
+        ui.timer.tick(h.tick, [ui.lang_radio], [ui.status, ui.timer], **quiet)
+        demo.load(h.tick, [ui.lang_radio], [ui.status, ui.timer], **quiet)
+    labelled = [ui.title, ui.chatbot, ui.question, ui.send, ui.clear_btn, ui.settings, ui.k_slider, ui.date_from,
+                ui.date_to, ui.sources, ui.status]
+    if ui.upload is not None:
+        labelled += [ui.upload, ui.uploaded, ui.remove_btn]
+    ui.lang_radio.change(lambda lang, last: h.relabel(ui, lang, last), [ui.lang_radio, ui.last_answer], labelled,
                          api_visibility="private", queue=False)
     gr.api(h.api_ask, api_name="ask", concurrency_id="ask")
 
@@ -241,19 +344,72 @@ def resolve_address(host: str | None = None, port: int | str | None = None) -> t
     return host, p
 
 
-def serve(index: str | os.PathLike | None = None, host: str | None = None, port: int | None = None) -> int:
-    """Start the UI (blocking) on host:port (default $GRADIO_SERVER_NAME/$GRADIO_SERVER_PORT, else 127.0.0.1:7860)."""
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    host, port = resolve_address(host, port)
-    root = Path(index or default_index_dir())
-    print(f"[rag] index: {root.resolve()}", file=sys.stderr, flush=True)
-    demo = build_app(root)
-    print(f"[rag] serving on http://{host}:{port}", file=sys.stderr, flush=True)
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
     try:
-        demo.launch(server_name=host, server_port=port, ssr_mode=False, show_error=True, max_file_size="20mb",
-                    quiet=False)
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_uploads(mode: str | None, host: str) -> str:
+    """The upload mode: `mode` (--uploads), else $RAG_UPLOADS, else "shared" on a loopback address, "off" on others."""
+    raw = (mode or os.environ.get("RAG_UPLOADS") or "").strip().lower()
+    if not raw:
+        return "shared" if is_loopback(host) else "off"
+    if raw not in UPLOAD_MODES:
+        src = "--uploads" if mode else "$RAG_UPLOADS"
+        raise ValueError(f"{src} {raw!r}: expected one of {', '.join(UPLOAD_MODES)}")
+    return raw
+
+
+def setup_logging() -> None:
+    """The server's log: rag's messages on stderr (answer failures with their tracebacks, the indexer's runs)."""
+    logger = logging.getLogger("rag")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[rag] %(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def server_app(root: Path, *, uploads: str = "off", ui: bool = True, **build):
+    """The server's ASGI app and its Blocks: the HTTP API (rag.api: OpenAI-compatible chat, /v1/ask, /docs) with
+    the chat UI mounted at / (`ui=False`: the API alone, and Blocks None). `build` goes to build_app."""
+    app = build_api(root)
+    if not ui:
+        return app, None
+    import gradio as gr
+
+    demo = build_app(root, uploads=uploads, **build)
+    return gr.mount_gradio_app(app, demo, path="/", **LAUNCH_OPTIONS), demo
+
+
+def serve(index: str | os.PathLike | None = None, host: str | None = None, port: int | None = None,
+          uploads: str | None = None, api_only: bool = False) -> int:
+    """Start the UI and the HTTP API (blocking) on host:port (default $GRADIO_SERVER_NAME/$GRADIO_SERVER_PORT, else
+    127.0.0.1:7860); `uploads`: "off" or "shared" (default $RAG_UPLOADS, else shared on a loopback address and off
+    on any other); `api_only`: no UI."""
+    import uvicorn
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    setup_logging()
+    host, port = resolve_address(host, port)
+    mode = "off" if api_only else resolve_uploads(uploads, host)
+    root = Path(index or default_index_dir())
+    log.info("index: %s; uploads: %s; ui: %s", root.resolve(), mode, "off" if api_only else "on")
+    if mode == "shared" and not is_loopback(host):
+        log.warning("uploads are on at %s: anyone who can reach it can add articles to the index and remove them", host)
+    app, demo = server_app(root, uploads=mode, ui=not api_only)
+    log.info("serving on http://%s:%s (API: /v1, OpenAPI: /docs)", host, port)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
     except KeyboardInterrupt:
         pass
     finally:
-        demo.close()
+        if demo is not None:
+            demo.rag_jobs.close()
+            demo.close()
     return 0

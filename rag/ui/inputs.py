@@ -1,13 +1,19 @@
-"""The form's inputs: the date range and number of sources, checked, and the chat history as plain text."""
+"""The form's inputs: the question, the date range and number of sources, checked; the chat kept and its history."""
 from __future__ import annotations
 
 import re
 from datetime import date
 from typing import Any, Iterable
 
+from ..lang import clean
+from ..pipeline import MAX_QUESTION_CHARS
 from .render import from_display, t
 
 K_MIN, K_MAX, K_DEFAULT = 1, 10, 5
+# The chat a request may carry: the oldest messages beyond these go, longer ones are cut (only the last turn is read
+# as history; the rest is for the eye).
+MAX_CHAT_MESSAGES = 40
+MAX_MESSAGE_CHARS = 4000
 
 
 class InputError(ValueError):
@@ -15,6 +21,16 @@ class InputError(ValueError):
 
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_question(question: Any, lang: str = "zh") -> str:
+    """The question stripped, or InputError when it is empty (after cleaning) or over MAX_QUESTION_CHARS."""
+    q = question.strip() if isinstance(question, str) else ""
+    if not q or not clean(q).strip():
+        raise InputError(t(lang, "q_empty"))
+    if len(q) > MAX_QUESTION_CHARS:
+        raise InputError(t(lang, "q_long", n=len(q), max=MAX_QUESTION_CHARS))
+    return q
 
 
 def parse_dates(date_from: str | None, date_to: str | None, lang: str = "zh") -> tuple[str | None, str | None]:
@@ -61,6 +77,19 @@ def message_text(content: Any) -> str:
         return "\n".join(s for s in (message_text(c) for c in content) if s)
     text = getattr(content, "text", None)
     return text if isinstance(text, str) else ""
+
+
+def trim_chat(messages: Iterable[Any] | None, keep: int = MAX_CHAT_MESSAGES) -> list[Any]:
+    """The last `keep` Chatbot messages, each message's text cut to MAX_MESSAGE_CHARS."""
+    out = []
+    for m in list(messages or [])[-keep:] if keep > 0 else []:
+        content = m.get("content") if isinstance(m, dict) else getattr(m, "content", None)
+        text = message_text(content)
+        if len(text) > MAX_MESSAGE_CHARS:
+            role = m.get("role") if isinstance(m, dict) else getattr(m, "role", None)
+            m = {"role": role, "content": text[:MAX_MESSAGE_CHARS]}
+        out.append(m)
+    return out
 
 
 def history_pairs(messages: Iterable[Any] | None) -> list[tuple[str, str]]:

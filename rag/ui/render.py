@@ -7,6 +7,10 @@ from urllib.parse import urlsplit
 
 from ..types import Answer
 
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # per file; also Gradio's max_file_size, so a bigger file is refused unsaved
+MAX_UPLOAD_FILES = 50  # per upload
+UPLOAD_MB = MAX_UPLOAD_BYTES // (1024 * 1024)
+
 LANGS = {"中文": "zh", "English": "en"}
 LANG_CHOICES = list(LANGS)
 
@@ -25,11 +29,17 @@ TEXT: dict[str, dict[str, str]] = {
         "send": "提问",
         "clear": "清空对话",
         "settings": "设置与上传",
+        "settings_only": "设置",
         "k": "来源数量（检索段落数）",
         "date_from": "起始日期",
         "date_to": "截止日期",
         "date_placeholder": "YYYY-MM-DD（可留空）",
-        "upload": "上传文章（.txt .md .html .jsonl，每个文件不超过 5 MB）",
+        "upload": "上传文章（.txt .md .html .jsonl；每个文件不超过 {mb} MB，每次最多 {n} 个文件）。"
+                  "上传的文章会加入本服务所有用户共用的索引，任何用户都可以在下方删除。",
+        "uploaded": "已上传的文章",
+        "remove": "从索引中删除",
+        "remove_pick": "请先选择要删除的上传文件。",
+        "remove_busy": "后台任务太多，请稍后再删除。",
         "examples": "示例问题",
         "sources": "来源",
         "no_sources": "暂无来源。提问后，这里会列出答案引用的文章。",
@@ -39,28 +49,43 @@ TEXT: dict[str, dict[str, str]] = {
         "no_link": "无可用链接",
         "status_index": "索引：{articles} 篇文章，{chunks} 个片段 · 嵌入模型：{embedder} · 最后索引：{last}",
         "status_missing": "索引：尚未建立",
+        "status_damaged": "索引已损坏；管理员可以运行 `rag index --rebuild` 重建索引。",
+        "status_unavailable": "索引暂时无法打开；详情已记录在服务器日志中。",
+        "status_removing": "正在从索引中删除上传的文章…",
+        "status_waiting": "上传的文件暂时无法写入索引，将在下次上传或重启服务时重试。",
+        "status_remove_failed": "未能删除 {name}；详情见服务器日志。",
         "status_never": "从未",
         "status_busy": "正在索引…（{done}/{total} 个文件）",
         "status_building_seeds": "正在用 seeds/ 建立索引…（{done}/{total} 个文件）",
         "status_last": "上次索引：新增 {added}，更新 {updated}，未变 {skipped}，失败 {failed}",
-        "status_error": "索引出错：{error}",
         "not_ready": "索引还在建立中，请稍后再试。",
-        "error": "出错了：{error}",
+        "answer_failed": "无法回答这个问题；详情已记录在服务器日志中。",
+        "index_missing": "索引尚未建立。",
+        "q_empty": "问题是空的。",
+        "q_long": "问题太长（{n} 个字符）；上限是 {max} 个字符。",
         "bad_date": "{which}格式无效：“{value}”。请使用 YYYY-MM-DD，例如 2024-05-08，或留空。",
         "date_order": "起始日期 {start} 晚于截止日期 {end}。",
         "which_from": "起始日期",
         "which_to": "截止日期",
         "bad_k": "来源数量必须是 {lo} 到 {hi} 之间的整数。",
-        "up_accepted": "已接收，正在后台索引",
-        "up_articles": "{n} 篇文章",
+        "up_received": "已接收，等待后台索引",
+        "up_indexing": "已接收，正在后台索引…",
+        "up_indexed": "已索引：{n} 篇文章",
         "up_line_errors": "{n} 行无法读取",
+        "up_line": "第 {line} 行：{reason}",
+        "up_not_indexed": "未索引，文件已删除：{reason}",
+        "up_no_articles": "没有可读取的文章",
+        "up_failed": "无法索引（详情见服务器日志）",
+        "up_waiting": "已接收，等待索引（索引暂时无法写入）",
+        "up_removing": "正在从索引中删除…",
+        "up_removed": "已从索引中删除",
+        "up_busy": "已有 {n} 个文件在等待索引，请稍后再上传。",
         "up_none": "没有选择文件。",
         "up_too_many": "一次最多上传 {n} 个文件，其余文件已忽略。",
         "rej_name": "文件名无效（{detail}）",
         "rej_type": "不支持的文件类型 {suffix}；只接受 .txt、.md、.html、.jsonl",
-        "rej_size": "文件过大：{size}，上限 5 MB",
+        "rej_size": "文件过大：{size}，上限 {mb} MB",
         "rej_empty": "文件是空的",
-        "rej_parse": "无法读取：{detail}",
         "rej_io": "无法保存：{detail}",
         "detail_control": "含控制字符",
         "detail_dotdot": "含 “..” 路径",
@@ -74,11 +99,17 @@ TEXT: dict[str, dict[str, str]] = {
         "send": "Ask",
         "clear": "Clear chat",
         "settings": "Settings and upload",
+        "settings_only": "Settings",
         "k": "Number of sources (passages to read)",
         "date_from": "From date",
         "date_to": "To date",
         "date_placeholder": "YYYY-MM-DD (optional)",
-        "upload": "Upload articles (.txt .md .html .jsonl, up to 5 MB each)",
+        "upload": "Upload articles (.txt .md .html .jsonl; up to {mb} MB each, {n} files at a time). Uploaded "
+                  "articles join the index that every user of this server searches; anyone can remove them below.",
+        "uploaded": "Uploaded articles",
+        "remove": "Remove from the index",
+        "remove_pick": "Choose an uploaded file to remove first.",
+        "remove_busy": "Too many background tasks; try removing it again later.",
         "examples": "Example questions",
         "sources": "Sources",
         "no_sources": "No sources yet. Ask a question and the cited articles appear here.",
@@ -88,28 +119,44 @@ TEXT: dict[str, dict[str, str]] = {
         "no_link": "no usable link",
         "status_index": "Index: {articles} articles, {chunks} chunks · embedder: {embedder} · last indexed: {last}",
         "status_missing": "Index: not built yet",
+        "status_damaged": "The index is damaged; the operator can run `rag index --rebuild` to rebuild it.",
+        "status_unavailable": "The index cannot be opened; the details are in the server log.",
+        "status_removing": "removing an uploaded article from the index...",
+        "status_waiting": "uploaded files cannot be written to the index now; they are retried on the next upload "
+                          "or restart",
+        "status_remove_failed": "could not remove {name}; the details are in the server log",
         "status_never": "never",
         "status_busy": "indexing... ({done}/{total} files)",
         "status_building_seeds": "building the index from seeds/... ({done}/{total} files)",
         "status_last": "last run: {added} added, {updated} updated, {skipped} unchanged, {failed} failed",
-        "status_error": "indexing failed: {error}",
         "not_ready": "The index is still being built; please try again in a moment.",
-        "error": "Error: {error}",
+        "answer_failed": "The question could not be answered; the details are in the server log.",
+        "index_missing": "The index is not built yet.",
+        "q_empty": "The question is empty.",
+        "q_long": "The question is too long ({n} characters); the limit is {max}.",
         "bad_date": "Invalid {which}: \"{value}\". Use YYYY-MM-DD, e.g. 2024-05-08, or leave it empty.",
         "date_order": "The from date {start} is after the to date {end}.",
         "which_from": "from date",
         "which_to": "to date",
         "bad_k": "The number of sources must be a whole number from {lo} to {hi}.",
-        "up_accepted": "accepted, indexing in the background",
-        "up_articles": "{n} articles",
+        "up_received": "received, waiting to be indexed in the background",
+        "up_indexing": "received, indexing in the background...",
+        "up_indexed": "indexed: {n} articles",
         "up_line_errors": "{n} unreadable lines",
+        "up_line": "line {line}: {reason}",
+        "up_not_indexed": "not indexed, the file was deleted: {reason}",
+        "up_no_articles": "no readable article",
+        "up_failed": "could not be indexed (the details are in the server log)",
+        "up_waiting": "received, waiting: the index cannot be written now",
+        "up_removing": "removing from the index...",
+        "up_removed": "removed from the index",
+        "up_busy": "{n} files are already waiting to be indexed; upload again later.",
         "up_none": "No files selected.",
         "up_too_many": "At most {n} files per upload; the rest were ignored.",
         "rej_name": "invalid file name ({detail})",
         "rej_type": "unsupported file type {suffix}; only .txt, .md, .html and .jsonl are accepted",
-        "rej_size": "file too large: {size}, the limit is 5 MB",
+        "rej_size": "file too large: {size}, the limit is {mb} MB",
         "rej_empty": "the file is empty",
-        "rej_parse": "cannot read it: {detail}",
         "rej_io": "cannot save it: {detail}",
         "detail_control": "control characters",
         "detail_dotdot": "a '..' path",
@@ -120,6 +167,8 @@ TEXT: dict[str, dict[str, str]] = {
 
 def t(lang: str, key: str, **kw) -> str:
     s = TEXT.get(lang, TEXT["zh"])[key]
+    if key in ("upload", "rej_size"):
+        kw = {"mb": UPLOAD_MB, "n": MAX_UPLOAD_FILES, **kw}
     return s.format(**kw) if kw else s
 
 
@@ -229,8 +278,13 @@ def render_sources(answer: Answer | dict | None, lang: str = "zh") -> str:
     return f'<div class="rag-sources">{head}{"".join(items)}</div>'
 
 
+def printable(text: str) -> str:
+    """`text` with lone surrogates replaced: Gradio's JSON encoder refuses them (a whole response would fail)."""
+    return str(text).encode("utf-8", "replace").decode("utf-8")
+
+
 def status_html(text: str) -> str:
-    return f'<div class="rag-status">{html.escape(text)}</div>'
+    return f'<div class="rag-status">{html.escape(printable(text))}</div>'
 
 
 def upload_html(rows: list[tuple[bool, str, str]], notes: list[str]) -> str:
@@ -239,5 +293,6 @@ def upload_html(rows: list[tuple[bool, str, str]], notes: list[str]) -> str:
     for ok, name, msg in rows:
         mark = "✓" if ok else "✗"
         cls = "rag-ok" if ok else "rag-rejected"
-        items.append(f'<li class="{cls}">{mark} <code>{html.escape(name)}</code>: {html.escape(msg)}</li>')
+        items.append(f'<li class="{cls}">{mark} <code>{html.escape(printable(name))}</code>: '
+                     f'{html.escape(printable(msg))}</li>')
     return f'<ul class="rag-upload-result">{"".join(items)}</ul>' if items else ""

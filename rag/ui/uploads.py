@@ -1,28 +1,22 @@
-"""Uploaded files (name and size checks, storing them under the index) and the background index builds."""
+"""Uploaded files: name and size checks, storing them under the index, Gradio's temp copies, the record of those
+indexed."""
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
-import sys
 import tempfile
-import threading
 import unicodedata
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from ..errors import RagError
-from ..index import index_stream
-from ..ingest import SUPPORTED_SUFFIXES, iter_articles
-from ..retrieve import searcher
-from .render import t
+from .render import MAX_UPLOAD_BYTES, t
 
 UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".jsonl")
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024
-MAX_UPLOAD_FILES = 50
 UPLOADS_DIR = "uploads"
+RECORD = ".indexed.json"  # the uploads the index holds (hidden: the indexer never reads it as an article)
 
 
 class UploadRejected(ValueError):
@@ -76,7 +70,7 @@ def check_upload(src: str | os.PathLike, client_name: str | None = None) -> str:
     try:
         size = os.path.getsize(src)
     except OSError as e:
-        raise UploadRejected("rej_io", detail=e.strerror or str(e)) from None
+        raise UploadRejected("rej_io", detail=e.strerror or e.__class__.__name__) from None
     if size > MAX_UPLOAD_BYTES:
         raise UploadRejected("rej_size", size=_fmt_size(size))
     if size == 0:
@@ -87,7 +81,8 @@ def check_upload(src: str | os.PathLike, client_name: str | None = None) -> str:
 def store_upload(src: str | os.PathLike, name: str, uploads: Path) -> Path:
     """Copy `src` into `uploads/name`; a different file already there keeps its name and this one gets a hash."""
     uploads.mkdir(parents=True, exist_ok=True)
-    data = Path(src).read_bytes()[: MAX_UPLOAD_BYTES + 1]
+    with open(src, "rb") as f:
+        data = f.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
         raise UploadRejected("rej_size", size=_fmt_size(len(data)))
     dest = uploads / name
@@ -108,149 +103,81 @@ def store_upload(src: str | os.PathLike, name: str, uploads: Path) -> Path:
     return dest
 
 
-def receive_upload(f: Any, uploads: Path, lang: str) -> tuple[tuple[bool, str, str], Path | None]:
-    """Check, parse and store one uploaded file: the row to show (ok, name, message) and where it went, or None."""
+def discard_temp(src: str | os.PathLike, temp_root: str | os.PathLike | None) -> None:
+    """Delete Gradio's cached copy of an upload (and its folder when empty); only inside `temp_root`."""
+    if temp_root is None:
+        return
+    try:
+        path, root = Path(src).resolve(), Path(temp_root).resolve()
+    except (OSError, RuntimeError):
+        return
+    if root not in path.parents:
+        return
+    with contextlib.suppress(OSError):
+        path.unlink()
+    parent = path.parent
+    while parent != root and root in parent.parents:
+        try:
+            parent.rmdir()  # only when empty
+        except OSError:
+            break
+        parent = parent.parent
+
+
+def receive_upload(f: Any, uploads: Path, lang: str, temp_root: str | os.PathLike | None = None
+                   ) -> tuple[tuple[bool, str, str], Path | None]:
+    """Check and store one uploaded file (it is read by the indexing worker, not here): the row to show
+    (ok, name, message) and where it went, or None. Gradio's temp copy under `temp_root` is deleted either way."""
     src = os.fspath(getattr(f, "path", None) or getattr(f, "name", None) or f)
     shown = os.path.basename(src.replace("\\", "/"))
     try:
         name = check_upload(src, shown)
-        _, result, line_errors = next(iter(iter_articles([src], max_bytes=MAX_UPLOAD_BYTES)))
-        if isinstance(result, Exception):
-            raise UploadRejected("rej_parse", detail=getattr(result, "reason", str(result)))
         dest = store_upload(src, name, uploads)
     except UploadRejected as e:
         return (False, shown, e.message(lang)), None
     except OSError as e:
-        return (False, shown, t(lang, "rej_io", detail=e.strerror or str(e))), None
-    msg = t(lang, "up_accepted") + " · " + t(lang, "up_articles", n=len(result))
-    if line_errors:
-        msg += " · " + t(lang, "up_line_errors", n=len(line_errors))
-    return (True, dest.name, msg), dest
+        return (False, shown, t(lang, "rej_io", detail=e.strerror or e.__class__.__name__)), None
+    finally:
+        discard_temp(src, temp_root)
+    return (True, dest.name, t(lang, "up_received")), dest
 
 
-@dataclass
-class IndexJobs:
-    """Index builds and uploads run here, one at a time, off the request threads."""
+# ---------------------------------------------------------------- which stored uploads the index holds
 
-    index_dir: Path
-    seed_dir: Path | None = None
-    ready: threading.Event = field(default_factory=threading.Event)
-    busy: int = 0
-    done: int = 0
-    total: int = 0
-    seeding: bool = False
-    last: Any = None  # IndexSummary of the last run
-    error: str = ""
-    _write: threading.Lock = field(default_factory=threading.Lock)
-    _mu: threading.Lock = field(default_factory=threading.Lock)
-
-    def index_exists(self) -> bool:
-        return (self.index_dir / "CURRENT").exists()
-
-    def bootstrap(self, background: bool = True) -> threading.Thread | None:
-        """Build the index from the seed folder when there is none yet."""
-        if self.index_exists():
-            self.ready.set()
-            return None
-        paths = [self.seed_dir] if self.seed_dir and self.seed_dir.is_dir() else []
-        print(f"[rag] no index at {self.index_dir}: building it from "
-              f"{self.seed_dir if paths else '(no seeds folder: empty index)'}", file=sys.stderr, flush=True)
-        return self.submit(paths, seeding=True, background=background)
-
-    def submit(self, paths: Sequence[Path], seeding: bool = False, background: bool = True) -> threading.Thread | None:
-        with self._mu:
-            self.busy += 1
-            if seeding:
-                self.seeding = True
-        if not background:
-            self._run(list(paths), seeding)
-            return None
-        th = threading.Thread(target=self._run, args=(list(paths), seeding), name="rag-indexer", daemon=True)
-        th.start()
-        return th
-
-    def _embedder(self):
-        if self.index_exists():
-            try:
-                return searcher(self.index_dir).embedder
-            except RagError:
-                pass
-        return "use"
-
-    def _run(self, paths: list[Path], seeding: bool) -> None:
-        try:
-            with self._write:
-                total = sum(1 for _ in _files(paths))
-                with self._mu:
-                    self.done, self.total = 0, total
-
-                def counted():
-                    for item in iter_articles([str(p) for p in paths], max_bytes=MAX_UPLOAD_BYTES):
-                        yield item
-                        with self._mu:
-                            self.done += 1
-                        if seeding and (self.done == total or self.done % 50 == 0):
-                            print(f"[rag] indexed {self.done}/{total} files", file=sys.stderr, flush=True)
-
-                summary = index_stream(counted(), self.index_dir, self._embedder(), progress=False, wait=300.0)
-            print("[rag] " + summary.render().replace("\n", "\n[rag] "), file=sys.stderr, flush=True)
-            with self._mu:
-                self.last, self.error = summary, ""
-        except Exception as e:  # shown in the status line; the server keeps answering from the old index
-            print(f"[rag] indexing failed: {e}", file=sys.stderr, flush=True)
-            with self._mu:
-                self.error = str(e) or e.__class__.__name__
-        finally:
-            with self._mu:
-                self.busy -= 1
-                if seeding:
-                    self.seeding = False
-            if seeding or self.index_exists():
-                self.ready.set()
-
-    @property
-    def is_busy(self) -> bool:
-        with self._mu:
-            return self.busy > 0
-
-    def status(self, lang: str = "zh") -> str:
-        parts = []
-        with self._mu:
-            busy, seeding, done, total, last, error = (self.busy, self.seeding, self.done, self.total, self.last,
-                                                       self.error)
-        if busy:
-            parts.append(t(lang, "status_building_seeds" if seeding else "status_busy", done=done, total=total))
-        stats = None
-        if self.index_exists():
-            try:
-                stats = searcher(self.index_dir).refresh().stats()
-            except Exception:  # a half-built or damaged index: show what we know
-                stats = None
-        if stats:
-            last_at = (stats.get("last_indexed") or "").replace("T", " ").rstrip("Z") or t(lang, "status_never")
-            parts.append(t(lang, "status_index", articles=stats["articles"], chunks=stats["chunks"],
-                           embedder=stats["embedder"], last=last_at))
-        elif not busy:
-            parts.append(t(lang, "status_missing"))
-        if last is not None and not busy:
-            parts.append(t(lang, "status_last", added=last.added, updated=last.updated, skipped=last.skipped,
-                           failed=last.failed))
-        if error:
-            parts.append(t(lang, "status_error", error=error[:300]))
-        return " · ".join(parts)
+def read_record(uploads: Path) -> dict[str, dict]:
+    """The uploads the index holds, by stored name ({name: {"articles": n, "bad_lines": n}}); {} when unreadable."""
+    try:
+        data = json.loads((uploads / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict):
+        return {}
+    return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, dict)}
 
 
-def _files(paths: Iterable[Path]) -> Iterable[str]:
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            for root, dirs, files in os.walk(p):
-                dirs[:] = [d for d in dirs if not d.startswith(".")]
-                for f in files:
-                    if not f.startswith(".") and os.path.splitext(f)[1].lower() in SUPPORTED_SUFFIXES:
-                        yield os.path.join(root, f)
-        else:
-            yield str(p)
+def write_record(uploads: Path, record: dict[str, dict]) -> None:
+    uploads.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".record-", dir=uploads)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"version": 1, "files": record}, f, ensure_ascii=False, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, uploads / RECORD)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def stored_uploads(uploads: Path) -> list[Path]:
+    """The upload files in `uploads` (no hidden or temp files), by name."""
+    try:
+        entries = sorted(uploads.iterdir())
+    except OSError:
+        return []
+    return [p for p in entries if not p.name.startswith(".") and p.suffix.lower() in UPLOAD_SUFFIXES and p.is_file()]
 
 
 def default_seed_dir() -> Path | None:

@@ -13,37 +13,14 @@ from rag import cli
 from rag.answer import (CROSS_NOTE, NOT_FOUND, PAIRS, AnswerConfig, Candidate, Thresholds, build_answer, candidates,
                         confidence, select)
 from rag.index import index_articles
-from rag.pipeline import ask, contextualise, retrieve
+from rag.models import registry
+from rag.pipeline import ANSWER_CHARS, EARLIER_CHARS, MAX_QUESTION_CHARS, ask, contextualise, gather, retrieve
 from rag.retrieve import Fusion, Searcher, searcher
 from rag.ingest import split_sentences
 from rag.index import Index
 from rag.types import Article, Citation, Passage
 
-BLINKEN = Article(
-    title="布林肯访问危地马拉",
-    text="美国国务卿布林肯星期二前往危地马拉，讨论地区移民问题。\n\n布林肯在危地马拉城会见了阿雷瓦洛总统和外交部长马丁内斯。\n\n"
-         "双方签署了一项关于难民融入的合作协议。",
-    url="https://news.example/blinken", published="2024-05-07T12:00:00Z", source="voachinese")
-PANDA = Article(
-    title="大熊猫抵达成都",
-    text="旅美大熊猫乘坐专机抵达成都。\n\n熊猫将在卧龙基地隔离检疫三十天。\n\n饲养员说熊猫的状态良好。",
-    url="https://news.example/panda", published="2023-11-09T01:00:00Z", source="voachinese")
-STOCKS = Article(
-    title="上海股市上涨",
-    text="上海证券交易所的股票指数今天上涨了三个百分点。\n\n分析人士认为，上涨的原因是央行宣布降息。",
-    url="https://news.example/stocks", published="2024-04-02T09:30:00Z", source="markets")
-WEATHER = Article(
-    title="北京天气", text="北京今天下雨，气温只有十二度。\n\n气象台预计周末将转晴。",
-    url="https://news.example/weather", published="2024-03-01T08:00:00Z", source="weather")
-ROCKET = Article(
-    title="长征五号发射成功", text="中国周四在文昌成功发射长征五号运载火箭。\n\n火箭将一颗通信卫星送入预定轨道。",
-    url="https://news.example/rocket", published="2022-08-15T03:00:00Z", source="science")
-OHIO = Article(
-    title="Ohio election",
-    text="Voters in Ohio went to the polls on Tuesday to elect a new governor.\n\n"
-         "The turnout was 55 percent, officials said.",
-    url="https://news.example/ohio", published="2021-11-02T20:00:00Z", source="apnews")
-ARTICLES = [BLINKEN, PANDA, STOCKS, WEATHER, ROCKET, OHIO]
+from news import ARTICLES, BLINKEN, OHIO, PANDA, ROCKET, STOCKS, WEATHER, FlatEmbedder  # noqa: E402
 
 FIRST_QUESTION = "布林肯星期二前往哪个国家？"
 FIRST_ANSWER = "美国国务卿布林肯星期二前往危地马拉，讨论地区移民问题。"
@@ -193,7 +170,7 @@ def test_a_declined_earlier_turn_lends_only_its_question(declined):
     assert query == f"{FIRST_QUESTION} 他在那里见了谁？"
 
 
-@pytest.mark.parametrize("history", [None, [], [("", "...")], [()]])
+@pytest.mark.parametrize("history", [None, [], (), [("", "...")]])
 def test_without_a_previous_question_nothing_changes(history):
     assert contextualise("他在那里见了谁？", history) == ("他在那里见了谁？", "他在那里见了谁？")
 
@@ -225,6 +202,123 @@ def test_follow_up_without_history_answers_from_its_own_words(root):
 def test_follow_up_with_history_does_not_repeat_the_previous_answer(root):
     ans = ask("他们签了什么协议？", index=root, history=[(FIRST_QUESTION, FIRST_ANSWER)])
     assert "签署" in ans.citations[0].sentence, ans.text
+
+
+BAD_HISTORIES = {
+    "a dict": ({"a": "b"}, TypeError, r"history must be a list .* got dict"),
+    "a number": (5, TypeError, r"history must be a list .* got int 5"),
+    "a string": ("他是谁？", TypeError, r"history must be a list .* got str"),
+    "numbers": ([1, 2], TypeError, r"history\[0\] must be a \[question, answer\] pair of strings, got int 1"),
+    "an empty turn": ([()], ValueError, r"history\[0\] must be a \[question, answer\] pair .* got 0 items"),
+    "a turn of three": ([(FIRST_QUESTION, FIRST_ANSWER), ("a", "b", "c")], ValueError, r"history\[1\] .* got 3 items"),
+    "a None answer": ([(FIRST_QUESTION, FIRST_ANSWER), ("他是谁？", None)], TypeError,
+                      r"history\[1\] answer must be a string, got NoneType"),
+    "a bytes question": ([(b"q", "a")], TypeError, r"history\[0\] question must be a string, got bytes"),
+}
+
+
+@pytest.mark.parametrize("history,error,words", BAD_HISTORIES.values(), ids=BAD_HISTORIES.keys())
+def test_history_of_the_wrong_shape_is_refused_naming_the_turn(root, history, error, words):
+    for call in (lambda: ask("他在那里见了谁？", index=root, history=history),
+                 lambda: contextualise("他在那里见了谁？", history)):
+        with pytest.raises(error, match=words):
+            call()
+
+
+def test_none_and_empty_history_answer_as_no_history(root):
+    alone = ask("他们签了什么协议？", index=root)
+    for history in (None, [], ()):
+        assert ask("他们签了什么协议？", index=root, history=history) == alone
+
+
+def test_history_turns_may_be_lists_as_read_from_json():
+    as_lists = contextualise("他在那里见了谁？", [[FIRST_QUESTION, ""]])
+    assert as_lists == contextualise("他在那里见了谁？", [(FIRST_QUESTION, "")]) == (f"{FIRST_QUESTION} 他在那里见了谁？", "他在那里见了谁？")
+
+
+def test_follow_up_query_is_bounded_whatever_the_history_holds():
+    huge_q, huge_a = "布林肯" * 7000, "危地马拉。" * 20000
+    query, scoring = contextualise("他" * 100_000, [(huge_q, huge_a)] * 3)
+    assert len(scoring) == MAX_QUESTION_CHARS
+    assert len(query) <= EARLIER_CHARS + ANSWER_CHARS + MAX_QUESTION_CHARS + 2
+    assert query.startswith("布林肯" * 10) and "危地马拉" in query  # the turn is still read, only cut
+
+
+def test_earlier_question_is_cleaned_like_the_question():
+    query, _ = contextualise("他在那里见了谁？", [("布林肯\x00星期二\ud800前往哪个国家？", "")])
+    assert "\x00" not in query and "\ud800" not in query and query.startswith("布林肯星期二")
+
+
+class RecordingEmbedder(FakeEmbedder):
+    """A FakeEmbedder that records the length of every text it is asked to embed."""
+
+    def __init__(self):
+        super().__init__()
+        self.lengths: list[int] = []
+
+    def embed_documents(self, texts):
+        self.lengths += [len(t) for t in texts]
+        return super().embed_documents(texts)
+
+
+class RecordingRereader:
+    def __init__(self):
+        self.lengths: list[int] = []
+
+    def score(self, question, sentences):
+        self.lengths += [len(question), *map(len, sentences)]
+        return np.zeros(len(sentences))
+
+
+@pytest.mark.parametrize("question,history", [
+    ("他在那里见了谁？", [(FIRST_QUESTION + "布林肯" * 7000, FIRST_ANSWER * 500)]),  # a 20,000-character earlier turn
+    ("布林肯" * 33_334, None),  # a 100,000-character question
+    ("他" * 100_000, [("布林肯" * 7000, FIRST_ANSWER * 500)] * 50),
+])
+def test_long_questions_and_history_reach_the_models_cut(root, monkeypatch, question, history):
+    """Issue #25: a 20,000-character earlier question made a follow-up take 67 s. Every text a model embeds or
+    reads in `ask` is at most the follow-up query (EARLIER_CHARS + ANSWER_CHARS + MAX_QUESTION_CHARS + 2), article sentences
+    aside."""
+    emb, reader, rereader = RecordingEmbedder(), RecordingEmbedder(), RecordingRereader()
+    monkeypatch.setitem(registry.SHARED, "e5", reader)  # the reader (and a second retriever's query embedder)
+    monkeypatch.setitem(registry.SHARED, ("rereader",), rereader)
+    s = Searcher(root, emb)
+    bound = EARLIER_CHARS + ANSWER_CHARS + MAX_QUESTION_CHARS + 2
+    ev = gather(question, s, history=history)
+    assert len(ev.question) <= MAX_QUESTION_CHARS and len(ev.query) <= bound
+    ask(question, s, history=history)
+    ask(question, s, history=history, config=AnswerConfig(reader="none"))
+    assert emb.lengths and max(emb.lengths) <= bound, max(emb.lengths)
+    assert max(reader.lengths, default=0) <= bound and max(rereader.lengths, default=0) <= bound
+
+
+@pytest.mark.parametrize("date_from,date_to", [
+    ("2024-06-01", "2024-05-01"),
+    ("2024-05-02", "2024-05-01T10:00Z"),
+    ("2024-05-01T10:00:01Z", "2024-05-01T10:00"),
+])
+def test_date_from_after_date_to_is_refused(root, date_from, date_to):
+    words = f"date_from {date_from} is after date_to {date_to}"
+    with pytest.raises(ValueError, match=words):
+        ask(FIRST_QUESTION, index=root, date_from=date_from, date_to=date_to)
+    with pytest.raises(ValueError, match=words):
+        retrieve(FIRST_QUESTION, index=root, date_from=date_from, date_to=date_to)
+
+
+@pytest.mark.parametrize("date_from,date_to", [
+    ("2024-05-07", "2024-05-07"),  # one day
+    ("2024-05-07T11:00:00Z", "2024-05-07"),  # a bare date_to is the whole day
+    ("2024-05-07T11:00", "2024-05-07T12:00:00Z"),
+])
+def test_a_date_range_of_one_day_is_not_refused(root, date_from, date_to):
+    ans = ask(FIRST_QUESTION, index=root, date_from=date_from, date_to=date_to)
+    assert ans.citations and ans.citations[0].article_id == BLINKEN.id  # published 2024-05-07T12:00:00Z
+
+
+@pytest.mark.parametrize("date_to", ["2024-05-01T25:00", "2024-05-01T10:61Z", "2024-05-01T"])
+def test_impossible_times_are_refused_naming_the_field(root, date_to):
+    with pytest.raises(ValueError, match="date_to must be an ISO date"):
+        retrieve(FIRST_QUESTION, index=root, date_to=date_to)
 
 
 # ---------------------------------------------------------------- JSON
@@ -320,15 +414,6 @@ def test_weighted_fusion_follows_its_weights(root):
     top = lexical[0].score
     for a, b in zip(lexical_only[:n], lexical[:n]):
         assert a.score == pytest.approx(b.score / top, rel=1e-5)
-
-
-class FlatEmbedder(FakeEmbedder):
-    """Every text gets the same vector: dense scores tie, so only the lexical side orders chunks."""
-
-    def _one(self, text: str) -> np.ndarray:
-        v = np.zeros(self.dim, dtype=np.float32)
-        v[0] = 1.0
-        return v
 
 
 def test_index_knows_each_chunks_language(idx):

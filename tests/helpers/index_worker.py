@@ -24,9 +24,11 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 from conftest import FakeEmbedder  # noqa: E402
 
-from rag.index import writer as store  # noqa: E402
 from rag.errors import RagError  # noqa: E402
-from rag.index import index_paths  # noqa: E402
+from rag.index import (
+    index_paths,  # noqa: E402
+    writer as store,  # noqa: E402
+)
 
 
 def _install_phases(delay: float) -> None:

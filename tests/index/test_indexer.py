@@ -3,7 +3,9 @@ embedder mismatch, rebuild, the writer lock, failures mid-run, and the sentence-
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -330,7 +332,7 @@ def test_a_sentence_repeated_across_batches_is_embedded_once(tmp_path, fake_embe
 def stored_spans(root: Path) -> dict[str, list[tuple[int, int]]]:
     idx = Index.open(root)
     try:
-        rows = idx._con().execute("SELECT article_id, start, end_ FROM sentences ORDER BY article_id, start")
+        rows = idx.sql("SELECT article_id, start, end_ FROM sentences ORDER BY article_id, start")
         out: dict[str, list[tuple[int, int]]] = {}
         for aid, s, e in rows:
             out.setdefault(aid, []).append((s, e))
@@ -453,3 +455,125 @@ def test_an_index_of_an_older_token_version_is_tokenized_again(tmp_path, fake_em
         assert idx.manifest.articles == 2 and len(idx.search_lexical("Arevalo", 5)) == 1
     finally:
         idx.close()
+
+
+# ---------------------------------------------------------------- issue #25: bad lines, no files, names, permissions
+
+
+def _jsonl(path: Path, rows: list[dict | str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+def _news(i: int) -> dict:
+    return {"title": f"第{i}号新闻", "url": f"https://news.example/{i}", "text": f"第{i}篇文章。北京今天下雨了，气温是{i}度。"}
+
+
+def test_a_bad_jsonl_line_keeps_the_last_good_version(tmp_path, fake_embedder):
+    """A line edited into invalid JSON cannot be read, so no one knows which article it held: every article of the
+    file that no good line replaced is kept, and the summary says so (before the fix: '1 failed, 1 removed')."""
+    feed = _jsonl(tmp_path / "src" / "feed.jsonl", [_news(i) for i in range(5)])
+    root = tmp_path / "idx"
+    assert index_paths([feed], root, fake_embedder, progress=False).total_articles == 5
+    rows: list = [_news(i) for i in range(5)]
+    rows[2], rows[4] = '{"title": "第2号新闻", "text": 北京', "[not, json"
+    rows[0] = {**_news(0), "text": "第0篇文章。改写后：上海今天晴天。"}  # a good line updates its article
+    _jsonl(feed, rows)
+    s = index_paths([feed], root, fake_embedder, progress=False)
+    assert (s.updated, s.failed, s.removed, s.total_articles) == (1, 2, 0, 5), s.render()
+    assert s.notes == (f"{feed}: 2 articles kept from the last good version: lines 3, 5 could not be read",)
+    assert f"note: {feed}: 2 articles kept" in s.render()
+    assert titles(root) == {f"第{i}号新闻" for i in range(5)}
+    idx = Index.open(root)
+    assert {idx.article(a).text for a in idx.article_ids()} >= {"第2篇文章。北京今天下雨了，气温是2度。",
+                                                               "第0篇文章。改写后：上海今天晴天。"}
+    idx.close()
+    # the lines fixed, one article taken out on purpose: now the file is read whole and the absent one goes
+    _jsonl(feed, [_news(i) for i in range(4)])
+    s = index_paths([feed], root, fake_embedder, progress=False)
+    assert (s.removed, s.failed, s.notes, s.total_articles) == (1, 0, (), 4)
+    assert titles(root) == {f"第{i}号新闻" for i in range(4)}
+
+
+def test_a_whole_jsonl_file_unreadable_keeps_its_articles(tmp_path, fake_embedder):
+    feed = _jsonl(tmp_path / "src" / "feed.jsonl", [_news(i) for i in range(3)])
+    root = tmp_path / "idx"
+    index_paths([feed], root, fake_embedder, progress=False)
+    _jsonl(feed, ["{broken", "[1, 2]"])  # no good line at all
+    s = index_paths([feed], root, fake_embedder, progress=False)
+    assert (s.failed, s.removed, s.total_articles) == (2, 0, 3), s.render()
+    assert s.notes == (f"{feed}: 3 articles kept from the last good version: lines 1, 2 could not be read",)
+
+
+@pytest.mark.parametrize("layout", ["empty folder", "unsupported files only"])
+def test_paths_holding_no_article_file_create_nothing(tmp_path, fake_embedder, layout):
+    src = tmp_path / "src"
+    src.mkdir()
+    if layout != "empty folder":
+        (src / "report.pdf").write_bytes(b"%PDF-1.4")
+        (src / ".hidden.txt").write_text("隐藏文件", encoding="utf-8")
+    root = tmp_path / "idx"
+    with pytest.raises(rag.errors.NothingToIndexError) as e:
+        index_paths([src], root, fake_embedder, progress=False)
+    assert str(e.value) == f"no article files found under {src}: nothing indexed"
+    assert not root.exists() and fake_embedder.calls == 0
+
+
+def test_paths_holding_no_article_file_leave_an_index_as_it_was(seed_index, tmp_path, fake_embedder):
+    before = state(seed_index)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(rag.errors.NothingToIndexError):
+        index_paths([tmp_path / "empty"], seed_index, fake_embedder, progress=False)
+    assert state(seed_index) == before
+
+
+def test_an_index_path_that_is_a_file_is_refused(tmp_path, fake_embedder):
+    f = tmp_path / "not-a-folder"
+    f.write_text("x")
+    with pytest.raises(rag.errors.RagError) as e:
+        index_paths([SEEDS], f, fake_embedder, progress=False)
+    assert str(e.value) == f"{f} is a file, not an index folder"
+    with pytest.raises(rag.errors.RagError, match="is a file, not an index folder"):
+        Index.open(f)
+    assert f.read_text() == "x" and fake_embedder.calls == 0
+
+
+FORGED = "evil\nnote: 0 articles removed\r\x1b[2Kerrors (0):\u2028\u202etxt.txt"
+
+
+def test_control_characters_in_file_names_cannot_forge_summary_lines(tmp_path, fake_embedder):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / FORGED).write_bytes(b"")  # an empty file: its error line carries its name
+    write_article(src / "good.txt", "好文章", [para(1)])
+    feed = _jsonl(src / f"feed{chr(10)}x.jsonl", [_news(1), _news(2)])
+    root = tmp_path / "idx"
+    index_paths([src], root, fake_embedder, progress=False)
+    _jsonl(feed, [_news(1), "{bad"])
+    s = index_paths([src], root, fake_embedder, progress=False)
+    text = s.render()
+    lines = text.split("\n")
+    assert [ln for ln in lines if ln.startswith("note: ")] == [
+        f"note: {src}/feed\\nx.jsonl: 1 articles kept from the last good version: line 2 could not be read"]
+    assert [ln for ln in lines if ln.startswith("errors (")] == ["errors (2):"]
+    assert "evil\\nnote: 0 articles removed\\r\\x1b[2Kerrors (0):\\u2028\\u202etxt.txt: no text" in text
+    assert not any(ch in text for ch in "\r\x1b\u2028\u202e")
+    assert s.errors[0].startswith(str(src / FORGED))  # the record keeps the real name; only the display escapes
+
+
+@pytest.mark.parametrize("umask,dirs,files", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)])
+def test_index_files_follow_the_umask(tmp_path, fake_embedder, umask, dirs, files):
+    root = tmp_path / "idx"
+    old = os.umask(umask)
+    try:
+        index_paths([SEEDS], root, fake_embedder, progress=False)
+        index_articles([Article("又一篇", "深圳今天举办了无人机展览。", url="https://news.example/u")], root,
+                       fake_embedder, progress=False)  # an update: the temp folder copied from the live one
+    finally:
+        os.umask(old)
+    paths = [root] + list(root.rglob("*"))
+    assert len([p for p in paths if p.is_dir()]) >= 4  # the index, two generations, their bm25/
+    for p in paths:
+        assert stat.S_IMODE(p.stat().st_mode) == (dirs if p.is_dir() else files), p

@@ -387,3 +387,18 @@ def test_no_pickle_anywhere(built):
     assert ids.dtype == np.int64 and vecs.dtype == np.float32
     assert np.all(np.diff(ids) > 0)
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+
+
+def test_an_open_generation_reads_its_lexicon_after_writers_removed_it(built, fake_embedder):
+    """A reader keeps its generation for a whole question; the lexicon is read lazily (on the first English
+    question), so its file is opened with the generation: two publishes later the folder is gone, and it still reads."""
+    old = Index.open(built)
+    first = old.passages([1])
+    for i in range(KEEP_GENERATIONS):
+        a = Article(f"新增{i}", f"第{i}条新增的新闻正文。", url=f"https://news.example/gc{i}")
+        index_articles([a], built, fake_embedder, progress=False, source_name=f"memory:gc{i}")
+    assert not old.gen_dir.exists()
+    lexicon = old.lexicon()
+    assert "北京" in lexicon.words and lexicon.index.ntotal == len(lexicon.words)
+    assert old.passages([1]) == first  # this thread's SQLite connection was opened with the generation too
+    old.close()

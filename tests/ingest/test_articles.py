@@ -6,11 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
+from rag.errors import ArticleError, ArticleWarning
 from rag.ingest import SUPPORTED_SUFFIXES, decode_bytes, iter_articles, load_file, parse_date
-from rag.errors import ArticleError
 from rag.types import Article
 
 
@@ -495,3 +494,103 @@ def test_markup_like_text_never_crashes(tmp_path, content):
         except ArticleError:
             continue
         assert_clean(article)
+
+
+# ---------------------------------------------------------------- hostile dates and escapes (#25)
+
+
+def _no_surrogates(article: Article) -> None:
+    for value in (article.title, article.text, article.url, article.source, article.published, *article.captions):
+        value.encode("utf-8")  # raises on a lone surrogate: the index could not store it
+
+
+def test_unreadable_dates_are_dropped_with_a_warning_and_the_file_goes_on(tmp_path):
+    lines = [
+        json.dumps({"title": "Huge", "text": "One.", "published": 10**400}),
+        '{"title": "Longer than int() reads", "text": "Two.", "published": 1' + "0" * 5000 + "}",
+        json.dumps({"title": "Five-digit year", "text": "Three.", "published": "99999-01-01"}),
+        json.dumps({"title": "Fine", "text": "Four.", "published": "2024-05-08"}),
+        json.dumps({"title": "Negative", "text": "Five.", "published": -1}),
+    ]
+    path = write(tmp_path / "dates.jsonl", "\n".join(lines) + "\n")
+    ((_, articles, problems),) = list(iter_articles([path]))
+    assert [(a.title, a.published) for a in articles] == [
+        ("Huge", ""), ("Longer than int() reads", ""), ("Five-digit year", ""), ("Fine", "2024-05-08T00:00:00Z"),
+        ("Negative", ""),
+    ]
+    assert all(isinstance(p, ArticleWarning) for p in problems)
+    assert [p.line for p in problems] == [1, 2, 3, 5]
+    assert str(problems[2]).startswith(f"{path}:3: field 'published' ('99999-01-01') is not a date")
+    assert [a.title for a in load_file(path)] == [a.title for a in articles]  # warnings do not make load_file fail
+
+
+def test_front_matter_offset_beyond_a_day_is_dropped_naming_the_line(tmp_path):
+    path = write(tmp_path / "a.md", "---\ntitle: Offset\nsource: wire\ndate: 2024-05-01 10:00 +2500\n---\n\nBody.\n")
+    ((_, (article,), (warning,)),) = list(iter_articles([path]))
+    assert (article.title, article.text, article.published, article.source) == ("Offset", "Body.", "", "wire")
+    assert isinstance(warning, ArticleWarning) and warning.line == 4
+    assert "front matter date ('2024-05-01 10:00 +2500')" in str(warning)
+    ok = write(tmp_path / "b.md", "---\ntitle: Fine\ndate: 2024-05-01 10:00 +0800\n---\n\nBody.\n")
+    ((_, (article,), warnings),) = list(iter_articles([ok]))
+    assert article.published == "2024-05-01T02:00:00Z" and warnings == []
+
+
+def test_html_date_past_utc_range_is_dropped_naming_the_tag(tmp_path):
+    head = '<meta property="article:published_time" content="9999-12-31T23:59:59-23:59">'
+    path = write(tmp_path / "a.html", f"<html><head>{head}</head><body><p>Body text.</p></body></html>")
+    ((_, (article,), (warning,)),) = list(iter_articles([path]))
+    assert article.published == "" and article.text == "Body text."
+    assert str(warning).startswith(f'{path}: meta[property="article:published_time"] content')
+    # a later date tag that can be read wins, without a warning
+    head += '<meta name="pubdate" content="2024-05-08T01:22:03Z">'
+    path = write(tmp_path / "b.html", f"<html><head>{head}</head><body><p>Body text.</p></body></html>")
+    ((_, (article,), warnings),) = list(iter_articles([path]))
+    assert article.published == "2024-05-08T01:22:03Z" and warnings == []
+
+
+@pytest.mark.parametrize("field", ["title", "text", "url", "source", "published"])
+def test_jsonl_line_with_a_lone_surrogate_is_rejected_by_number(tmp_path, field):
+    good = [json.dumps({"title": f"Good {i}", "text": f"Text {i}."}) for i in range(6)]
+    bad = {"title": "Bad", "text": "Bad text.", "url": "https://x.example/a", "source": "wire", "published": "2024-05-08"}
+    bad[field] = bad[field][:3] + "\ud800" + bad[field][3:]
+    lines = good + [json.dumps(bad), json.dumps({"title": "Last", "text": "After the bad line."})]
+    path = write(tmp_path / "s.jsonl", "\n".join(lines) + "\n")
+    ((_, articles, (error,)),) = list(iter_articles([path]))
+    assert [a.title for a in articles] == [f"Good {i}" for i in range(6)] + ["Last"]
+    assert not isinstance(error, ArticleWarning) and error.line == 7
+    assert str(error).startswith(f"{path}:7: field '{field}' holds a lone surrogate escape (\\ud800 at character 3)")
+    for article in articles:
+        _no_surrogates(article)
+
+
+def test_jsonl_surrogate_pairs_are_characters(tmp_path):
+    path = write(tmp_path / "e.jsonl", '{"title": "Emoji \\ud83d\\ude00", "text": "Smile \\ud83d\\ude00."}\n')
+    ((_, (article,), errors),) = list(iter_articles([path]))
+    assert article.title == "Emoji 😀" and article.text == "Smile 😀." and errors == []
+
+
+def test_jsonld_date_with_a_lone_surrogate_is_ignored(tmp_path):
+    ld = '<script type="application/ld+json">{"datePublished": "2024-05-08\\ud800", "headline": "\\udfff"}</script>'
+    page = f"<html><head><title>T</title>{ld}</head><body><p>Body &#xD800; text.</p></body></html>"
+    ((_, (article,), warnings),) = list(iter_articles([write(tmp_path / "a.html", page)]))
+    assert article.published == "" and warnings == []
+    _no_surrogates(article)  # the character reference became U+FFFD
+    both = ld.replace("{", "[{", 1).replace("}</script>", '}, {"datePublished": "2024-05-09"}]</script>')
+    page = f"<html><head><title>T</title>{both}</head><body><p>Body.</p></body></html>"
+    (article,) = load_file(write(tmp_path / "b.html", page))
+    assert article.published == "2024-05-09T00:00:00Z"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.text(alphabet=st.sampled_from(["a", "中", " ", "\ud800", "\udc00", "\ud83d", "\ude00", "."]),
+                               max_size=12), min_size=5, max_size=5))
+def test_no_article_field_ever_carries_a_surrogate(tmp_path, values):
+    obj = dict(zip(["title", "text", "url", "source", "published"], values))
+    path = tmp_path / "fuzz.jsonl"
+    path.write_text(json.dumps(obj) + "\n" + json.dumps({"title": "ok", "text": "ok."}) + "\n", encoding="utf-8")
+    ((_, articles, problems),) = list(iter_articles([path]))
+    assert articles[-1].title == "ok"  # the other line always gets in
+    for article in articles:
+        _no_surrogates(article)
+    for p in problems:
+        assert p.path == str(path) and p.line == 1

@@ -232,7 +232,7 @@ class LanguageBiased(Second):
 
 
 def test_mixed_index_scales_the_second_cosine_within_each_language(tmp_path):
-    from test_answer import ARTICLES as MIXED, OHIO, FlatEmbedder
+    from news import ARTICLES as MIXED, OHIO, FlatEmbedder
 
     emb = FlatEmbedder(name="flat-64")
     index_articles(MIXED, tmp_path / "idx", emb, progress=False, second=LanguageBiased(), chunk_size=60,

@@ -51,6 +51,8 @@ def test_16_readers_while_another_process_publishes(tmp_path):
     batches = [write_jsonl(tmp_path / f"b{b}" / "news.jsonl",
                            [article(10 + b * PER_BATCH + j) for j in range(PER_BATCH)]) for b in range(BATCHES)]
     s = Searcher(index_dir, FakeEmbedder())  # one shared searcher, as the UI has
+    for q in QUESTIONS:  # loads the dictionary and lexicon first: readers stuck loading them would miss the swaps
+        ask(q, s, config=NO_READER)
     errors: list[BaseException] = []
     answers: list[tuple[str, object]] = []
     gens_seen: set[str] = set()

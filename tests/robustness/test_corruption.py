@@ -269,12 +269,158 @@ def test_generation_folder_deleted(index_dir):
     assert_clear(e.value, index_dir / GEN)
 
 
-def test_no_current_at_all_says_how_to_build(index_dir, tmp_path):
-    (index_dir / "CURRENT").unlink()
-    with pytest.raises(RagError, match="rag index"):
-        Index.open(index_dir)
+def test_a_folder_without_current_or_generations_says_how_to_build(tmp_path):
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(RagError, match=r"not an index \(no CURRENT file\). Build one with `rag index PATH"):
+        Index.open(tmp_path / "plain")
     with pytest.raises(RagError, match="no index here yet"):
         Index.open(tmp_path / "nowhere")
+
+
+# ---------------------------------------------------------------- a lost or misdirected CURRENT (issue #25)
+
+GEN2 = "gen-000002"
+QUESTIONS = [QUESTION, "上海明天的温度是多少？", "经济增长了几个百分点？", EN_QUESTION]
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under `root` (but the lock) with its content: what `nothing was changed` is checked against."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != "LOCK"}
+
+
+@pytest.fixture
+def two_generations(index_dir, tmp_path, fake_cli, capsys) -> Path:
+    """The corpus's 12 articles in gen-000001, one more added in gen-000002 (13 articles)."""
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "new.txt").write_text("上海新闻\n\n上海明天晴天，温度二十度。", encoding="utf-8")
+    code, out, err = run_cli(capsys, "index", str(extra), "--index", str(index_dir), "--embedder", "fake-64", "-q")
+    assert code == 0 and "index holds 13 articles" in out, err
+    assert (index_dir / "CURRENT").read_text() == GEN2 + "\n"
+    return index_dir
+
+
+def answers(capsys, d: Path) -> list[dict]:
+    out = []
+    for q in QUESTIONS:
+        code, text, err = run_cli(capsys, "ask", q, "--index", str(d), "--json")
+        assert code == 0, err
+        out.append(json.loads(text))
+    return out
+
+
+def test_lost_current_is_refused_never_written_over_and_repaired(two_generations, corpus, fake_cli, capsys):
+    """Before the fix `rag ask` said "not an index ... Build one", `rag index` started a fresh index and the write
+    after that garbage-collected the old generations: 13 articles gone."""
+    d = two_generations
+    before = answers(capsys, d)
+    assert any(c["title"] == "上海新闻" for a in before for c in a["citations"])
+    (d / "CURRENT").unlink()
+    files = tree(d)
+    hint = f"{d}: CURRENT is missing, but the folder holds generations; the newest complete one is {GEN2}. " \
+           f"Nothing was changed: run `rag repair --index {d}` to make it current."
+    for argv in (["ask", QUESTION], ["status"], ["index", str(corpus), "--embedder", "fake-64", "-q"],
+                 ["index", "--rebuild", str(corpus), "--embedder", "fake-64", "-q"]):
+        for _ in range(2):  # refused every time: the first refusal changes nothing either
+            code, out, err = run_cli(capsys, *argv, "--index", str(d))
+            assert (code, out, err) == (2, "", f"error: {hint}\n"), argv
+    with pytest.raises(RagError) as e:
+        index_paths([corpus], d, FakeEmbedder(), progress=False)
+    assert str(e.value) == hint
+    assert tree(d) == files  # nothing written, nothing deleted
+
+    code, out, err = run_cli(capsys, "repair", "--index", str(d))
+    assert code == 0 and not err, err
+    lines = out.splitlines()
+    assert lines[0] == f"{d}: CURRENT is missing"
+    assert lines[1].startswith(f"{d}: CURRENT now names {GEN2} (13 articles, ") and len(lines) == 2, out
+    assert (d / "CURRENT").read_text() == GEN2 + "\n"
+    assert answers(capsys, d) == before
+    code, out, err = run_cli(capsys, "repair", "--index", str(d))
+    assert code == 0 and out == f"{d}: CURRENT names {GEN2}, which opens and passes the checks: nothing to repair\n"
+    # and the index takes updates again, keeping what it held
+    code, out, err = run_cli(capsys, "index", str(corpus), "--index", str(d), "--embedder", "fake-64", "-q")
+    assert code == 0 and "index holds 13 articles" in out, err
+
+
+def _rm_gen2(d: Path) -> None:
+    shutil.rmtree(d / GEN2)
+
+
+BROKEN_CURRENTS = {
+    "its generation deleted": (_rm_gen2, GEN, 12),
+    "a file of its generation truncated": (lambda d: truncate(d / GEN2 / "vectors.faiss"), GEN, 12),
+    "its manifest emptied": (lambda d: empty(d / GEN2 / "manifest.json"), GEN, 12),
+    "its lexicon.npy one row short": (lambda d: _npy_one_row_fewer(d / GEN2 / "lexicon.npy"), GEN, 12),
+    "naming a missing generation": (lambda d: (d / "CURRENT").write_text("gen-000009\n"), GEN2, 13),
+    "garbage": (lambda d: (d / "CURRENT").write_bytes(b"\x00\xff garbage"), GEN2, 13),
+}
+
+
+@pytest.mark.parametrize("break_it,newest,articles", BROKEN_CURRENTS.values(), ids=BROKEN_CURRENTS.keys())
+def test_current_naming_a_broken_generation_points_to_repair(two_generations, corpus, break_it, newest, articles,
+                                                            tmp_path, fake_cli, capsys):
+    d = two_generations
+    break_it(d)
+    files = tree(d)
+    with pytest.raises(CorruptIndexError) as e:
+        Index.open(d)
+    hint = f"the newest complete generation is {newest}: run `rag repair --index {d}` to make it current"
+    assert hint in str(e.value) and "\n" not in str(e.value)
+    for argv in (["ask", QUESTION], ["index", str(corpus), "--embedder", "fake-64", "-q"]):
+        code, out, err = run_cli(capsys, *argv, "--index", str(d))
+        assert code == 2 and hint in err and err.count("\n") == 1, err
+    assert tree(d) == files
+    code, out, err = run_cli(capsys, "repair", "--index", str(d))
+    assert code == 0, err
+    assert f"{d}: CURRENT now names {newest} ({articles} articles, " in out
+    idx = Index.open(d)
+    assert (idx.generation, len(idx.article_ids())) == (newest, articles)
+    idx.close()
+    assert run_cli(capsys, "ask", EN_QUESTION, "--index", str(d))[0] == 0
+    # the next update builds on the repaired generation and keeps it, not a broken one that happens to be newer
+    more = tmp_path / "more"
+    more.mkdir()
+    (more / "more.txt").write_text("广州新闻\n\n广州今天多云。", encoding="utf-8")
+    code, out, err = run_cli(capsys, "index", str(more), "--index", str(d), "--embedder", "fake-64", "-q")
+    assert code == 0 and f"index holds {articles + 1} articles" in out, err
+    published = (d / "CURRENT").read_text().strip()
+    assert sorted(p.name for p in d.glob("gen-*")) == sorted([newest, published])
+
+
+def test_no_generation_opens_repair_refuses_and_rebuild_recovers(index_dir, corpus, fake_cli, capsys):
+    d = index_dir
+    (d / "CURRENT").unlink()
+    truncate(d / GEN / "vectors.faiss")
+    code, _, err = run_cli(capsys, "ask", QUESTION, "--index", str(d))
+    assert code == 2 and f"CURRENT is missing and none of its generations ({GEN}) opens" in err
+    code, _, err = run_cli(capsys, "index", str(corpus), "--index", str(d), "--embedder", "fake-64", "-q")
+    assert code == 2 and "rag index --rebuild" in err
+    code, out, err = run_cli(capsys, "repair", "--index", str(d))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert f"{d}: no generation here opens (CURRENT is missing; {GEN} does not open: {d / GEN / 'vectors.faiss'}: " \
+           f"FAISS index is unreadable" in err and "rag index --rebuild" in err
+    assert not (d / "CURRENT").exists()
+    # nothing here can be read: a rebuild may replace it
+    code, out, err = run_cli(capsys, "index", "--rebuild", str(corpus), "--index", str(d), "--embedder", "fake-64", "-q")
+    assert code == 0 and "index holds 12 articles" in out, err
+
+
+def test_repair_of_a_folder_that_is_no_index(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "repair", "--index", str(tmp_path / "nowhere"))
+    assert code == 2 and "no such folder" in err and not (tmp_path / "nowhere").exists()
+    (tmp_path / "plain").mkdir()
+    code, _, err = run_cli(capsys, "repair", "--index", str(tmp_path / "plain"))
+    assert code == 2 and "no generation here opens" in err and not (tmp_path / "plain" / "CURRENT").exists()
+
+
+def test_repair_replaces_an_empty_current_folder(index_dir, fake_cli, capsys):
+    (index_dir / "CURRENT").unlink()
+    (index_dir / "CURRENT").mkdir()
+    code, out, err = run_cli(capsys, "repair", "--index", str(index_dir))
+    assert code == 0 and f"{index_dir}: CURRENT is a directory\n" in out, err
+    assert Index.open(index_dir).generation == GEN
 
 
 def test_planted_pickle_is_refused_not_run(index_dir, tmp_path):
@@ -360,7 +506,8 @@ def test_rebuild_recovers(index_dir, corpus, name, damage, fake_cli, capsys):
 # lexicon.json + lexicon.faiss are read lazily, on the first English question: `Index.open` only checks that they
 # exist, so they are not in FILES (a truncated lexicon.faiss opens fine). Damage must surface as a CorruptIndexError
 # when `Index.lexicon()` is first called, and `rag ask` with an English question must exit 2 with one line.
-# lexicon.npy (float16 copies of the word vectors) is read only by the next `rag index` update.
+# lexicon.npy (float16 copies of the word vectors, read by the next `rag index` update) has its header checked on
+# open: a 2-D array of the manifest's dimension with one row per word of lexicon.json (when that parses).
 
 
 
@@ -414,8 +561,6 @@ LEXICON_ALTERED = {
     "json: a dict": (_lexicon_json_edit(lambda w: {x: i for i, x in enumerate(w)}), "lexicon.json"),
     "json: numbers": (_lexicon_json_edit(lambda w: list(range(len(w)))), "lexicon.json"),
     "json: a null among the words": (_lexicon_json_edit(lambda w: w[:-1] + [None]), "lexicon.json"),
-    "json: one word fewer": (_lexicon_json_edit(lambda w: w[:-1]), None),
-    "json: one word more": (_lexicon_json_edit(lambda w: w + ["多余"]), None),
     "faiss: one vector fewer": (_lexicon_faiss_from(n_drop=1), None),
     "faiss: another dimension": (_lexicon_faiss_from(dim=32), "lexicon.faiss"),
 }
@@ -479,12 +624,43 @@ def _npy_one_row_fewer(p: Path) -> None:
     np.save(p, np.load(p)[:-1])
 
 
+def _npy_other_dim(p: Path) -> None:
+    np.save(p, np.load(p)[:, :-1].copy())
+
+
+LEXICON_NPY_DAMAGES = {
+    "truncated": ("lexicon.npy", truncate),
+    "emptied": ("lexicon.npy", empty),
+    "header overwritten": ("lexicon.npy", overwrite_header),
+    "deleted": ("lexicon.npy", delete),
+    "one row fewer": ("lexicon.npy", _npy_one_row_fewer),
+    "another dimension": ("lexicon.npy", _npy_other_dim),
+    "json: one word fewer": ("lexicon.json", _lexicon_json_edit(lambda w: w[:-1])),
+    "json: one word more": ("lexicon.json", _lexicon_json_edit(lambda w: w + ["多余"])),
+}
+
+
+@pytest.mark.parametrize("name,damage", LEXICON_NPY_DAMAGES.values(), ids=LEXICON_NPY_DAMAGES.keys())
+def test_lexicon_npy_disagreeing_with_lexicon_json_is_caught_at_open(index_dir, name, damage):
+    """Reading only lexicon.npy's header (not its data); before the fix a damaged one went unnoticed until the next
+    update. Words and rows disagreeing in number: the vectors file is the one named, the words file quoted."""
+    path = index_dir / GEN / name
+    damage(path) if name == "lexicon.npy" else damage(index_dir / GEN)
+    with pytest.raises(CorruptIndexError) as e:
+        Index.open(index_dir)
+    assert_clear(e.value, index_dir / GEN / "lexicon.npy")
+
+
 @pytest.mark.parametrize("name,damage", [
     pytest.param("lexicon.json", truncate),
     pytest.param("lexicon.npy", delete),
     pytest.param("lexicon.npy", truncate),
     pytest.param("lexicon.npy", _npy_one_row_fewer),
-], ids=["json-truncated", "npy-deleted", "npy-truncated", "npy-one-row-fewer"])
+    pytest.param("lexicon.faiss", truncate),
+    pytest.param("lexicon.faiss", overwrite_header),
+    pytest.param("lexicon.faiss", empty),
+], ids=["json-truncated", "npy-deleted", "npy-truncated", "npy-one-row-fewer", "faiss-truncated",
+        "faiss-header-overwritten", "faiss-emptied"])
 def test_update_on_damaged_lexicon_refuses_clearly(index_dir, corpus, tmp_path, name, damage, fake_cli, capsys):
     """A plain `rag index` that adds an article to an index with a damaged lexicon file: exit 2 with one line that
     names the file and says `rag index --rebuild` (as for the other files, test_rebuild_recovers)."""
@@ -493,7 +669,9 @@ def test_update_on_damaged_lexicon_refuses_clearly(index_dir, corpus, tmp_path, 
     extra = tmp_path / "extra"
     extra.mkdir()
     (extra / "new.txt").write_text("上海新闻\n\n上海明天晴天，温度二十度。", encoding="utf-8")
+    files = tree(index_dir)
     code, _, err = run_cli(capsys, "index", str(extra), "--index", str(index_dir), "--embedder", "fake-64", "-q")
     assert code == 2, err
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert "rag index --rebuild" in err and str(path) in err, err
+    assert tree(index_dir) == files  # a damaged lexicon.faiss is refused by name, not silently made again

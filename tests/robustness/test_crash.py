@@ -8,11 +8,13 @@ and that indexing again finishes the job.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -194,3 +196,193 @@ def test_leftover_temp_generation_is_ignored_and_cleaned_up(states, tmp_path):
     assert not junk.exists() and not list(index_dir.glob(".tmp-gen-*"))
     assert not (index_dir / "CURRENT.abcd.tmp").exists()
     assert snapshot(index_dir) == new
+
+
+# ---------------------------------------------------------------- a first index stopped before CURRENT (issue #25)
+
+
+def test_first_index_killed_between_publishing_and_current_is_finished_by_the_next_run(states, tmp_path):
+    """A first index renames its generation into place, then writes CURRENT. Killed in between, the folder holds a
+    complete generation and no CURRENT, which must not read as an index whose CURRENT was lost (refused until
+    `rag repair`): the FIRST marker says whose it is, and the next `rag index` finishes the publish."""
+    root, corpus, template, old, new, steps = states
+    probe = tmp_path / "probe"
+    p = run_worker(probe, corpus, "--phase-delay", "0")
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    first_steps = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("phase ")]
+    after_rename = first_steps.index("rename") + 1
+    assert first_steps[after_rename:after_rename + 2] == ["fsync_dir", "replace"], first_steps
+    for n, step in enumerate((after_rename, after_rename + 1)):  # before the fsync, before CURRENT's os.replace
+        index_dir = tmp_path / f"first{n}"
+        proc = run_worker(index_dir, corpus, "--phase-delay", str(PHASE_DELAY))
+        assert kill_at_step(proc, step, 0) == first_steps[step]
+        assert [g.name for g in index_dir.glob("gen-*")] == ["gen-000001"] and not (index_dir / "CURRENT").exists()
+        with pytest.raises(RagError, match="not an index yet: the first `rag index` into it stopped before publishing"):
+            Index.open(index_dir)
+        assert snapshot(index_dir) is None
+        p = run_worker(index_dir, corpus)
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        assert snapshot(index_dir) == new
+        assert sorted(x.name for x in index_dir.iterdir()) == ["CURRENT", "LOCK", "gen-000001"]
+
+
+# ---------------------------------------------------------------- a full disk (issue #25)
+
+
+@pytest.fixture
+def live(states, tmp_path):
+    """A copy of the template index (OLD, two generations) and the corpus that would update it to NEW."""
+    root, corpus, template, old, new, steps = states
+    index_dir = tmp_path / "idx"
+    shutil.copytree(template, index_dir)
+    return index_dir, corpus, old
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != "LOCK"}
+
+
+def fail_on_call(n: int, fn):
+    """`fn`, raising OSError(ENOSPC) on its n-th call (counting from 1)."""
+    calls = {"n": 0}
+
+    def wrapped(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return fn(*a, **kw)
+    return wrapped
+
+
+def _full_at_np_save(monkeypatch, n):
+    import numpy as np
+
+    monkeypatch.setattr(np, "save", fail_on_call(n, np.save))
+
+
+def _full_at_faiss_write(monkeypatch, n):
+    import faiss
+
+    monkeypatch.setattr(faiss, "write_index", fail_on_call(n, faiss.write_index))
+
+
+def _full_in_sqlite(monkeypatch, n):
+    """SQLite's own "database or disk is full": the temp generation's database may grow by `n` pages at most."""
+    from rag.index import writer
+
+    start = writer.Writer._start
+
+    def small_disk(self, dim):
+        start(self, dim)
+        pages = self.con.execute("PRAGMA page_count").fetchone()[0]
+        self.con.execute(f"PRAGMA max_page_count = {pages + n}")
+    monkeypatch.setattr(writer.Writer, "_start", small_disk)
+
+
+def _full_at_current(monkeypatch, n):
+    """The generation is written and renamed into place; writing CURRENT's temp file fails."""
+    from rag.index import writer
+
+    real = writer.atomic_write_text
+
+    def write(path, text):
+        if Path(path).name == "CURRENT":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, text)
+    monkeypatch.setattr(writer, "atomic_write_text", write)
+
+
+FULL_DISKS = {
+    "np.save of ids.npy": (_full_at_np_save, 1),
+    "np.save of sentvecs.npy": (_full_at_np_save, 4),
+    "np.save of the BM25 arrays": (_full_at_np_save, 7),
+    "faiss.write_index of vectors.faiss": (_full_at_faiss_write, 1),
+    "faiss.write_index of lexicon.faiss": (_full_at_faiss_write, 2),
+    "sqlite while adding articles": (_full_in_sqlite, 1),
+    "writing CURRENT": (_full_at_current, 1),
+}
+
+
+@pytest.mark.parametrize("fill,n", FULL_DISKS.values(), ids=FULL_DISKS.keys())
+def test_a_full_disk_is_one_line_and_changes_nothing(live, fill, n, monkeypatch, capsys):
+    """Before the fix: tracebacks (sqlite3.OperationalError, FAISS's C++ RuntimeError, numpy's "403456 requested and
+    16320 written") with no word about the disk, and the temp generation left behind."""
+    from rag import cli
+    from rag.errors import NoSpaceError
+
+    index_dir, corpus, old = live
+    files = files_of(index_dir)
+    fill(monkeypatch, n)
+    with pytest.raises(NoSpaceError) as e:
+        index_paths([corpus], index_dir, FakeEmbedder(), progress=False)
+    assert str(e.value) == f"no space left on {index_dir}: nothing was changed"
+    assert files_of(index_dir) == files  # no temp generation, no half-published one; CURRENT as it was
+    assert sorted(p.name for p in index_dir.iterdir()) == ["CURRENT", "LOCK", "gen-000001", "gen-000002"]
+    assert snapshot(index_dir) == old
+    # the CLI: exit 1, one line, no traceback (the fake embedder stands in for the index's own)
+    monkeypatch.setattr("rag.models.registry.get_embedder", lambda spec="use", **kw: FakeEmbedder())
+    fill(monkeypatch, n)
+    code = cli.main(["index", str(corpus), "--index", str(index_dir), "--embedder", "fake-64", "-q"])
+    out, err = capsys.readouterr()
+    assert (code, out, err) == (1, "", f"error: no space left on {index_dir}: nothing was changed\n")
+    assert files_of(index_dir) == files
+
+
+@pytest.mark.parametrize("exc", [
+    OSError(errno.ENOSPC, "No space left on device"),
+    OSError(errno.EDQUOT, "Disk quota exceeded"),
+    OSError("403456 requested and 16320 written"),  # numpy's tofile: no errno
+    RuntimeError("Error in void faiss::write_index(...) at faiss/impl/io.cpp:106: Error: 'ret == (n)' failed: write "
+                 "error in /idx/.tmp-gen-1/vectors.faiss: 16320 != 403456 (No space left on device)"),
+    sqlite3.OperationalError("database or disk is full"),
+], ids=["ENOSPC", "EDQUOT", "numpy", "faiss", "sqlite"])
+def test_every_form_of_a_full_disk_is_recognised(exc):
+    from rag.index.files import is_disk_full
+
+    assert is_disk_full(exc)
+    wrapped = RuntimeError("while saving")
+    wrapped.__cause__ = exc
+    assert is_disk_full(wrapped)
+    assert not is_disk_full(OSError(errno.EACCES, "Permission denied"))
+    assert not is_disk_full(RuntimeError("Error in faiss::read_index: read error"))
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 2 MB tmpfs (root only); skipped where mounting is not permitted."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({(p.stderr or p.stdout).strip() or p.returncode}): the "
+                    "monkeypatched full-disk tests stand in")
+    try:
+        yield mount
+    finally:
+        if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_real_full_disk(tiny_disk, tmp_path):
+    from rag.errors import NoSpaceError
+
+    small, big = tmp_path / "small", tmp_path / "big"
+    write_corpus(small, OLD)
+    write_corpus(big, [{**article(i), "text": article(i)["text"] * 6} for i in range(100, 1600)])
+    index_dir = tiny_disk / "idx"
+    index_paths([small], index_dir, FakeEmbedder(), progress=False)
+    old = snapshot(index_dir)
+    files = files_of(index_dir)
+    with pytest.raises(NoSpaceError) as e:
+        index_paths([big], index_dir, FakeEmbedder(), progress=False)
+    assert str(e.value) == f"no space left on {index_dir}: nothing was changed"
+    assert files_of(index_dir) == files and snapshot(index_dir) == old
+    assert sorted(p.name for p in index_dir.iterdir()) == ["CURRENT", "LOCK", "gen-000001"]
+    # a smaller update fits: indexing goes on from the same generation
+    more = tmp_path / "more"
+    write_corpus(more, [article(50)])
+    s = index_paths([more], index_dir, FakeEmbedder(), progress=False)
+    assert (s.added, s.total_articles, s.generation) == (1, len(OLD) + 1, "gen-000002")

@@ -1,4 +1,6 @@
-"""Load: the Gradio server on loopback answers 200 questions from 16 concurrent gradio_client users with no errors.
+"""Load: the Gradio server on loopback answers 200 questions from 16 concurrent gradio_client users with no errors,
+and answers them all, and the hostile user's, while one user sends the longest allowed question and chat again and
+again (its effect on the others' answer times is measured by `python -m eval.load_hostile`, not asserted here).
 
 The app's queue (rag/ui/app.py) runs CONCURRENCY_LIMIT answers at once and holds up to QUEUE_SIZE waiting requests:
 16 users each with one request in flight never overflow it, and 4 workers keep 2 cores busy without thrashing.
@@ -18,10 +20,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import FakeEmbedder
-from rag.index import index_paths
-from rag.index import Index
+
+from rag.index import Index, index_paths
 
 pytest.importorskip("gradio_client")
 app = pytest.importorskip("rag.ui.app")
@@ -159,3 +160,57 @@ def test_200_questions_from_16_concurrent_clients(server):
         for c in r["citations"]:
             assert idx.article(c["article_id"]).text[c["start"] : c["end"]] == c["sentence"]
     assert any(r["citations"] for r in results)
+
+
+@pytest.mark.slow
+def test_16_users_and_a_hostile_one(server):
+    from gradio_client import Client
+
+    from eval.load_hostile import EventSession, hostile_payload
+    from rag.ui.inputs import MAX_CHAT_MESSAGES, MAX_QUESTION_CHARS
+
+    url, _ = server
+    payload = hostile_payload("".join(c + "今天下雨了，气温是十八度。" for c in CITIES))
+    assert len(payload[0]) == MAX_QUESTION_CHARS and len(payload[1]) == MAX_CHAT_MESSAGES
+    stop = threading.Event()
+    hostile: list[tuple[bool, dict]] = []
+
+    def attacker():
+        session = EventSession(url)
+        fn, trigger = session.event("rag-send", "click")
+        while not stop.is_set():
+            hostile.append(session.call(fn, trigger, payload, timeout=300))
+        session.close()
+
+    errors, answered = [], []
+    mu = threading.Lock()
+
+    def user(n: int):
+        client = Client(url, verbose=False, download_files=False, analytics_enabled=False)
+        for i in range(5):
+            q = ASKS[(n + i) % len(ASKS)].format(c=CITIES[(n * 5 + i) % len(CITIES)])
+            try:
+                r = client.predict(q, 5, "", "", api_name="/ask")
+            except Exception as e:  # noqa: BLE001
+                with mu:
+                    errors.append(f"{q}: {e!r}")
+                continue
+            wait_stream_closed(client)
+            with mu:
+                answered.append(r)
+
+    bad = threading.Thread(target=attacker)
+    bad.start()
+    threads = [threading.Thread(target=user, args=(n,)) for n in range(USERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    stop.set()
+    bad.join(timeout=300)
+    assert not errors, f"{len(errors)} errors, first: {errors[:3]}"
+    assert len(answered) == USERS * 5 and all(r["text"] for r in answered)
+    assert hostile and all(ok for ok, _ in hostile), [out for ok, out in hostile if not ok][:2]
+    chat = hostile[-1][1]["data"][0]
+    assert len(chat) == MAX_CHAT_MESSAGES  # the chat sent back is trimmed, not grown
+    assert chat[-2]["content"][0]["text"].startswith("他")  # the question was read, not refused

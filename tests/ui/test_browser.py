@@ -15,7 +15,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from test_gradio_api import ROOT, SEED_TITLE, running_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -47,11 +46,18 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def served(tmp_path_factory):
+    """`rag serve` on loopback (uploads on by default there), with its own Gradio upload cache."""
     tmp = tmp_path_factory.mktemp("browser")
     argv = ["-m", "rag.cli", "serve", "--index", str(tmp / "index")]
-    with running_app(tmp / "index", tmp / "app.log", argv=argv) as url:
-        yield url
+    temp = tmp / "gradio-temp"
+    with running_app(tmp / "index", tmp / "app.log", argv=argv, env={"GRADIO_TEMP_DIR": str(temp)}) as url:
+        yield url, temp
+
+
+@pytest.fixture(scope="module")
+def app_url(served):
+    return served[0]
 
 
 @pytest.fixture(scope="module")
@@ -159,9 +165,11 @@ def test_date_validation_message(page):
     assert "YYYY-MM-DD" in text and "2024-13-45" in text
 
 
-def test_upload_with_xss_payload_is_shown_as_text(page, tmp_path):
+def test_upload_with_xss_payload_is_shown_as_text(page, served, tmp_path):
     from playwright.sync_api import expect
 
+    expect(page.locator("#rag-upload")).to_contain_text("每个文件不超过 5 MB")
+    expect(page.locator("#rag-upload")).to_contain_text("所有用户共用的索引")
     art = tmp_path / "xss-article.html"
     art.write_text(XSS_HTML, encoding="utf-8")
     wrong = tmp_path / "notes.pdf"
@@ -169,12 +177,16 @@ def test_upload_with_xss_payload_is_shown_as_text(page, tmp_path):
     page.set_input_files("#rag-upload input[type=file]", [str(art), str(wrong)])
     msg = page.locator("#rag-upload-msg")
     expect(msg).to_contain_text("xss-article.html", timeout=30_000)
-    expect(msg.locator(".rag-ok")).to_contain_text("已接收")
     expect(msg.locator(".rag-rejected")).to_contain_text("notes.pdf")
     expect(msg.locator(".rag-rejected")).to_contain_text("不支持的文件类型 .pdf")
-    # background indexing: the status line goes from "indexing..." to the new totals
+    # background indexing: the file's row and the status line go from "indexing..." to the new totals
+    expect(msg.locator(".rag-ok")).to_contain_text("已索引：1 篇文章", timeout=90_000)
     expect(page.locator("#rag-status")).to_contain_text("2 篇文章", timeout=60_000)
     expect(page.locator("#rag-status")).not_to_contain_text("正在索引")
+    # Gradio's upload cache keeps neither file (the accepted one was copied under the index, the other rejected)
+    temp = served[1]
+    left = [p for p in temp.rglob("*") if p.is_file()] if temp.exists() else []
+    assert not left, left
 
     text = _ask(page, f"{UNIQUE}项目的负责人说了什么？")
     _shot(page, "xss-upload.png")
@@ -193,3 +205,17 @@ def test_upload_with_xss_payload_is_shown_as_text(page, tmp_path):
         assert page.locator(f"{where} script").count() == 0
         assert page.locator(f"{where} img[onerror], {where} img[src='x']").count() == 0
     assert page.locator("a[href^='javascript' i]").count() == 0
+
+
+def test_remove_the_upload_again(page):
+    """After the upload test: the uploaded article is listed, removed with the button, and no longer answers."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#rag-status")).to_contain_text("2 篇文章", timeout=60_000)
+    page.locator("#rag-uploaded input").click()
+    page.get_by_role("option", name="xss-article.html").click()
+    page.click("#rag-remove")
+    expect(page.locator("#rag-upload-msg")).to_contain_text("已从索引中删除", timeout=60_000)
+    expect(page.locator("#rag-status")).to_contain_text("1 篇文章", timeout=60_000)
+    text = _ask(page, f"{UNIQUE}项目的负责人说了什么？")
+    assert UNIQUE not in text.replace(f"{UNIQUE}项目的负责人说了什么？", "") and "[1]" not in text

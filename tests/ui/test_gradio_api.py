@@ -28,11 +28,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(index_dir: Path, log_path: Path, argv: list[str] | None = None, timeout: float = 120.0):
+def running_app(index_dir: Path, log_path: Path, argv: list[str] | None = None, timeout: float = 120.0,
+                env: dict | None = None):
     """Start the app in a subprocess on a free port; yield its URL; stop it (by pid) afterwards."""
     port = free_port()
     env = dict(os.environ, RAG_INDEX=str(index_dir), GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
-               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+               GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", **(env or {}))
     cmd = [sys.executable] + (argv or [str(ROOT / "app.py")])
     log = open(log_path, "wb")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

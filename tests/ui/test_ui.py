@@ -6,10 +6,28 @@ import re
 import pytest
 
 from rag.types import Answer, Citation
-from rag.ui.app import build_app, resolve_address
-from rag.ui.inputs import InputError, history_pairs, parse_dates, parse_k
-from rag.ui.render import TEXT, from_display, highlight, lang_code, render_sources, safe_url, to_display, upload_html
-from rag.ui.uploads import MAX_UPLOAD_BYTES, UploadRejected, check_upload, safe_filename, store_upload
+from rag.ui.app import LAUNCH_OPTIONS, build_app, resolve_address, resolve_uploads
+from rag.ui.inputs import (
+    MAX_CHAT_MESSAGES,
+    MAX_MESSAGE_CHARS,
+    MAX_QUESTION_CHARS,
+    InputError,
+    history_pairs,
+    parse_dates,
+    parse_k,
+    parse_question,
+    trim_chat,
+)
+from rag.ui.render import TEXT, from_display, highlight, lang_code, render_sources, safe_url, t, to_display, upload_html
+from rag.ui.uploads import (
+    MAX_UPLOAD_BYTES,
+    UploadRejected,
+    check_upload,
+    discard_temp,
+    receive_upload,
+    safe_filename,
+    store_upload,
+)
 
 SCRIPT = "<script>window.__xss=1</script>"
 IMG = '<img src=x onerror="alert(1)">'
@@ -233,10 +251,10 @@ def test_resolve_address(monkeypatch):
 
 def test_build_app_wires_the_api(tmp_path, fake_embedder):
     """build_app on an existing (fake-embedded) index: the named API endpoint exists and answers."""
+    from conftest import SEEDS
+
     from rag.index import index_paths
     from rag.retrieve import searcher
-
-    from conftest import SEEDS
 
     idx = tmp_path / "idx"
     index_paths([SEEDS], idx, fake_embedder, progress=False)
@@ -247,3 +265,123 @@ def test_build_app_wires_the_api(tmp_path, fake_embedder):
     assert demo.rag_jobs.ready.is_set()
     status = demo.rag_jobs.status("en")
     assert "1 articles" in status and "fake-64" in status
+
+
+def test_parse_question():
+    assert parse_question("  布林肯去了哪里？ ") == "布林肯去了哪里？"
+    assert parse_question("问" * MAX_QUESTION_CHARS) == "问" * MAX_QUESTION_CHARS
+    for empty in ("", "   ", None, 42, "\u200b\u200b"):  # a zero-width-only question cleans to nothing
+        with pytest.raises(InputError, match="empty"):
+            parse_question(empty, "en")
+    with pytest.raises(InputError) as e:
+        parse_question("问" * (MAX_QUESTION_CHARS + 1), "en")
+    assert f"{MAX_QUESTION_CHARS + 1} characters" in str(e.value) and f"limit is {MAX_QUESTION_CHARS}" in str(e.value)
+
+
+def test_trim_chat_keeps_the_last_messages_and_cuts_long_ones():
+    msgs = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"} for i in range(MAX_CHAT_MESSAGES + 10)]
+    kept = trim_chat(msgs)
+    assert len(kept) == MAX_CHAT_MESSAGES and kept[0]["content"] == "m10" and kept[-1] is msgs[-1]
+    long = [{"role": "user", "content": [{"type": "text", "text": "x" * (MAX_MESSAGE_CHARS * 3)}]}]
+    (cut,) = trim_chat(long)
+    assert cut == {"role": "user", "content": "x" * MAX_MESSAGE_CHARS}
+    assert trim_chat(None) == [] and trim_chat(msgs, keep=0) == []
+    # the history read from a trimmed chat is its last turns
+    assert history_pairs(trim_chat(msgs))[-1] == (f"m{MAX_CHAT_MESSAGES + 8}", f"m{MAX_CHAT_MESSAGES + 9}")
+
+
+def test_upload_panel_states_the_limits_in_both_languages():
+    mb = MAX_UPLOAD_BYTES // (1024 * 1024)
+    assert LAUNCH_OPTIONS["max_file_size"] == MAX_UPLOAD_BYTES  # Gradio refuses a bigger file before saving it
+    zh, en = t("zh", "upload"), t("en", "upload")
+    assert f"{mb} MB" in zh and "50 个文件" in zh and "共用" in zh and "删除" in zh
+    assert f"up to {mb} MB each" in en and "50 files" in en and "every user" in en and "remove" in en
+
+
+@pytest.mark.parametrize("host, env, flag, expected", [
+    ("127.0.0.1", None, None, "shared"),
+    ("localhost", None, None, "shared"),
+    ("::1", None, None, "shared"),
+    ("0.0.0.0", None, None, "off"),
+    ("192.168.1.20", None, None, "off"),
+    ("example.org", None, None, "off"),
+    ("0.0.0.0", "shared", None, "shared"),
+    ("127.0.0.1", "off", None, "off"),
+    ("0.0.0.0", "off", "shared", "shared"),  # the flag wins over the environment
+    ("127.0.0.1", "shared", "off", "off"),
+    ("0.0.0.0", " SHARED ", None, "shared"),
+])
+def test_resolve_uploads(monkeypatch, host, env, flag, expected):
+    if env is None:
+        monkeypatch.delenv("RAG_UPLOADS", raising=False)
+    else:
+        monkeypatch.setenv("RAG_UPLOADS", env)
+    assert resolve_uploads(flag, host) == expected
+
+
+def test_resolve_uploads_rejects_unknown_modes(monkeypatch):
+    monkeypatch.setenv("RAG_UPLOADS", "public")
+    with pytest.raises(ValueError, match=r"\$RAG_UPLOADS 'public': expected one of off, shared"):
+        resolve_uploads(None, "127.0.0.1")
+    with pytest.raises(ValueError, match="--uploads 'all'"):
+        resolve_uploads("all", "127.0.0.1")
+
+
+def test_discard_temp_deletes_only_inside_the_temp_root(tmp_path):
+    root = tmp_path / "gradio"
+    inside = root / "3f9a" / "news.txt"
+    inside.parent.mkdir(parents=True)
+    inside.write_text("x")
+    outside = tmp_path / "keep.txt"
+    outside.write_text("y")
+    discard_temp(outside, root)
+    discard_temp(root / ".." / "keep.txt", root)
+    assert outside.exists()
+    discard_temp(inside, root)
+    assert not inside.exists() and not inside.parent.exists() and root.is_dir()
+    discard_temp(inside, root)  # already gone: no error
+
+
+def test_receive_upload_stores_and_deletes_the_temp_copy(tmp_path):
+    root = tmp_path / "gradio"
+    uploads = tmp_path / "idx" / "uploads"
+    ok = root / "a1" / "新闻.txt"
+    bad = root / "b2" / "notes.pdf"
+    for f in (ok, bad):
+        f.parent.mkdir(parents=True)
+    ok.write_text("标题\n\n正文。", encoding="utf-8")
+    bad.write_bytes(b"%PDF")
+    row, dest = receive_upload(str(ok), uploads, "en", root)
+    assert row[0] is True and dest == uploads / "新闻.txt" and dest.read_text(encoding="utf-8") == "标题\n\n正文。"
+    assert "waiting to be indexed" in row[2]
+    row, dest = receive_upload(str(bad), uploads, "zh", root)
+    assert row == (False, "notes.pdf", t("zh", "rej_type", suffix=".pdf")) and dest is None
+    assert list(root.iterdir()) == []  # both temp copies gone, with their folders
+
+
+def test_build_app_without_uploads_has_no_upload_panel(seed_index, fake_embedder):
+    from rag.retrieve import searcher
+
+    searcher(str(seed_index), fake_embedder)
+    ids = lambda demo: {c.get("props", {}).get("elem_id") for c in demo.config["components"]}  # noqa: E731
+    off = build_app(seed_index, bootstrap=False, uploads="off")
+    assert not {"rag-upload", "rag-upload-msg", "rag-uploaded", "rag-remove"} & ids(off)
+    assert not any(d.get("targets") and d["targets"][0][1] == "upload" for d in off.config["dependencies"])
+    shared = build_app(seed_index, bootstrap=False, uploads="shared")
+    assert {"rag-upload", "rag-upload-msg", "rag-uploaded", "rag-remove"} <= ids(shared)
+    with pytest.raises(ValueError, match="uploads must be one of off, shared"):
+        build_app(seed_index, bootstrap=False, uploads="public")
+
+
+def test_rag_serve_passes_the_uploads_mode(monkeypatch, capsys):
+    from rag import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "serve", lambda **kw: seen.update(kw) or 0)
+    assert cli.main(["serve", "--index", "idx", "--uploads", "off", "--host", "127.0.0.1"]) == 0
+    assert seen == {"index": "idx", "host": "127.0.0.1", "port": None, "uploads": "off", "api_only": False}
+    assert cli.main(["serve", "--index", "idx"]) == 0 and seen["uploads"] is None  # serve() decides by the host
+    assert cli.main(["serve", "--index", "idx", "--api-only"]) == 0 and seen["api_only"] is True
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--uploads", "public"])
+    assert "invalid choice: 'public'" in capsys.readouterr().err
