@@ -325,8 +325,9 @@ def _apply(stream, w: Writer, batch: Batch, counts: dict[str, int], errors: list
 
 def remove_articles(index_dir: str | os.PathLike | None, ids_or_paths: Iterable[str] | str,
                     wait: float = 0.0) -> tuple[list[str], list[str]]:
-    """Remove articles by id, or every article indexed from a file (its path as given to `rag index`, or a
-    `memory:` name), in one new generation. Returns (the ids removed, the items that matched nothing)."""
+    """Remove articles by id, or the articles of an indexed file (its path as given to `rag index`, or a `memory:`
+    name) that no other indexed file also holds, in one new generation. Returns (the ids removed, the items that
+    matched nothing)."""
     root = Path(index_dir or default_index_dir())
     items = [ids_or_paths] if isinstance(ids_or_paths, str) else [str(x) for x in ids_or_paths]
     if not root.is_dir() or not os.path.lexists(root / CURRENT):
@@ -338,15 +339,16 @@ def remove_articles(index_dir: str | os.PathLike | None, ids_or_paths: Iterable[
         try:
             ids, paths = w.article_ids(), w.paths()
             for item in items:
-                held = paths.get(item) or paths.get(os.path.abspath(item)) or set()
-                targets = [item] if item in ids else sorted(held)
-                if not targets:
+                key = item if item in paths else os.path.abspath(item)
+                if item in ids:
+                    if item not in removed:
+                        w.remove_article(item)
+                        removed.append(item)
+                elif key in paths:  # the file's articles that no other indexed file also holds
+                    removed.extend(a for a in w.drop_source(key) if a not in removed)
+                else:
                     unknown.append(item)
-                for aid in targets:
-                    if aid not in removed:
-                        w.remove_article(aid)
-                        removed.append(aid)
-            if removed:
+            if removed or w.changed:
                 w.commit()
             else:
                 w.abort()

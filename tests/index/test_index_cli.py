@@ -170,3 +170,27 @@ def test_a_missing_path_with_control_characters_is_one_escaped_line(tmp_path, ca
     ghost = tmp_path / "gone\nerror: forged"
     code, out, err = run(capsys, "index", ghost, "--index", tmp_path / "idx", "-q")
     assert code == 2 and err == f"error: {tmp_path}/gone\\nerror: forged: no such file or directory\n"
+
+
+def test_removing_a_file_keeps_an_article_another_file_also_holds(tmp_path, fake_embedder):
+    import json as _json
+
+    from rag.index import Index, index_paths, remove_articles
+
+    art = {"title": "共同新闻", "url": "https://n.example/shared", "text": "两份文件都收录了这篇新闻。"}
+    a, b = tmp_path / "a" / "a.jsonl", tmp_path / "b" / "b.jsonl"
+    for p in (a, b):
+        p.parent.mkdir()
+        p.write_text(_json.dumps(art, ensure_ascii=False) + "\n", encoding="utf-8")
+    root = tmp_path / "idx"
+    index_paths([a, b], root, fake_embedder, progress=False)
+    removed, unknown = remove_articles(root, [str(a)])
+    assert removed == [] and unknown == []  # b still holds it
+    idx = Index.open(root)
+    assert len(idx.article_ids()) == 1
+    idx.close()
+    removed, _ = remove_articles(root, [str(b)])
+    assert len(removed) == 1
+    idx = Index.open(root)
+    assert idx.article_ids() == []
+    idx.close()
