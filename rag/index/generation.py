@@ -350,16 +350,7 @@ class Index:
         """Chunk ids passing the metadata filters, or None when no filter is set."""
         if not (date_from or date_to or source):
             return None
-        where, args = [], []
-        if date_from:
-            where.append("a.published >= ?")
-            args.append(date_from)
-        if date_to:
-            where.append("a.published != '' AND a.published <= ?")
-            args.append(date_to if "T" in date_to else date_to + "T23:59:59Z")
-        if source:
-            where.append("a.source = ?")
-            args.append(source)
+        where, args = _article_filters("a.", date_from, date_to, source)
         rows = self.sql(
             "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE " + " AND ".join(where), args)
         return np.array([r[0] for r in rows], dtype=np.int64)
@@ -369,16 +360,8 @@ class Index:
                       title: str | None = None) -> tuple[int, list[dict]]:
         """(how many articles pass the filters, a page of them newest first): id, title, url, published, source,
         characters. `title` matches a substring of the title, case-insensitively."""
-        where, args = ["1=1"], []
-        if date_from:
-            where.append("published >= ?")
-            args.append(date_from)
-        if date_to:
-            where.append("published != '' AND published <= ?")
-            args.append(date_to if "T" in date_to else date_to + "T23:59:59Z")
-        if source:
-            where.append("source = ?")
-            args.append(source)
+        where, args = _article_filters("", date_from, date_to, source)
+        where.insert(0, "1=1")
         if title:
             where.append("instr(lower(title), lower(?)) > 0")
             args.append(title)
@@ -405,6 +388,22 @@ class Index:
 
     def article_ids(self) -> list[str]:
         return [r[0] for r in self.sql("SELECT id FROM articles ORDER BY id")]
+
+
+def _article_filters(prefix: str, date_from: str | None, date_to: str | None,
+                     source: str | None) -> tuple[list[str], list[str]]:
+    """SQL conditions on the articles table (column prefix `prefix`) for the date and source filters."""
+    where, args = [], []
+    if date_from:
+        where.append(f"{prefix}published >= ?")
+        args.append(date_from)
+    if date_to:
+        where.append(f"{prefix}published != '' AND {prefix}published <= ?")
+        args.append(date_to if "T" in date_to else date_to + "T23:59:59Z")
+    if source:
+        where.append(f"{prefix}source = ?")
+        args.append(source)
+    return where, args
 
 
 # ---------------------------------------------------------------- lexicon check, lost CURRENT, repair
