@@ -9,11 +9,16 @@ server (a damaged index, a failed answer) are shown as a fixed sentence; their d
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import threading
+import time
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,6 +27,7 @@ from ..errors import CorruptIndexError, IndexMismatchError
 from ..index import default_index_dir
 from ..lang import dictionary
 from ..pipeline import ask
+from ..retrieve import searcher
 from ..types import Answer
 from .inputs import (
     K_DEFAULT,
@@ -36,14 +42,23 @@ from .inputs import (
     trim_chat,
 )
 from .jobs import IndexJobs
+from .library import query_library
 from .render import (
     EXAMPLES,
     LANG_CHOICES,
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_FILES,
+    READING_CSS,
+    SCROLL_JS,
     SOURCES_CSS,
+    SOURCES_JS,
+    conversation_markdown,
     lang_code,
+    library_html,
+    reading_placeholder,
+    render_article,
     render_sources,
+    stats_html,
     status_html,
     t,
     to_display,
@@ -58,6 +73,8 @@ DEFAULT_PORT = 7860
 READY_TIMEOUT = 600.0  # how long a question waits for the first index build
 CONCURRENCY_LIMIT = 4
 QUEUE_SIZE = 64
+MAX_TURNS = 100  # answers kept for the Markdown export
+EXPORT_TTL = 3600.0  # seconds an exported file stays in the app's export folder
 UPLOAD_MODES = ("off", "shared")
 # show_error=False: an exception that is not a gr.Error reaches the browser as a bare "Error", never its text
 LAUNCH_OPTIONS = dict(ssr_mode=False, show_error=False, max_file_size=MAX_UPLOAD_BYTES)
@@ -69,6 +86,7 @@ class Handlers:
     def __init__(self, gr, root: Path, jobs: IndexJobs):
         self.gr, self.root, self.jobs = gr, root, jobs
         self.temp_root = gr.utils.get_upload_folder()  # where Gradio keeps uploaded files until we delete them
+        self.export_root = Path(tempfile.gettempdir()) / "rag-exports"
 
     def run_ask(self, question, k, date_from, date_to, history: list[tuple[str, str]] | None, lang: str) -> Answer:
         """The answer, or InputError with a message fit to show (a server failure's details go to the log)."""
@@ -93,7 +111,7 @@ class Handlers:
         lang = lang_code(lang_choice)
         messages = trim_chat(messages)
         if not isinstance(question, str) or not question.strip():
-            return messages, gr.skip(), gr.skip(), "", status_html(jobs.status(lang))
+            return messages, gr.skip(), gr.skip(), "", status_html(jobs.status(lang)), None
         q = question.strip()
         answer = None
         try:
@@ -105,10 +123,70 @@ class Handlers:
         messages += [{"role": "user", "content": to_display(shown)}, {"role": "assistant", "content": reply}]
         sources = render_sources(answer, lang) if answer is not None else gr.skip()
         state = answer.to_dict() if answer is not None else gr.skip()
-        return trim_chat(messages), sources, state, "", status_html(jobs.status(lang))
+        turn = {"question": shown, "text": answer.text, "citations": state["citations"]} if answer else None
+        return trim_chat(messages), sources, state, "", status_html(jobs.status(lang)), turn
+
+    @staticmethod
+    def add_turn(turn: dict | None, turns: list | None) -> list:
+        """The conversation kept for the export, with the answer just given (if there was one)."""
+        return (list(turns or []) + ([turn] if isinstance(turn, dict) else []))[-MAX_TURNS:]
 
     def clear(self, lang_choice):
-        return [], render_sources(None, lang_code(lang_choice)), None, ""
+        lang = lang_code(lang_choice)
+        return ([], render_sources(None, lang), None, "", [], None, reading_placeholder(lang),
+                self.gr.update(value=None, visible=False))
+
+    # ---------------------------------------------------------------- reading view, library, export
+
+    def open_citation(self, last_answer, lang_choice, num):
+        """The reading view of citation `num` of the last answer (its stored article, the sentence marked)."""
+        gr = self.gr
+        lang = lang_code(lang_choice)
+        cits = (last_answer.get("citations") or []) if isinstance(last_answer, dict) else []
+        c = next((c for c in cits if isinstance(num, (int, float)) and c.get("number") == int(num)), None)
+        if c is None:
+            return gr.skip(), gr.skip()
+        try:
+            article = searcher(self.root).refresh().article(str(c.get("article_id")))
+        except Exception as e:  # noqa: BLE001 - shown as a fixed sentence, details in the log
+            return library_html(None, lang, self.failure(e, lang)), gr.update(open=True)
+        return render_article(article, c.get("start"), c.get("end"), lang), gr.update(open=True)
+
+    def library(self, delta, page, date_from, date_to, source, title, lang_choice):
+        """(the library page's HTML, the page number, the index status) for page `page + delta` (delta None: 1)."""
+        gr = self.gr
+        lang = lang_code(lang_choice)
+        if not self.jobs.index_exists():
+            return library_html(None, lang, t(lang, "index_missing")), 1, stats_html(None, lang)
+        want = 1 if delta is None else (page if isinstance(page, int) else 1) + delta
+        try:
+            index = searcher(self.root).refresh()
+            result = query_library(index, want, date_from, date_to, source, title, lang)
+            stats = index.stats()
+        except InputError as e:
+            return library_html(None, lang, str(e)), gr.skip(), gr.skip()
+        except Exception as e:  # noqa: BLE001 - shown as a fixed sentence, details in the log
+            return library_html(None, lang, self.failure(e, lang)), gr.skip(), gr.skip()
+        return library_html(result, lang), result["page"], stats_html(stats, lang)
+
+    def export(self, turns, lang_choice):
+        """A Markdown file of the conversation for the download box (None, with a notice, when there is none)."""
+        if not turns:
+            self.gr.Info(t(lang_code(lang_choice), "export_empty"))
+            return self.gr.update(value=None, visible=False)
+        self.export_root.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        for old in self.export_root.iterdir():  # earlier exports: Gradio has copied them into its own cache
+            try:
+                if now - old.stat().st_mtime > EXPORT_TTL:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                pass
+        folder = self.export_root / uuid.uuid4().hex
+        folder.mkdir()
+        path = folder / "conversation.md"
+        path.write_text(conversation_markdown(turns), encoding="utf-8")
+        return self.gr.update(value=str(path), visible=True)
 
     def api_ask(self, question: str, k: int = K_DEFAULT, date_from: str = "", date_to: str = "") -> dict:
         """Answer `question` from the index: {question, text, abstained, citations: [...], lang}."""
@@ -203,7 +281,25 @@ class Handlers:
             out[ui.upload] = gr.update(label=t(lang, "upload"))
             out[ui.uploaded] = gr.update(label=t(lang, "uploaded"))
             out[ui.remove_btn] = gr.update(value=t(lang, "remove"))
+        out.update(self.relabel_tabs(ui, lang))
         return out
+
+    def relabel_tabs(self, ui: SimpleNamespace, lang: str) -> dict:
+        """The labels of the tabs, the reading view, the export and the library's controls in `lang`."""
+        gr = self.gr
+        return {
+            ui.chat_tab: gr.update(label=t(lang, "tab_chat")),
+            ui.lib_tab: gr.update(label=t(lang, "tab_library")),
+            ui.reading_box: gr.update(label=t(lang, "reading")),
+            ui.export_btn: gr.update(value=t(lang, "export")),
+            ui.lib_from: gr.update(label=t(lang, "date_from"), placeholder=t(lang, "date_placeholder")),
+            ui.lib_to: gr.update(label=t(lang, "date_to"), placeholder=t(lang, "date_placeholder")),
+            ui.lib_source: gr.update(label=t(lang, "lib_source")),
+            ui.lib_title: gr.update(label=t(lang, "lib_title")),
+            ui.lib_search: gr.update(value=t(lang, "lib_search")),
+            ui.lib_prev: gr.update(value=t(lang, "lib_prev")),
+            ui.lib_next: gr.update(value=t(lang, "lib_next")),
+        }
 
 
 def _upload_path(f) -> str:
@@ -261,6 +357,40 @@ def build_layout(gr, jobs: IndexJobs, uploads: bool) -> SimpleNamespace:
                               scale=0, min_width=220)
     status = gr.HTML(status_html(jobs.status(L)), elem_id="rag-status")
     last_answer = gr.State(None)
+    turns = gr.State([])  # the answers given, for the export
+    turn = gr.State(None)  # the answer just given (None after a refusal), added to `turns` next
+    with gr.Tabs(elem_id="rag-tabs"):
+        with gr.Tab(t(L, "tab_chat"), elem_id="rag-chat-tab") as chat_tab:
+            chat = build_chat(gr, jobs, uploads, L)
+        with gr.Tab(t(L, "tab_library"), elem_id="rag-library-tab") as lib_tab:
+            lib = build_library(gr, L)
+    timer = gr.Timer(1.0, active=jobs.is_busy)
+    return SimpleNamespace(title=title, lang_radio=lang_radio, status=status, last_answer=last_answer, turns=turns,
+                           turn=turn, chat_tab=chat_tab, lib_tab=lib_tab, timer=timer, **chat, **lib)
+
+
+def build_library(gr, L: str) -> dict:
+    """The library tab: filters, the index status, a page of articles and prev/next."""
+    lib_stats = gr.HTML("", elem_id="rag-lib-stats", js_on_load=None)
+    with gr.Row():
+        lib_from = gr.Textbox(label=t(L, "date_from"), placeholder=t(L, "date_placeholder"), max_lines=1,
+                              elem_id="rag-lib-from")
+        lib_to = gr.Textbox(label=t(L, "date_to"), placeholder=t(L, "date_placeholder"), max_lines=1,
+                            elem_id="rag-lib-to")
+        lib_source = gr.Textbox(label=t(L, "lib_source"), max_lines=1, elem_id="rag-lib-source")
+        lib_title = gr.Textbox(label=t(L, "lib_title"), max_lines=1, elem_id="rag-lib-title")
+    with gr.Row():
+        lib_search = gr.Button(t(L, "lib_search"), variant="primary", elem_id="rag-lib-search")
+        lib_prev = gr.Button(t(L, "lib_prev"), elem_id="rag-lib-prev")
+        lib_next = gr.Button(t(L, "lib_next"), elem_id="rag-lib-next")
+    lib_list = gr.HTML(library_html(None, L, ""), elem_id="rag-lib-list", css_template=READING_CSS, js_on_load=None)
+    lib_page = gr.State(1)
+    return dict(lib_stats=lib_stats, lib_from=lib_from, lib_to=lib_to, lib_source=lib_source, lib_title=lib_title,
+                lib_search=lib_search, lib_prev=lib_prev, lib_next=lib_next, lib_list=lib_list, lib_page=lib_page)
+
+
+def build_chat(gr, jobs: IndexJobs, uploads: bool, L: str) -> dict:
+    """The chat tab: chat, sources, the reading view, export, settings and uploads."""
     with gr.Row():
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(label=t(L, "chat"), elem_id="rag-chat", height=460, sanitize_html=True,
@@ -271,10 +401,14 @@ def build_layout(gr, jobs: IndexJobs, uploads: bool) -> SimpleNamespace:
             with gr.Row():
                 send = gr.Button(t(L, "send"), variant="primary", elem_id="rag-send")
                 clear_btn = gr.Button(t(L, "clear"), elem_id="rag-clear")
+                export_btn = gr.Button(t(L, "export"), elem_id="rag-export")
+            export_file = gr.File(label="Markdown", elem_id="rag-export-file", interactive=False, visible=False)
             gr.Examples(examples=[[q] for q in EXAMPLES], inputs=[question], label="示例 / Examples")
         with gr.Column(scale=2):
             sources = gr.HTML(render_sources(None, L), elem_id="rag-sources", css_template=SOURCES_CSS,
-                              js_on_load=None)
+                              js_on_load=SOURCES_JS)
+    with gr.Accordion(t(L, "reading"), open=False, elem_id="rag-reading-box") as reading_box:
+        reading = gr.HTML(reading_placeholder(L), elem_id="rag-reading", css_template=READING_CSS, js_on_load=None)
     upload = upload_msg = uploaded = remove_btn = batch = None
     with gr.Accordion(t(L, "settings" if uploads else "settings_only"), open=True, elem_id="rag-settings") as settings:
         with gr.Row():
@@ -291,25 +425,25 @@ def build_layout(gr, jobs: IndexJobs, uploads: bool) -> SimpleNamespace:
                                        elem_id="rag-uploaded", interactive=True, scale=3)
                 remove_btn = gr.Button(t(L, "remove"), elem_id="rag-remove", scale=1)
             batch = gr.State(None)
-    timer = gr.Timer(1.0, active=jobs.is_busy)
-    return SimpleNamespace(title=title, lang_radio=lang_radio, status=status, last_answer=last_answer,
-                           chatbot=chatbot, question=question, send=send, clear_btn=clear_btn, sources=sources,
-                           settings=settings, k_slider=k_slider, date_from=date_from, date_to=date_to,
-                           upload=upload, upload_msg=upload_msg, uploaded=uploaded, remove_btn=remove_btn,
-                           batch=batch, timer=timer)
+    return dict(chatbot=chatbot, question=question, send=send, clear_btn=clear_btn, sources=sources,
+                settings=settings, k_slider=k_slider, date_from=date_from, date_to=date_to, upload=upload,
+                upload_msg=upload_msg, uploaded=uploaded, remove_btn=remove_btn, batch=batch,
+                export_btn=export_btn, export_file=export_file, reading_box=reading_box, reading=reading)
 
 
 def wire_events(gr, demo, ui: SimpleNamespace, h: Handlers) -> None:
     """Connect the components of `build_layout` to the handlers, and add the `/ask` API endpoint."""
     ask_inputs = [ui.question, ui.chatbot, ui.k_slider, ui.date_from, ui.date_to, ui.lang_radio]
-    ask_outputs = [ui.chatbot, ui.sources, ui.last_answer, ui.question, ui.status]
+    ask_outputs = [ui.chatbot, ui.sources, ui.last_answer, ui.question, ui.status, ui.turn]
     for trigger in (ui.send.click, ui.question.submit):
         trigger(h.respond, ask_inputs, ask_outputs, api_visibility="private", concurrency_id="ask",
-                show_progress="minimal")
-    cleared = [ui.chatbot, ui.sources, ui.last_answer, ui.question]
+                show_progress="minimal").then(h.add_turn, [ui.turn, ui.turns], [ui.turns], api_visibility="private",
+                                              queue=False, show_progress="hidden")
+    cleared = [ui.chatbot, ui.sources, ui.last_answer, ui.question, ui.turns, ui.turn, ui.reading, ui.export_file]
     ui.clear_btn.click(h.clear, [ui.lang_radio], cleared, api_visibility="private", queue=False)
     ui.chatbot.clear(h.clear, [ui.lang_radio], cleared, api_visibility="private", queue=False)
     quiet = dict(api_visibility="private", queue=False, show_progress="hidden")
+    wire_reading(gr, ui, h, quiet)
     if ui.upload is not None:
         ui.upload.upload(h.on_upload, [ui.upload, ui.lang_radio],
                          [ui.upload_msg, ui.status, ui.timer, ui.upload, ui.batch], api_visibility="private",
@@ -327,9 +461,28 @@ def wire_events(gr, demo, ui: SimpleNamespace, h: Handlers) -> None:
                 ui.date_to, ui.sources, ui.status]
     if ui.upload is not None:
         labelled += [ui.upload, ui.uploaded, ui.remove_btn]
+    labelled += [ui.chat_tab, ui.lib_tab, ui.reading_box, ui.export_btn, ui.lib_from, ui.lib_to, ui.lib_source,
+                 ui.lib_title, ui.lib_search, ui.lib_prev, ui.lib_next]
     ui.lang_radio.change(lambda lang, last: h.relabel(ui, lang, last), [ui.lang_radio, ui.last_answer], labelled,
                          api_visibility="private", queue=False)
     gr.api(h.api_ask, api_name="ask", concurrency_id="ask")
+
+
+def wire_reading(gr, ui: SimpleNamespace, h: Handlers, quiet: dict) -> None:
+    """The reading view (a citation's "read" button), the Markdown export and the library tab's events."""
+    def open_citation(last_answer, lang_choice, evt):
+        data = getattr(evt, "_data", None)
+        return h.open_citation(last_answer, lang_choice, data.get("num") if isinstance(data, dict) else None)
+
+    open_citation.__annotations__ = {"evt": gr.EventData}  # gradio passes the event's data by this annotation
+    ui.sources.click(open_citation, [ui.last_answer, ui.lang_radio], [ui.reading, ui.reading_box],
+                     **quiet).then(None, js=SCROLL_JS, **quiet)
+    ui.export_btn.click(h.export, [ui.turns, ui.lang_radio], [ui.export_file], **quiet)
+    filters = [ui.lib_page, ui.lib_from, ui.lib_to, ui.lib_source, ui.lib_title, ui.lang_radio]
+    lib_out = [ui.lib_list, ui.lib_page, ui.lib_stats]
+    for trigger, delta in ((ui.lib_tab.select, None), (ui.lib_search.click, None), (ui.lib_prev.click, -1),
+                           (ui.lib_next.click, 1)):
+        trigger(functools.partial(h.library, delta), filters, lib_out, **quiet)
 
 
 def resolve_address(host: str | None = None, port: int | str | None = None) -> tuple[str, int]:

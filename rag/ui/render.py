@@ -90,6 +90,24 @@ TEXT: dict[str, dict[str, str]] = {
         "detail_control": "含控制字符",
         "detail_dotdot": "含 “..” 路径",
         "detail_empty": "为空",
+        "tab_chat": "问答",
+        "tab_library": "文章库",
+        "reading": "阅读原文",
+        "read": "阅读全文",
+        "reading_empty": "点击来源中的“阅读全文”，在这里查看文章并定位引用的句子。",
+        "article_gone": "这篇文章已不在索引中。",
+        "source_name": "来源",
+        "export": "导出对话（Markdown）",
+        "export_empty": "还没有可以导出的对话。",
+        "lib_title": "搜索标题",
+        "lib_source": "来源（完全匹配，可留空）",
+        "lib_search": "筛选",
+        "lib_prev": "上一页",
+        "lib_next": "下一页",
+        "lib_page": "共 {total} 篇 · 第 {page}/{pages} 页",
+        "lib_none": "没有符合条件的文章。",
+        "lib_chars": "{n} 字",
+        "lib_stats": "文章 {articles} 篇 · 片段 {chunks} 个 · 最后索引：{last} · 嵌入模型：{embedders}",
     },
     "en": {
         "title": "# News Q&A\nAnswers quoted sentence by sentence from the indexed articles, each with its source.",
@@ -161,6 +179,24 @@ TEXT: dict[str, dict[str, str]] = {
         "detail_control": "control characters",
         "detail_dotdot": "a '..' path",
         "detail_empty": "empty",
+        "tab_chat": "Ask",
+        "tab_library": "Library",
+        "reading": "Reading view",
+        "read": "Read the article",
+        "reading_empty": "Click \"Read the article\" on a source to read it here, with the cited sentence marked.",
+        "article_gone": "This article is no longer in the index.",
+        "source_name": "source",
+        "export": "Export the chat (Markdown)",
+        "export_empty": "There is no conversation to export yet.",
+        "lib_title": "Search titles",
+        "lib_source": "Source (exact, optional)",
+        "lib_search": "Filter",
+        "lib_prev": "Previous",
+        "lib_next": "Next",
+        "lib_page": "{total} articles · page {page} of {pages}",
+        "lib_none": "No article matches.",
+        "lib_chars": "{n} characters",
+        "lib_stats": "{articles} articles · {chunks} chunks · last indexed: {last} · embedders: {embedders}",
     },
 }
 
@@ -242,6 +278,8 @@ SOURCES_CSS = """
 .rag-source .rag-passage { white-space: pre-wrap; margin: .3em 0 0 0; padding: .4em .6em; font-size: .92em;
                            border-left: 3px solid var(--border-color-accent, #999); }
 .rag-source mark { background: #ffe27a; color: #000; padding: 0 .1em; }
+.rag-source .rag-read { margin: .3em 0; font-size: .9em; cursor: pointer; text-decoration: underline;
+                        background: none; border: none; padding: 0; color: var(--link-text-color, #2563eb); }
 """
 
 
@@ -270,7 +308,9 @@ def render_sources(answer: Answer | dict | None, lang: str = "zh") -> str:
             f'<details class="rag-source" id="rag-source-{num}">'
             f'<summary><span class="rag-num">[{num}]</span> <span class="rag-title">{title}</span>'
             f'<span class="rag-date">{html.escape(day)}</span>'
-            f'<div class="rag-quote">{html.escape(str(c.get("sentence") or ""))}</div></summary>'
+            f'<div class="rag-quote">{html.escape(str(c.get("sentence") or ""))}</div>'
+            f'<button type="button" class="rag-read" data-num="{num}">{html.escape(t(lang, "read"))}</button>'
+            f'</summary>'
             f'<div class="rag-link">{link}</div>'
             f'<div class="rag-passage">{highlight(str(c.get("passage") or ""), str(c.get("sentence") or ""))}</div>'
             f"</details>"
@@ -296,3 +336,115 @@ def upload_html(rows: list[tuple[bool, str, str]], notes: list[str]) -> str:
         items.append(f'<li class="{cls}">{mark} <code>{html.escape(printable(name))}</code>: '
                      f'{html.escape(printable(msg))}</li>')
     return f'<ul class="rag-upload-result">{"".join(items)}</ul>' if items else ""
+
+
+# ---------------------------------------------------------------- reading view, library, export
+
+READING_CSS = """
+.rag-article h3 { margin: 0 0 .3em 0; }
+.rag-article .rag-meta { opacity: .75; font-size: .9em; margin-bottom: .6em; word-break: break-all; }
+.rag-article p { margin: 0 0 .7em 0; white-space: pre-wrap; }
+.rag-article mark { background: #ffe27a; color: #000; padding: 0 .1em; }
+.rag-library table { width: 100%; border-collapse: collapse; }
+.rag-library td, .rag-library th { text-align: left; padding: .25em .5em; border-bottom: 1px solid #ddd; }
+"""
+SCROLL_JS = "() => { setTimeout(() => document.getElementById('rag-cited')?.scrollIntoView({block: 'center'}), 50); }"
+# the sources panel: a click on a "read" button inside it fires the panel's click event with the citation number
+SOURCES_JS = ("element.addEventListener('click', (e) => { const b = e.target.closest('.rag-read'); if (!b) return; "
+              "e.preventDefault(); e.stopPropagation(); trigger('click', {num: Number(b.dataset.num)}); });")
+
+
+def _link(url: str | None, lang: str) -> str:
+    u = safe_url(url)
+    if u:
+        return (f'<a href="{html.escape(u, quote=True)}" rel="noopener noreferrer" target="_blank">'
+                f'{html.escape(t(lang, "open_link"))}</a>')
+    shown = str(url or "").strip()
+    return html.escape(t(lang, "no_link")) + (f' <span class="rag-url">{html.escape(shown)}</span>' if shown else "")
+
+
+def _paragraph(text: str, ps: int, pe: int, start: int, end: int, first: bool) -> tuple[str, bool]:
+    """The escaped paragraph text[ps:pe] with its overlap with [start, end) in <mark> (the first mark gets the
+    anchor id); also whether it marked anything."""
+    a, b = max(ps, start), min(pe, end)
+    if a >= b:
+        return html.escape(text[ps:pe]), False
+    anchor = ' id="rag-cited"' if first else ""
+    return (f"{html.escape(text[ps:a])}<mark{anchor}>{html.escape(text[a:b])}</mark>"
+            f"{html.escape(text[b:pe])}"), True
+
+
+def render_article(article, start: int | None = None, end: int | None = None, lang: str = "zh") -> str:
+    """The reading view of a stored article (title, date, source, link, text by paragraph), every field escaped,
+    with text[start:end] exactly in <mark> (none when the span is not inside the text)."""
+    if article is None:
+        return f'<div class="rag-article"><p class="rag-empty">{html.escape(t(lang, "article_gone"))}</p></div>'
+    text = printable(str(article.text or ""))
+    ok = isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)
+    s, e = (start, end) if ok else (-1, -1)
+    day = _day(str(article.published or "")) or t(lang, "no_date")
+    meta = [html.escape(day)]
+    if article.source:
+        meta.append(f'{html.escape(t(lang, "source_name"))}: {html.escape(printable(str(article.source)))}')
+    meta.append(_link(article.url, lang))
+    paras, first = [], True
+    for m in re.finditer(r"[^\n]+", text):
+        if not m.group().strip():
+            continue
+        body, marked = _paragraph(text, m.start(), m.end(), s, e, first)
+        first = first and not marked
+        paras.append(f"<p>{body}</p>")
+    return (f'<div class="rag-article"><h3>{html.escape(printable(str(article.title or "")))}</h3>'
+            f'<div class="rag-meta">{" · ".join(meta)}</div>{"".join(paras)}</div>')
+
+
+def reading_placeholder(lang: str = "zh") -> str:
+    return f'<div class="rag-article"><p class="rag-empty">{html.escape(t(lang, "reading_empty"))}</p></div>'
+
+
+def library_html(result: dict | None, lang: str = "zh", note: str = "") -> str:
+    """The library page: `result` from rag.ui.library.query_library (total, page, pages, rows), all escaped."""
+    if note or not result:
+        return f'<div class="rag-library"><p class="rag-empty">{html.escape(note)}</p></div>'
+    head = html.escape(t(lang, "lib_page", total=result["total"], page=result["page"], pages=result["pages"]))
+    if not result["rows"]:
+        none = html.escape(t(lang, "lib_none"))
+        return f'<div class="rag-library"><p>{head}</p><p class="rag-empty">{none}</p></div>'
+    rows = []
+    for r in result["rows"]:
+        day = _day(str(r.get("published") or "")) or t(lang, "no_date")
+        rows.append(f'<tr><td class="rag-title">{html.escape(printable(str(r.get("title") or "")))}</td>'
+                    f"<td>{html.escape(day)}</td><td>{html.escape(printable(str(r.get('source') or '')))}</td>"
+                    f'<td>{html.escape(t(lang, "lib_chars", n=int(r.get("chars") or 0)))}</td>'
+                    f"<td>{_link(r.get('url'), lang)}</td></tr>")
+    return f'<div class="rag-library"><p>{head}</p><table>{"".join(rows)}</table></div>'
+
+
+def stats_html(stats: dict | None, lang: str = "zh") -> str:
+    """The index status for the library tab: articles, chunks, last indexed, embedders."""
+    if not stats:
+        return status_html(t(lang, "status_missing"))
+    embedders = ", ".join(str(x) for x in (stats.get("embedder"), stats.get("second_embedder")) if x)
+    return status_html(t(lang, "lib_stats", articles=stats.get("articles", 0), chunks=stats.get("chunks", 0),
+                         last=stats.get("last_indexed") or t(lang, "status_never"), embedders=embedders or "-"))
+
+
+def _md_text(text: str) -> str:
+    """Text for Markdown with HTML and Markdown metacharacters made literal."""
+    return to_display(printable(str(text or ""))).replace("\n", " ")
+
+
+def conversation_markdown(turns: list[dict] | None) -> str:
+    """The conversation as Markdown: each question, its answer, and its citations (number, title, date, link,
+    quoted sentence). `turns`: dicts with question, text and citations (as in Answer.to_dict())."""
+    out = ["# 新闻问答 · News Q&A", ""]
+    for i, turn in enumerate(turns or [], 1):
+        out += [f"## {i}. {_md_text(turn.get('question'))}", "", _md_text(turn.get("text")), ""]
+        for c in turn.get("citations") or []:
+            day = _day(str(c.get("published") or "")) or "-"
+            url = safe_url(c.get("url"))
+            link = f" <{url.replace('<', '%3C').replace('>', '%3E')}>" if url else ""
+            out.append(f"- [{int(c.get('number', 0))}] {_md_text(c.get('title'))} ({day}){link}")
+            out.append(f"  > {_md_text(c.get('sentence'))}")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"

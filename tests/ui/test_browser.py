@@ -219,3 +219,44 @@ def test_remove_the_upload_again(page):
     expect(page.locator("#rag-status")).to_contain_text("1 篇文章", timeout=60_000)
     text = _ask(page, f"{UNIQUE}项目的负责人说了什么？")
     assert UNIQUE not in text.replace(f"{UNIQUE}项目的负责人说了什么？", "") and "[1]" not in text
+
+
+def test_reading_view_marks_the_cited_sentence(page):
+    """A citation's "read" button opens the stored article below the chat, the cited sentence marked and in view."""
+    from playwright.sync_api import expect
+
+    text = _ask(page, "布林肯星期二前往哪个国家？")
+    assert "[1]" in text
+    page.locator("#rag-sources .rag-read").first.click()
+    reading = page.locator("#rag-reading")
+    expect(reading.locator("h3")).to_have_text(SEED_TITLE, timeout=30_000)
+    mark = reading.locator("mark#rag-cited")
+    expect(mark).to_contain_text("星期二前往危地马拉")
+    expect(reading).to_contain_text("2024-05-08")
+    assert reading.locator("a").first.get_attribute("href").startswith("https://www.voachinese.com/")
+    assert reading.locator("p").count() > 1 and reading.locator("script").count() == 0
+    expect(mark).to_be_in_viewport(timeout=10_000)
+    shot = ARTIFACTS / "reading-view.png"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(shot))
+    if os.environ.get("RAG_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(shot, ROOT / "docs" / "reading-view.png")
+
+    page.click("#rag-export")  # the conversation as Markdown in the download box
+    link = page.locator("#rag-export-file a[href$='conversation.md']")
+    expect(link).to_have_count(1, timeout=30_000)
+    md = page.request.get(link.get_attribute("href")).text()
+    assert "## 1. 布林肯星期二前往哪个国家？" in md and f"- [1] {SEED_TITLE} (2024-05-08)" in md
+
+
+def test_library_tab_lists_the_seed_article(page):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="文章库").click()
+    listing = page.locator("#rag-lib-list")
+    expect(listing).to_contain_text(SEED_TITLE, timeout=30_000)
+    expect(listing).to_contain_text("共 1 篇 · 第 1/1 页")
+    expect(page.locator("#rag-lib-stats")).to_contain_text("文章 1 篇")
+    page.fill("#rag-lib-title input, #rag-lib-title textarea", "不存在的标题")
+    page.click("#rag-lib-search")
+    expect(listing).to_contain_text("没有符合条件的文章", timeout=30_000)

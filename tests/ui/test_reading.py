@@ -1,0 +1,135 @@
+"""The reading view, the library query and the Markdown export: pure functions, no browser."""
+from __future__ import annotations
+
+import pytest
+
+from rag.types import Answer, Article, Citation
+from rag.ui.inputs import InputError
+from rag.ui.library import PAGE_SIZE, query_library
+from rag.ui.render import conversation_markdown, library_html, render_article, render_sources, stats_html
+
+SCRIPT = "<script>window.__xss=1</script>"
+IMG = '<img src=x onerror="alert(1)">'
+
+
+def _article(**kw) -> Article:
+    text = "第一段第一句。第一段第二句。\n\n第二段：布林肯星期二前往危地马拉。之后的句子。\n\n第三段。"
+    base = {"title": "标题", "text": text, "url": "https://example.com/a", "published": "2024-05-08T01:22:03Z",
+            "source": "voachinese"}
+    return Article(**{**base, **kw})
+
+
+def test_render_article_marks_the_exact_span_in_its_paragraph():
+    a = _article()
+    sentence = "布林肯星期二前往危地马拉。"
+    start = a.text.index(sentence)
+    out = render_article(a, start, start + len(sentence), "zh")
+    assert out.count("<mark") == 1
+    assert f'<p>第二段：<mark id="rag-cited">{sentence}</mark>之后的句子。</p>' in out
+    assert out.count("<p>") == 3
+    assert "<h3>标题</h3>" in out and "2024-05-08" in out and "voachinese" in out
+    assert '<a href="https://example.com/a" rel="noopener noreferrer" target="_blank">' in out
+
+
+def test_render_article_marks_by_offsets_not_by_search():
+    a = _article(text="重复。重复。")
+    out = render_article(a, 3, 6, "en")
+    assert "<p>重复。<mark id=\"rag-cited\">重复。</mark></p>" in out
+
+
+@pytest.mark.parametrize("span", [(None, None), (-1, 3), (5, 5), (0, 10_000), ("0", "3")])
+def test_render_article_without_a_valid_span_marks_nothing(span):
+    out = render_article(_article(), *span, lang="en")
+    assert "<mark" not in out and out.count("<p>") == 3
+
+
+def test_render_article_span_across_paragraphs_marks_each_part_once_anchored():
+    a = _article(text="甲乙。\n\n丙丁。")
+    out = render_article(a, 1, 6, "zh")
+    assert out.count("<mark") == 2 and out.count('id="rag-cited"') == 1
+    assert "<p>甲<mark id=\"rag-cited\">乙。</mark></p>" in out and "<p><mark>丙</mark>丁。</p>" in out
+
+
+def test_render_article_escapes_an_xss_article():
+    text = f"开头{SCRIPT}。\n\n引用的句子{IMG}。"
+    a = _article(title=f"{SCRIPT}标题{IMG}", text=text, url="javascript:alert(1)", source=SCRIPT)
+    start = text.index("引用")
+    out = render_article(a, start, len(text), "zh")
+    assert "<script" not in out and "<img" not in out and "href" not in out
+    assert "&lt;script&gt;window.__xss=1&lt;/script&gt;标题" in out
+    assert '<mark id="rag-cited">引用的句子&lt;img src=x onerror=&quot;alert(1)&quot;&gt;。</mark>' in out
+    assert "javascript:alert(1)" in out  # shown as text, never linked
+
+
+def test_render_article_missing():
+    assert "no longer in the index" in render_article(None, 0, 1, "en")
+
+
+def test_sources_have_a_read_button_per_citation():
+    c = Citation(2, "abc", "t", "", "", "p", "s", 0, 1)
+    out = render_sources(Answer("q", "s [2]", False, (c,), "en"), "en")
+    assert '<button type="button" class="rag-read" data-num="2">Read the article</button>' in out
+
+
+def test_conversation_markdown():
+    sentence = f"他说{SCRIPT}这是测试。"
+    c = Citation(1, "abc", f"标题 {IMG}", "https://example.com/a?x=<1>", "2024-05-08T01:22:03Z", "p", sentence, 0, 3)
+    turns = [{"question": "谁 *说* 了什么？", "text": f"{sentence} [1]", "citations": [c.__dict__]},
+             {"question": "No answer?", "text": "Nothing quotable.", "citations": []}]
+    md = conversation_markdown(turns)
+    assert md.startswith("# ") and md.endswith("\n")
+    assert "## 1. 谁 \\*说\\* 了什么？" in md and "## 2. No answer?" in md.replace("\\", "")
+    assert "- [1] 标题 " in md and "(2024-05-08) <https://example.com/a?x=%3C1%3E>" in md
+    assert "  > 他说" in md and "<script" not in md and "<img" not in md
+    assert "&lt;script&gt;" in md  # literal when the Markdown is rendered
+    assert conversation_markdown([]).startswith("# ")
+
+
+class FakeIndex:
+    def __init__(self, n):
+        self.rows = [{"id": f"a{i:03d}", "title": f"Title {i}", "url": "", "published": f"2024-05-{1 + i % 28:02d}",
+                      "source": "s1" if i % 2 else "s2", "chars": 100} for i in range(n)]
+        self.calls = []
+
+    def list_articles(self, offset, limit, *, date_from=None, date_to=None, source=None, title=None):
+        self.calls.append((offset, limit, date_from, date_to, source, title))
+        rows = [r for r in self.rows if (not source or r["source"] == source)
+                and (not title or title.lower() in r["title"].lower())
+                and (not date_from or r["published"] >= date_from) and (not date_to or r["published"] <= date_to)]
+        return len(rows), rows[offset:offset + limit]
+
+
+def test_library_pages_of_twenty_clamped():
+    idx = FakeIndex(45)
+    r = query_library(idx, 1)
+    assert (r["total"], r["page"], r["pages"], len(r["rows"])) == (45, 1, 3, PAGE_SIZE) and PAGE_SIZE == 20
+    r = query_library(idx, 3)
+    assert (r["page"], len(r["rows"]), r["rows"][0]["id"]) == (3, 5, "a040")
+    r = query_library(idx, 9)  # past the end: the last page
+    assert (r["page"], len(r["rows"])) == (3, 5)
+    assert query_library(idx, 0)["page"] == 1 and query_library(idx, "x")["page"] == 1
+    assert query_library(FakeIndex(0), 2) == {"total": 0, "page": 1, "pages": 1, "rows": []}
+
+
+def test_library_filters_are_passed_and_checked():
+    idx = FakeIndex(45)
+    r = query_library(idx, 1, "2024-05-02", "2024-05-03", " s1 ", " Title 1")
+    assert idx.calls[-1] == (0, 20, "2024-05-02", "2024-05-03", "s1", "Title 1")
+    assert all(x["source"] == "s1" for x in r["rows"])
+    query_library(idx, 1, "", "", "", "")
+    assert idx.calls[-1] == (0, 20, None, None, None, None)
+    with pytest.raises(InputError, match="YYYY-MM-DD"):
+        query_library(idx, 1, "2024-13-01", "", lang="en")
+
+
+def test_library_html_escapes_and_counts():
+    r = {"total": 1, "page": 1, "pages": 1,
+         "rows": [{"id": "x", "title": SCRIPT, "url": "javascript:alert(1)", "published": "2024-05-08", "source": IMG,
+                   "chars": 12}]}
+    out = library_html(r, "en")
+    assert "<script" not in out and "<img" not in out and "href" not in out
+    assert "1 articles · page 1 of 1" in out and "2024-05-08" in out and "12 characters" in out
+    assert "No article matches" in library_html({"total": 0, "page": 1, "pages": 1, "rows": []}, "en")
+    s = stats_html({"articles": 3, "chunks": 9, "embedder": "use-m3", "second_embedder": "e5",
+                    "last_indexed": "2024-05-08T00:00:00Z"}, "en")
+    assert "3 articles · 9 chunks" in s and "use-m3, e5" in s and "2024-05-08T00:00:00Z" in s
