@@ -557,7 +557,7 @@ def test_chat_over_the_limits_is_refused_or_trimmed(tmp_path, monkeypatch):
     chat = [{"role": "user" if i % 2 == 0 else "assistant", "content": [{"type": "text", "text": "长" * 100_000}]}
             for i in range(10_000)]
     t0 = time.perf_counter()
-    messages, sources, state, box, status = h.respond("问" * 1_000_000, chat, 5, "", "", "English")
+    messages, sources, state, box, status, _turn = h.respond("问" * 1_000_000, chat, 5, "", "", "English")
     assert time.perf_counter() - t0 < 60  # a hang guard, not a speed bound
     assert asked == []
     assert len(messages) == MAX_CHAT_MESSAGES
