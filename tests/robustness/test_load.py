@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import FakeEmbedder
 
+from eval.load_hostile import wait_stream_closed
 from rag.index import Index, index_paths
 
 pytest.importorskip("gradio_client")
@@ -32,25 +33,6 @@ USERS = 16
 QUESTIONS_TOTAL = 200
 CITIES = ["北京", "上海", "广州", "深圳", "成都", "武汉", "西安", "南京", "杭州", "重庆"]
 ASKS = ["{c}今天的气温是多少度？", "{c}的经济增长了多少？", "{c}地铁几号线明年开通？", "What happened in {c}?"]
-
-
-def wait_stream_closed(client, timeout: float = 10.0) -> None:
-    """Wait for the client's event stream to close after an answer, before it asks again.
-
-    The server ends a session's stream (close_stream) right after that session's last answer. gradio_client marks
-    its reader closed only when it reads that message, so a question submitted in between is tagged to the closing
-    reader and cancelled on the client side (CancelledError) although the server accepted it: a race in the client
-    library, seen about once in 1,000 questions here, not an error of the app.
-    """
-    lock = getattr(client, "pending_lock", None)
-    if lock is None or not hasattr(client, "stream_open"):  # a client version without one shared stream
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with lock:
-            if not client.stream_open:
-                return
-        time.sleep(0.005)
 
 
 def free_port() -> int:
