@@ -11,7 +11,16 @@ import sys
 from .answer import AnswerConfig
 from .errors import NoSpaceError, NothingToIndexError, RagError
 from .evaluation import add_arguments as add_eval_arguments, main as eval_main
-from .index import Index, default_index_dir, index_paths, printable, remove_articles, repair_index
+from .index import (
+    CHECKPOINT,
+    Index,
+    compact_index,
+    default_index_dir,
+    index_paths,
+    printable,
+    remove_articles,
+    repair_index,
+)
 from .ingest import CHUNK_OVERLAP, CHUNK_SIZE
 from .models import DEFAULT_READER, READER_SPECS, registry
 from .pipeline import ask, check_dates, check_history
@@ -51,6 +60,16 @@ def _seconds(text: str) -> float:
     return s
 
 
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, not {text!r}")
+    return n
+
+
 def _quiet_failure(e: RagError) -> int:
     """A full disk, or nothing to index: one line, exit 1 (the index is as it was)."""
     print(f"error: {e}", file=sys.stderr)
@@ -75,12 +94,21 @@ def cmd_index(args) -> int:
         summary = index_paths(paths, index_dir, embedder, prune=args.prune, rebuild=args.rebuild,
                               progress=not args.quiet, max_bytes=int(args.max_mb * 1_000_000),
                               chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap, wait=args.wait,
-                              second={None: "default", "none": None}.get(args.second, args.second))
+                              second={None: "default", "none": None}.get(args.second, args.second),
+                              checkpoint=args.checkpoint)
     except (NoSpaceError, NothingToIndexError) as e:
         return _quiet_failure(e)
     # --json: one object on one line, ASCII (file names may hold anything), for a program to read
     print(json.dumps(summary.to_dict()) if args.json else summary.render())
     return 1 if missing else 0
+
+
+def cmd_compact(args) -> int:
+    try:
+        print(compact_index(_index_dir(args), wait=args.wait))
+    except NoSpaceError as e:
+        return _quiet_failure(e)
+    return 0
 
 
 def cmd_repair(args) -> int:
@@ -93,7 +121,7 @@ def cmd_repair(args) -> int:
 
 def cmd_remove(args) -> int:
     root = _index_dir(args)
-    before = Index.open(root)  # the removed articles' titles, read from the generation they are removed from
+    before = Index.open(root, eager=False)  # the removed articles' titles, read from the generation they are removed from
     try:
         removed, unknown = remove_articles(root, args.items, wait=args.wait)
         for aid in removed:
@@ -190,7 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, default=CHUNK_SIZE, help=f"characters (default {CHUNK_SIZE})")
     p.add_argument("--chunk-overlap", type=int, default=CHUNK_OVERLAP)
     p.add_argument("--wait", type=_seconds, default=0.0, help="seconds to wait for another writer (default: fail at once)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--checkpoint", type=_count, default=CHECKPOINT, metavar="CHUNKS",
+                   help=f"publish what is done every CHUNKS chunks, so that a stopped run keeps it and the same "
+                        f"command goes on from there (default {CHECKPOINT}; 0: only at the end)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or progress lines")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=cmd_index)
 
@@ -230,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="show what the index holds")
     _add_index_arg(p)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("compact", help="merge the index's segments into one, dropping deleted articles' rows")
+    _add_index_arg(p)
+    p.add_argument("--wait", type=_seconds, default=0.0, help="seconds to wait for another writer (default: fail at once)")
+    p.set_defaults(func=cmd_compact)
 
     p = sub.add_parser("repair", help="point CURRENT at the newest complete generation (when it is lost or damaged)")
     _add_index_arg(p)

@@ -18,6 +18,7 @@ from ..ingest import (
     CHUNK_SIZE,
     SPLITTER_VERSION,
     Chunker,
+    count_files,
     iter_articles,
     split_sentences,
 )
@@ -30,6 +31,10 @@ from .writer import WriteLock, Writer
 
 DEFAULT_INDEX = ".rag-index"
 EMBED_BATCH = 256
+# A long run publishes what it has every CHECKPOINT chunks (~2-8 minutes at the default pipeline's 2-8 chunks/s on
+# 2 cores): killed, it loses at most that much; run again, it skips what is in and goes on.
+CHECKPOINT = 1000
+PROGRESS_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
 RUN_CACHE = 200_000  # sentence vectors remembered across the batches of one run (about 400 MB at 512 dims)
 # A new index also embeds each chunk (title and text) with multilingual-e5-small, a second dense retriever fused
 # with BM25 and USE (rag.retrieve.Fusion.second_weight): dev pool hit@1 XQuAD en 71.6 -> 80.4, XQuAD zh 90.4 ->
@@ -55,6 +60,9 @@ class IndexSummary:
     words_embedded: int = 0  # new Chinese words added to the cross-lingual lexicon (rag.lang.bridge)
     second_embedded: int = 0  # chunks embedded by the index's second embedder in this run
     seconds: float = 0.0
+    checkpoints: int = 0  # generations published before the end of the run (rag.index.build.CHECKPOINT)
+    resumed: int = 0  # unchanged articles an interrupted earlier run had already indexed (skipped, not redone)
+    segments: int = 0  # segments of the index after the run (merged by the tiered policy, `rag compact`)
     total_articles: int = 0
     total_chunks: int = 0
     generation: str | None = None
@@ -74,9 +82,13 @@ class IndexSummary:
             f"({self.chunks - self.embedded} from cache); {self.sentences_embedded} sentences and "
             f"{self.words_embedded} lexicon words embedded"
             + (f"; {self.second_embedded} chunks by the second embedder" if self.second_embedded else ""),
-            f"index holds {self.total_articles} articles / {self.total_chunks} chunks",
+            f"index holds {self.total_articles} articles / {self.total_chunks} chunks in {self.segments} segment"
+            f"{'s' if self.segments != 1 else ''}"
+            + (f"; {self.checkpoints} checkpoints published during the run" if self.checkpoints else ""),
             f"time: {self.seconds:.1f} s, {self.passages_per_second:.1f} passages/s",
         ]
+        if self.resumed:
+            lines.insert(1, f"resumed an interrupted run: {self.resumed} articles it had indexed were kept")
         # file names and the errors quoting them are the corpus's: shown escaped, they cannot forge a line
         lines.extend("note: " + printable(n) for n in self.notes)
         if self.errors:
@@ -94,8 +106,10 @@ class Batch:
     """Articles waiting to be embedded and written, EMBED_BATCH chunks at a time (batches across articles keep the
     embedder busy); vectors of unchanged chunks and sentences come from the index's cache or this run's."""
 
-    def __init__(self, writer: Writer, embedder: Embedder, second: Embedder | None, counts: dict[str, int]):
+    def __init__(self, writer: Writer, embedder: Embedder, second: Embedder | None, counts: dict[str, int],
+                 checkpoint: int = 0):
         self.w, self.emb, self.second, self.counts = writer, embedder, second, counts
+        self.checkpoint, self._since = checkpoint, 0
         self.items: list[tuple[Article, list[Chunk], str]] = []
         self.n = 0
         self.run_cache: dict[str, np.ndarray] = {}  # sentence vectors: boilerplate recurs across batches of a run
@@ -103,7 +117,7 @@ class Batch:
     def add(self, article: Article, chunks: list[Chunk], path: str) -> None:
         self.items.append((article, chunks, path))
         self.n += len(chunks)
-        if self.n >= EMBED_BATCH:
+        if self.n >= EMBED_BATCH or (self.checkpoint and self._since + self.n >= self.checkpoint):
             self.flush()
 
     def flush(self) -> None:
@@ -137,8 +151,13 @@ class Batch:
                      .reshape(len(cs), self.second.dim) if self.second is not None else None)
             w.put_article(article, cs, vecs, path, sp, svecs, vecs2)
             counts["chunks"] += len(cs)
+            self._since += len(cs)
         self.items.clear()
         self.n = 0
+        if self.checkpoint and self._since >= self.checkpoint:
+            w.checkpoint()
+            counts["checkpoints"] += 1
+            self._since = 0
 
     def _lexicon(self) -> None:
         """The batch's Chinese words the lexicon lacks, embedded and added."""
@@ -172,6 +191,8 @@ def index_paths(
     """Add the articles under `paths` to the index at `index_dir` (created if needed). Paths that hold no article
     file at all raise NothingToIndexError before anything is created (unless `prune` is asked for)."""
     stream = iter_articles([str(p) for p in paths], max_bytes=max_bytes)
+    if kw.get("progress", True) and "files" not in kw:
+        kw["files"] = count_files([str(p) for p in paths])
     if paths and not kw.get("prune"):
         first = next(stream, None)
         if first is None:
@@ -200,10 +221,13 @@ def index_stream(
     tokenizer: str = "bigram",
     wait: float = 0.0,
     second: str | Embedder | None = "default",
+    checkpoint: int = CHECKPOINT,
+    files: int | None = None,
 ) -> IndexSummary:
-    """Apply parsed files `(path, articles or error, line errors)` to the index and publish one new generation.
+    """Apply parsed files `(path, articles or error, line errors)` to the index and publish it: a new segment,
+    published every `checkpoint` chunks (0: only at the end) so that a killed run keeps what it did.
     `second`: a new index's second dense retriever (an embedder or its spec; "default": DEFAULT_SECOND; None: none);
-    an existing index keeps the one it was built with."""
+    an existing index keeps the one it was built with. `files`: how many files the stream holds, for the ETA."""
     t0 = time.perf_counter()
     root = Path(index_dir or default_index_dir())
     check_folder(root)
@@ -216,17 +240,23 @@ def index_stream(
         second = indexing_embedder(second)
     if second is not None and second.name == emb.name:
         second = None  # the index's own embedder already
+    if checkpoint < 0:
+        raise ValueError(f"checkpoint must be >= 0 chunks, got {checkpoint!r}")
     counts = dict(added=0, updated=0, skipped=0, failed=0, removed=0, resplit=0, chunks=0, embedded=0,
-                  sentences_embedded=0, words_embedded=0, second_embedded=0)
+                  sentences_embedded=0, words_embedded=0, second_embedded=0, checkpoints=0, resumed=0)
     errors: list[str] = []
     notes: list[str] = []
     with disk_full_is_an_error(root), WriteLock(root, timeout=wait):
         w = Writer(root, emb.name, emb.dim, tokenizer=tokenizer, chunk_size=chunk_size,
                    chunk_overlap=chunk_overlap, rebuild=rebuild, second_embedder=second.name if second else "",
                    second_dim=second.dim if second else 0)
+        notes.extend(w.notes)
+        interrupted = w.interrupted_run
         try:
             second = _prepare(w, second, notes)
-            seen_ids = _apply(stream, w, Batch(w, emb, second, counts), counts, errors, notes, progress)
+            w.mark_run(checkpoint > 0)
+            seen_ids = _apply(stream, w, Batch(w, emb, second, counts, checkpoint), counts, errors, notes,
+                              Progress(progress, files, counts))
             if prune:
                 for path in list(w.paths()):
                     if not path.startswith("memory:") and not os.path.exists(path):
@@ -242,11 +272,14 @@ def index_stream(
         except BaseException:
             w.abort()
             raise
-    idx = Index.open(root)
-    stats = idx.stats()
+    if interrupted:
+        counts["resumed"] = counts["skipped"]
+    idx = Index.open(root, eager=False)
+    m, segments = idx.manifest, len(idx.views)
     idx.close()
-    return IndexSummary(**counts, seconds=time.perf_counter() - t0, total_articles=stats["articles"],
-                        total_chunks=stats["chunks"], generation=gen, errors=tuple(errors), notes=tuple(notes))
+    return IndexSummary(**counts, seconds=time.perf_counter() - t0, total_articles=m.articles,
+                        total_chunks=m.chunks, segments=segments, generation=gen,
+                        errors=tuple(errors), notes=tuple(notes))
 
 
 def _prepare(w: Writer, second: Embedder | None, notes: list[str]) -> Embedder | None:
@@ -268,15 +301,13 @@ def _prepare(w: Writer, second: Embedder | None, notes: list[str]) -> Embedder |
 
 
 def _apply(stream, w: Writer, batch: Batch, counts: dict[str, int], errors: list[str], notes: list[str],
-           progress: bool) -> set[str]:
+           bar: "Progress") -> set[str]:
     """Each file of `stream` applied to the writer: new and changed articles chunked and batched, unchanged ones
     kept, articles a file no longer holds dropped after the last batch (unless some of its lines could not be read:
     any of them may hold those articles, so they are kept). Returns the ids seen."""
     chunker = Chunker(w.chunk_size, w.chunk_overlap)
-    known = w.paths()
     seen_ids: set[str] = set()
     stale: list[tuple[str, str]] = []
-    bar = _progress(progress)
     for path, result, line_errors in stream:
         key = path if path.startswith("memory:") else os.path.abspath(path)
         notes.extend(str(e) for e in line_errors if isinstance(e, ArticleWarning))  # e.g. a date dropped, not a failure
@@ -288,7 +319,7 @@ def _apply(stream, w: Writer, batch: Batch, counts: dict[str, int], errors: list
             bar.update(1)
             continue
         counts["failed"] += len(line_errors)
-        before = known.get(key, set())
+        before = w.path_articles(key)
         in_file = set()
         for article in result:
             in_file.add(article.id)
@@ -331,7 +362,7 @@ def remove_articles(index_dir: str | os.PathLike | None, ids_or_paths: Iterable[
     root = Path(index_dir or default_index_dir())
     items = [ids_or_paths] if isinstance(ids_or_paths, str) else [str(x) for x in ids_or_paths]
     if not root.is_dir() or not os.path.lexists(root / CURRENT):
-        Index.open(root).close()  # raises what is wrong (no index, a file, a lost CURRENT), creating nothing
+        Index.open(root, eager=False).close()  # raises what is wrong (no index, a file, a lost CURRENT), creating nothing
     removed: list[str] = []
     unknown: list[str] = []
     with disk_full_is_an_error(root), WriteLock(root, timeout=wait):
@@ -358,8 +389,68 @@ def remove_articles(index_dir: str | os.PathLike | None, ids_or_paths: Iterable[
     return removed, unknown
 
 
-def _progress(enabled: bool):
-    from tqdm import tqdm
+class Progress:
+    """A bar on a terminal; otherwise (cron, CI, a log) a line every PROGRESS_EVERY seconds: files, articles,
+    chunks, chunks/s and, when the number of files is known, the time left."""
 
-    return tqdm(unit=" files", desc="indexing", disable=not enabled or not sys.stderr.isatty(), file=sys.stderr)
+    def __init__(self, enabled: bool, total: int | None, counts: dict[str, int], every: float = PROGRESS_EVERY,
+                 stream=None):
+        from tqdm import tqdm
+
+        self.stream = stream or sys.stderr
+        self.tty = enabled and self.stream.isatty()
+        self.enabled, self.total, self.counts, self.every = enabled, total, counts, every
+        self.done, self.t0 = 0, time.monotonic()
+        self.last = self.t0
+        self.bar = tqdm(unit=" files", desc="indexing", total=total, disable=not self.tty, file=self.stream)
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        self.bar.update(n)
+        now = time.monotonic()
+        if self.enabled and not self.tty and now - self.last >= self.every:
+            self.last = now
+            print(self.line(now), file=self.stream, flush=True)
+
+    def line(self, now: float) -> str:
+        c, took = self.counts, max(now - self.t0, 1e-9)
+        articles = c["added"] + c["updated"] + c["skipped"] + c["resplit"]
+        eta = ""
+        if self.total and self.done:
+            left = took / self.done * max(self.total - self.done, 0)
+            eta = f", about {_duration(left)} left"
+        files = f"{self.done}/{self.total}" if self.total else str(self.done)
+        return (f"indexing: {files} files, {articles} articles, {c['chunks']} chunks, "
+                f"{c['chunks'] / took:.1f} chunks/s, {_duration(took)} so far{eta}")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def compact_index(index_dir: str | os.PathLike | None = None, wait: float = 0.0) -> str:
+    """Merge every segment of the index into one, dropping deleted rows; one line saying what was done."""
+    root = Path(index_dir or default_index_dir())
+    Index.open(root, eager=False).close()  # raises what is wrong (no index, a lost CURRENT), creating nothing
+    with disk_full_is_an_error(root), WriteLock(root, timeout=wait):
+        w = Writer(root, None, None)
+        before = len(w.views)
+        t0 = time.perf_counter()
+        try:
+            gen = w.compact()
+        except BaseException:
+            w.abort()
+            raise
+    if gen is None:
+        return f"{root}: one segment, nothing deleted: nothing to compact"
+    idx = Index.open(root, eager=False)
+    try:
+        return (f"{root}: {before} segments merged into {len(idx.views)} in {time.perf_counter() - t0:.1f} s "
+                f"({idx.manifest.articles} articles, {idx.manifest.chunks} chunks, {gen})")
+    finally:
+        idx.close()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import CorruptIndexError, NoSpaceError, RagError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: segments (rag.index.segment); 2 (one folder per generation) still opens
 CURRENT = "CURRENT"
 # Written just before a first index renames its generation into place and removed once CURRENT names it: a
 # generation without CURRENT but with this marker is a first publish cut short (the next writer finishes it), not

@@ -1,24 +1,20 @@
-"""One published generation, read-only: its manifest, SQLite metadata, vectors, BM25 and sentence vectors.
+"""One published generation, read-only: a manifest listing the segments it uses and the rows it deletes from each.
 
-Layout: `DIR/CURRENT` names the live generation `DIR/gen-NNNNNN/` holding `manifest.json`, `meta.sqlite`,
-`vectors.npy` + `ids.npy` (the chunk vectors FAISS is built from), `vectors.faiss`, `bm25/`,
-`sentvecs.npy` + `sent_ids.npy` (float16 vectors of every sentence, so answering never embeds article text),
-`lexicon.*` (the cross-lingual word list, rag.index.lexicon) and, when the index has a second embedder (manifest
-`second_embedder`, multilingual-e5-small by default), `second.npy` + `second.faiss`: each chunk's title and text
-embedded by it, a second dense retriever (rag.retrieve).
-A save writes a whole new generation into a temp folder, fsyncs it, renames it into place and then swaps
-`CURRENT` with `os.replace`, so a reader (or a crash) only ever sees a complete generation, old or new."""
+Layout: `DIR/CURRENT` names the live generation `DIR/gen-NNNNNN/`, whose `manifest.json` lists segments under
+`DIR/segments/` (rag.index.segment: each a folder of SQLite rows, vectors, FAISS, BM25 postings and lexicon words,
+written once) with, for each, the articles and file sources it no longer holds (tombstones). A write adds a segment
+and a generation; a merge (rag.index.merge) replaces several segments by one. Publishing swaps `CURRENT` with
+`os.replace`, so a reader (or a crash) only ever sees a complete generation, old or new. A generation of the format
+before segments (v2: everything in the generation folder) opens as one segment; the next write upgrades it."""
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import heapq
 import json
 import os
-import queue
 import re
-import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -27,14 +23,28 @@ import numpy as np
 from ..errors import CorruptIndexError, IndexMismatchError, RagError
 from ..lang import detect_lang, tokens
 from ..types import Article, Passage
-from .files import CURRENT, FIRST, SCHEMA_VERSION, check_folder, generations, read_pointer, read_strings
-from .lexical import Lexical
-from .lexicon import Lexicon
-from .vectors import Rows, read_faiss, row_scores, search_index
+from .files import CURRENT, FIRST, SCHEMA_VERSION, check_folder, generations, read_pointer
+from .lexical import BM25
+from .lexicon import Lexicons
+from .segment import Segment, acquire, release
+from .vectors import search_index
 
-SQLITE_POOL = 4  # read connections per open generation
+LEGACY_VERSION = 2  # the format before segments: read as one segment, upgraded by the next write
+SEGMENTS = "segments"
+SEGMENT_NAME = re.compile(r"seg-\d{1,12}")
 
-# ---------------------------------------------------------------- generation (read side)
+
+@dataclass(frozen=True)
+class SegmentRef:
+    """A segment a generation uses, and the rows it deletes from it: articles (their chunks and sentences too)
+    and (file path, article id) source rows."""
+
+    name: str
+    dead: tuple[str, ...] = ()
+    dead_sources: tuple[tuple[str, str], ...] = ()
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "dead": list(self.dead), "dead_sources": [list(p) for p in self.dead_sources]}
 
 
 @dataclass(frozen=True)
@@ -54,15 +64,29 @@ class Manifest:
     second_embedder: str = ""  # the second dense retriever's embedder ("" for none: indexes built before it)
     second_dim: int = 0
     tokens: int = 1  # rag.lang.text.TOKEN_VERSION the stored BM25 tokens were made with (absent: the first)
+    segments: tuple[SegmentRef, ...] = ()  # v3; a v2 generation is its own single segment
+    next_chunk_id: int = 1
+    next_sentence_id: int = 1
+    extra: dict = field(default_factory=dict, compare=False)  # fields a later version may add, kept on rewrite
 
     @classmethod
     def read(cls, path: Path) -> "Manifest":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            # fields with a default were added later: a manifest written before them lacks them
-            m = cls(**{k: data[k] for k, f in cls.__dataclass_fields__.items()
-                       if k in data or f.default is dataclasses.MISSING})
-            for name in ("splitter", "tokens"):
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            known = cls.__dataclass_fields__
+            kw = {k: data[k] for k, f in known.items() if k != "extra" and (k in data or (
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING))}
+            if "segments" in kw:
+                kw["segments"] = tuple(SegmentRef(str(s["name"]), tuple(str(a) for a in s.get("dead", ())),
+                                                  tuple((str(p), str(a)) for p, a in s.get("dead_sources", ())))
+                                       for s in kw["segments"])
+                for s in kw["segments"]:
+                    if not SEGMENT_NAME.fullmatch(s.name):
+                        raise ValueError(f"segment name {s.name[:40]!r}")
+            m = cls(**kw, extra={k: v for k, v in data.items() if k not in known})
+            for name in ("splitter", "tokens", "next_chunk_id", "next_sentence_id"):
                 v = getattr(m, name)
                 if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                     raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -72,99 +96,112 @@ class Manifest:
             return m
         except FileNotFoundError:
             raise CorruptIndexError(str(path), "manifest is missing") from None
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise CorruptIndexError(str(path), f"manifest is unreadable ({e.__class__.__name__}: {e})") from None
+
+    def to_json(self) -> str:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "extra"}
+        data["segments"] = [s.to_json() for s in self.segments]
+        return json.dumps({**self.extra, **data}, indent=1, ensure_ascii=False)
+
+
+class View:
+    """One segment as a generation sees it: the segment minus the generation's tombstones for it."""
+
+    def __init__(self, seg: Segment, ref: SegmentRef):
+        self.seg, self.ref = seg, ref
+        self.dead_articles = frozenset(ref.dead)
+        self.dead_sources = frozenset(ref.dead_sources)
+        self.dead_rows: np.ndarray | None = None  # a mask over the segment's chunk rows
+        self.dead_sentences = np.zeros(0, dtype=np.int64)
+        self.dead_chunk_ids = np.zeros(0, dtype=np.int64)
+        if ref.dead:
+            arg = json.dumps(list(ref.dead), ensure_ascii=False)
+            cids = np.array(sorted(r[0] for r in seg.sql(
+                "SELECT id FROM chunks WHERE article_id IN (SELECT value FROM json_each(?))", (arg,))), dtype=np.int64)
+            self.dead_chunk_ids = cids
+            if len(cids):
+                self.dead_rows = np.zeros(len(seg.ids), dtype=bool)
+                self.dead_rows[np.searchsorted(seg.ids, cids)] = True
+            self.dead_sentences = np.array(sorted(r[0] for r in seg.sql(
+                "SELECT id FROM sentences WHERE article_id IN (SELECT value FROM json_each(?))", (arg,))), dtype=np.int64)
+        self.n_dead_articles = seg.sql("SELECT COUNT(*) FROM articles WHERE id IN (SELECT value FROM json_each(?))",
+                                       (json.dumps(list(ref.dead), ensure_ascii=False),))[0][0] if ref.dead else 0
+        self.live_chunks = len(seg.ids) - len(self.dead_chunk_ids)
+        self.live_articles = seg.n_articles - self.n_dead_articles
+
+    @property
+    def dead_json(self) -> str:
+        return json.dumps(sorted(self.dead_articles), ensure_ascii=False)
+
+    def live_ids(self) -> np.ndarray:
+        return self.seg.ids if self.dead_rows is None else self.seg.ids[~self.dead_rows]
+
+    def holds(self, article_id: str) -> bool:
+        return article_id not in self.dead_articles and bool(
+            self.seg.sql("SELECT 1 FROM articles WHERE id=?", (article_id,)))
 
 
 class Index:
     """A read-only, consistent view of one generation of an index directory (the `Store`)."""
 
-    def __init__(self, root: str | os.PathLike, gen_dir: Path, manifest: Manifest):
-        import faiss
-
+    def __init__(self, root: str | os.PathLike, gen_dir: Path, manifest: Manifest, eager: bool = True):
+        """`eager`: load every segment's FAISS indexes and postings now (readers); the writer opens lazily."""
         self.root, self.gen_dir, self.manifest = Path(root), gen_dir, manifest
-        db = gen_dir / "meta.sqlite"
-        if not db.exists():
-            raise CorruptIndexError(str(db), "SQLite file is missing")
+        legacy = manifest.schema_version == LEGACY_VERSION
+        refs = manifest.segments if not legacy else (SegmentRef(gen_dir.name),)
+        self.views: list[View] = []
         try:
-            self._open_pool()
-            n_chunks = self.sql("SELECT COUNT(*) FROM chunks")[0][0]
-            n_articles = self.sql("SELECT COUNT(*) FROM articles")[0][0]
-        except sqlite3.DatabaseError as e:
-            raise CorruptIndexError(str(db), f"SQLite database is damaged ({e})") from None
+            for ref in refs:
+                path = gen_dir if legacy else self.root / SEGMENTS / ref.name
+                if not legacy and not path.is_dir():
+                    raise CorruptIndexError(str(path), "a segment this generation lists is missing")
+                seg = acquire(path, manifest.dim, manifest.second_dim, legacy, eager)
+                try:
+                    self.views.append(View(seg, ref))
+                except BaseException:
+                    release(seg)
+                    raise
+        except BaseException:
+            self.close()
+            raise
+        n_chunks = sum(v.live_chunks for v in self.views)
+        n_articles = sum(v.live_articles for v in self.views)
         if (n_chunks, n_articles) != (manifest.chunks, manifest.articles):
+            self.close()
             raise CorruptIndexError(
-                str(db), f"holds {n_articles} articles / {n_chunks} chunks but the manifest says "
-                f"{manifest.articles} / {manifest.chunks}")
-        fpath = gen_dir / "vectors.faiss"
-        # One OpenMP thread per single-query search: on a 2-core laptop that is busy (embedding an upload, serving
-        # another user) FAISS's thread team spin-waits, adding ~7 ms to every search (docs/performance.md).
-        faiss.omp_set_num_threads(1)
-        self.faiss = read_faiss(fpath, n_chunks, manifest.dim)
-        self.bm25 = Lexical.load(gen_dir / "bm25", n_chunks)
-        self.bm25_ids = self.bm25.ids
-        # the vectors the dense scores are read from (loaded without pickle, checked against the chunk ids)
-        n_sent = self.sql("SELECT COUNT(*) FROM sentences")[0][0]
-        for name in ("ids.npy", "sent_ids.npy"):
-            try:
-                arr = np.load(gen_dir / name, allow_pickle=False)
-            except Exception as e:
-                raise CorruptIndexError(str(gen_dir / name), f"array file is unreadable ({e.__class__.__name__}: {e})") from None
-            if name == "ids.npy" and not np.array_equal(arr, self.bm25_ids):
-                raise CorruptIndexError(str(gen_dir / name), "chunk ids disagree with the BM25 index and the database")
-            if name == "sent_ids.npy" and (arr.shape != (n_sent,) or (n_sent and np.any(np.diff(arr) <= 0))):
-                raise CorruptIndexError(str(gen_dir / name), f"holds {arr.shape} ids, not the {n_sent} sorted sentence ids")
-            setattr(self, "vec_ids" if name == "ids.npy" else "sent_ids", arr)
-        # the vectors dense scores and answer features are read from, a few rows per question
-        self.second_faiss = self.second_vectors = None
-        rows = [("vectors", "vectors.npy", n_chunks, manifest.dim), ("sent_vectors", "sentvecs.npy", n_sent, manifest.dim)]
-        if manifest.second_embedder:
-            self.second_faiss = read_faiss(gen_dir / "second.faiss", n_chunks, manifest.second_dim)
-            rows.append(("second_vectors", "second.npy", n_chunks, manifest.second_dim))
-        for attr, name, n, dim in rows:
-            arr = Rows(gen_dir / name)
-            if arr.shape != (n, dim):
-                raise CorruptIndexError(str(gen_dir / name), f"shape {arr.shape} != ({n}, {dim})")
-            setattr(self, attr, arr)
-        self._lex_words = _check_lexicon(gen_dir, manifest.dim)
-        # open now, read on the first English question: a writer may have removed the folder by then
-        try:
-            self._lex_file = open(gen_dir / "lexicon.faiss", "rb")
-        except OSError as e:
-            raise CorruptIndexError(str(gen_dir / "lexicon.faiss"), f"cannot be opened ({e.strerror or e})") from None
-        self._lexicon = None
+                str(gen_dir / "manifest.json"), f"its segments hold {n_articles} articles / {n_chunks} chunks but "
+                f"the manifest says {manifest.articles} / {manifest.chunks}")
+        self._bm25: BM25 | None = None
         self._langs: dict[int, str] = {}  # chunk id -> "zh"/"en", filled as chunks are retrieved
         self._english: float | None = None
+        self._lexicons: Lexicons | None = None
 
-    # One connection per thread: sqlite3 connections must not be shared across threads.
-    def _open_pool(self) -> None:
-        """SQLITE_POOL read-only connections opened now: a reader thread whose first query comes after writers have
-        deleted this generation's folder still reads it (an open file outlives its name; a path does not)."""
-        uri = f"file:{self.gen_dir / 'meta.sqlite'}?mode=ro&immutable=1"
-        self._pool: queue.SimpleQueue = queue.SimpleQueue()
-        self._cons = []
-        for _ in range(SQLITE_POOL):
-            con = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            con.execute("SELECT 1 FROM articles LIMIT 1").fetchall()  # opens the file
-            self._cons.append(con)
-            self._pool.put(con)
+    @property
+    def bm25(self) -> BM25:
+        if self._bm25 is None:
+            self._bm25 = BM25([(v.seg.postings, v.dead_rows) for v in self.views])
+        return self._bm25
 
-    @contextlib.contextmanager
-    def _con(self):
-        """A pooled connection for one or more queries (a thread waits while all are lent)."""
-        con = self._pool.get()
-        try:
-            yield con
-        finally:
-            self._pool.put(con)
+    @property
+    def legacy(self) -> bool:
+        return self.manifest.schema_version == LEGACY_VERSION
+
+    @property
+    def chunk_ids(self) -> np.ndarray:
+        """Every live chunk id, sorted."""
+        parts = [v.live_ids() for v in self.views]
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+    vec_ids = bm25_ids = chunk_ids  # the names of the format before segments
 
     def sql(self, sql: str, args=()) -> list:
-        """The rows of a read-only query on this generation's metadata (tools and tests; the file is immutable)."""
-        with self._con() as con:
-            return con.execute(sql, args).fetchall()
+        """The rows of a read-only query run on every segment of this generation, one after another (tools and
+        tests: rows of articles this generation deleted are included; aggregates are per segment)."""
+        return [r for v in self.views for r in v.seg.sql(sql, args)]
 
     @classmethod
-    def open(cls, root: str | os.PathLike, embedder_name: str | None = None) -> "Index":
+    def open(cls, root: str | os.PathLike, embedder_name: str | None = None, eager: bool = True) -> "Index":
         """The generation `root/CURRENT` names. A folder whose CURRENT is lost or names a generation that does not
         open is reported with the newest complete generation and `rag repair`, never treated as no index."""
         root = Path(root)
@@ -172,12 +209,12 @@ class Index:
             raise RagError(f"{root}: no index here yet. Build one with `rag index PATH --index {root}`.")
         check_folder(root)
         try:
-            return cls._open(root, embedder_name)
+            return cls._open(root, embedder_name, eager)
         except CorruptIndexError as e:
             raise _with_repair_hint(root, e) from None
 
     @classmethod
-    def _open(cls, root: Path, embedder_name: str | None) -> "Index":
+    def _open(cls, root: Path, embedder_name: str | None, eager: bool = True) -> "Index":
         cur = root / CURRENT
         for attempt in range(5):
             try:
@@ -195,17 +232,14 @@ class Index:
                     continue
                 raise CorruptIndexError(str(gen_dir), "the generation named by CURRENT is missing")
             manifest = Manifest.read(gen_dir / "manifest.json")
-            if manifest.schema_version != SCHEMA_VERSION:
-                raise IndexMismatchError(
-                    f"{root}: index schema v{manifest.schema_version}, this version reads v{SCHEMA_VERSION}; "
-                    "rebuild with `rag index --rebuild PATH...`")
+            check_version(root, manifest)
             if embedder_name is not None and embedder_name != manifest.embedder:
                 raise IndexMismatchError(
                     f"{root}: index was built with embedder {manifest.embedder!r} (dim {manifest.dim}), "
                     f"not {embedder_name!r}. Use `--embedder {manifest.embedder}` or rebuild with "
                     f"`rag index --rebuild --embedder {embedder_name} PATH...`.")
             try:
-                return cls(root, gen_dir, manifest)
+                return cls(root, gen_dir, manifest, eager)
             except CorruptIndexError:
                 if attempt < 4 and cur.read_text(encoding="utf-8").strip() != gen:
                     continue  # raced with a writer
@@ -217,63 +251,99 @@ class Index:
         return self.gen_dir.name
 
     def close(self) -> None:
-        for rows in (getattr(self, "vectors", None), getattr(self, "sent_vectors", None),
-                     getattr(self, "second_vectors", None), getattr(self, "_lex_file", None)):
-            if rows is not None:
-                rows.close()
-        for con in getattr(self, "_cons", ()):
-            con.close()
-        self._cons = []
+        views, self.views = getattr(self, "views", []), []
+        for v in views:
+            release(v.seg)
+
+    # ---- routing ids to segments
+
+    def _locate(self, ids: np.ndarray, sentences: bool = False):
+        """For each segment holding some of `ids`: (view, which of ids as a mask, their row positions)."""
+        for v in self.views:
+            hit, pos = v.seg.positions(ids, sentences)
+            if len(pos):
+                yield v, hit, pos
 
     # ---- Store protocol
 
+    def _search(self, attr: str, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        found: list[tuple[int, float]] = []
+        for v in self.views:
+            index = getattr(v.seg, attr)
+            if index is None or index.ntotal == 0:
+                continue
+            kk = min(index.ntotal, k + len(v.dead_chunk_ids))
+            hits = search_index(index, vector, kk, allowed)
+            if len(v.dead_chunk_ids):
+                dead = set(v.dead_chunk_ids.tolist())
+                hits = [h for h in hits if h[0] not in dead]
+            found.extend(hits[:k])
+        return heapq.nsmallest(k, found, key=lambda h: (-h[1], h[0])) if k > 0 else []
+
     def search_dense(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        return search_index(self.faiss, vector, k, allowed)
+        return self._search("faiss", vector, k, allowed)
 
     def search_second(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """The second embedder's nearest chunks (empty for an index without one)."""
-        return search_index(self.second_faiss, vector, k, allowed) if self.second_faiss is not None else []
+        return self._search("second_faiss", vector, k, allowed) if self.manifest.second_embedder else []
+
+    def _row_scores(self, attr: str, vector: np.ndarray, chunk_ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(chunk_ids, dtype=np.int64)
+        out = np.zeros(len(ids), dtype=np.float32)
+        q = np.asarray(vector, dtype=np.float32)
+        for v, hit, pos in self._locate(ids):
+            out[hit] = np.asarray(getattr(v.seg, attr)[pos], dtype=np.float32) @ q
+        return out
 
     def dense_scores(self, vector: np.ndarray, chunk_ids: np.ndarray) -> np.ndarray:
         """Cosine of a query vector with these chunks' vectors."""
-        return row_scores(self.vectors, self.vec_ids, vector, chunk_ids)
+        return self._row_scores("vectors", vector, chunk_ids)
 
     def second_scores(self, vector: np.ndarray, chunk_ids: np.ndarray) -> np.ndarray:
         """Cosine of the second embedder's query vector with these chunks' second vectors."""
-        return row_scores(self.second_vectors, self.vec_ids, vector, chunk_ids)
+        return self._row_scores("second_vectors", vector, chunk_ids)
 
     def search_lexical(self, query: str | list[str], k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        if not len(self.bm25_ids) or k <= 0:
+        if k <= 0 or not self.manifest.chunks:
             return []
         toks = self.tokens(query) if isinstance(query, str) else query
-        scores = self.bm25.scores(toks)
-        if scores is None:
+        parts = self.bm25.scores(toks)
+        if parts is None:
             return []
-        if allowed is not None:
-            mask = np.isin(self.bm25_ids, allowed)
-            scores = np.where(mask, scores, 0.0)
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(self.bm25_ids[i]), float(scores[i])) for i in top if scores[i] > 0]
+        found: list[tuple[int, float]] = []
+        for v, scores in zip(self.views, parts):
+            if allowed is not None:
+                scores = np.where(np.isin(v.seg.ids, allowed), scores, 0.0)
+            kk = min(k, len(scores))
+            if kk == 0:
+                continue
+            top = np.argpartition(-scores, kk - 1)[:kk]
+            found.extend((int(v.seg.ids[i]), float(scores[i])) for i in top if scores[i] > 0)
+        return heapq.nsmallest(k, found, key=lambda h: (-h[1], h[0]))
 
     def lexical_bound(self, query: str, absent: bool = False) -> float:
-        """The most BM25 any chunk could score for `query` (Lexical.bound)."""
-        return self.bm25.bound(self.tokens(query), absent) if len(self.bm25_ids) else 0.0
+        """The most BM25 any chunk could score for `query` (BM25.bound)."""
+        return self.bm25.bound(self.tokens(query), absent) if self.manifest.chunks else 0.0
 
     def tokens(self, text: str) -> list[str]:
         """`text`'s BM25 tokens as this index's were made (its tokenizer and token version)."""
         return tokens(text, self.manifest.tokenizer, self.manifest.tokens)
 
     def passages(self, chunk_ids: Iterable[int], scores: dict[int, float] | None = None) -> list[Passage]:
-        chunk_ids = list(chunk_ids)
+        chunk_ids = [int(c) for c in chunk_ids]
         if not chunk_ids:
             return []
-        marks = ",".join("?" * len(chunk_ids))
-        rows = self.sql(
-            f"SELECT c.id, c.article_id, a.title, c.text, c.start, c.end_, a.url, a.published, a.source, c.heading "
-            f"FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})", chunk_ids)
-        by_id = {r[0]: r for r in rows}
+        by_id = {}
+        for v, hit, _ in self._locate(np.asarray(chunk_ids, dtype=np.int64)):
+            part = [c for c, h in zip(chunk_ids, hit) if h]
+            for i in range(0, len(part), 500):
+                marks = ",".join("?" * len(part[i : i + 500]))
+                for r in v.seg.sql(
+                        f"SELECT c.id, c.article_id, a.title, c.text, c.start, c.end_, a.url, a.published, a.source, "
+                        f"c.heading FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})",
+                        part[i : i + 500]):
+                    if r[1] not in v.dead_articles:
+                        by_id[r[0]] = r
         scores = scores or {}
         out = []
         for cid in chunk_ids:
@@ -285,64 +355,84 @@ class Index:
     def chunk_langs(self, chunk_ids: Sequence[int]) -> list[str]:
         """The language of each chunk ("zh"/"en", rag.lang.text.detect_lang of its first 200 characters), read once per
         chunk and remembered."""
-        missing = [int(c) for c in chunk_ids if int(c) not in self._langs]
-        for i in range(0, len(missing), 500):
-            part = missing[i : i + 500]
-            rows = self.sql(
-                f"SELECT id, substr(text, 1, 200) FROM chunks WHERE id IN ({','.join('?' * len(part))})", part)
-            self._langs.update((cid, detect_lang(text)) for cid, text in rows)
+        missing = np.array(sorted({int(c) for c in chunk_ids if int(c) not in self._langs}), dtype=np.int64)
+        for v, hit, _ in self._locate(missing):
+            part = [int(c) for c in missing[hit]]
+            for i in range(0, len(part), 500):
+                rows = v.seg.sql(f"SELECT id, substr(text, 1, 200) FROM chunks WHERE id IN "
+                                 f"({','.join('?' * len(part[i : i + 500]))})", part[i : i + 500])
+                self._langs.update((cid, detect_lang(text)) for cid, text in rows)
         return [self._langs.get(int(c), "zh") for c in chunk_ids]
 
     def english_share(self) -> float:
         """The share of English chunks in an even sample of up to 400 (0.0 for a Chinese-only index), computed once:
         whether Chinese questions need a bridge to English text."""
         if self._english is None:
-            ids = self.bm25_ids[np.linspace(0, len(self.bm25_ids) - 1, min(400, len(self.bm25_ids))).astype(int)] \
-                if len(self.bm25_ids) else []
+            ids = self.chunk_ids
+            ids = ids[np.linspace(0, len(ids) - 1, min(400, len(ids))).astype(int)] if len(ids) else []
             langs = self.chunk_langs([int(c) for c in ids])
             self._english = langs.count("en") / len(langs) if langs else 0.0
         return self._english
 
-    def lexicon(self):
-        """The cross-lingual lexicon (rag.index.lexicon), loaded on first use: only English questions need it."""
-        if self._lexicon is None:
-            if self._lex_file.closed:  # reopened after close(), as the SQLite connections are
-                self._lex_file = open(self.gen_dir / "lexicon.faiss", "rb")
-            self._lexicon = Lexicon.load(self.gen_dir, self.manifest.dim, self._lex_words, self._lex_file.fileno())
-        return self._lexicon
+    def lexicon(self) -> Lexicons:
+        """The cross-lingual lexicon (rag.index.lexicon) of every segment, loaded on first use: only English
+        questions need it."""
+        if self._lexicons is None:
+            parts = [v.seg.lexicon() for v in self.views]
+            # a word whose tokens no live chunk holds any more is dead (its articles were deleted): only the words
+            # of segments with deletions can be, since every other word came from a live article
+            toks = {w: set(self.tokens(w)) for v in self.views if v.ref.dead for w in (v.seg.words or ())}
+            df = self.bm25.doc_freq(sorted(set().union(*toks.values()))) if toks else {}
+            self._lexicons = Lexicons(parts, {w for w, ts in toks.items() if not ts or not ts <= df.keys()})
+        return self._lexicons
 
     def sentences(self, passages: Sequence[Passage]) -> list[list[tuple[int, int, int]]]:
         """Per passage, the stored sentences overlapping it as (sentence id, start, end) in article offsets."""
-        with self._con() as con:
-            return [con.execute("SELECT id, start, end_ FROM sentences WHERE article_id=? AND start<? AND end_>? "
-                                "ORDER BY start", (p.article_id, p.end, p.start)).fetchall() for p in passages]
+        out: list[list[tuple[int, int, int]]] = [[] for _ in passages]
+        ids = np.asarray([p.chunk_id for p in passages], dtype=np.int64)
+        for v, hit, _ in self._locate(ids):
+            with v.seg.con() as con:
+                for i in np.flatnonzero(hit):
+                    p = passages[i]
+                    out[i] = con.execute("SELECT id, start, end_ FROM sentences WHERE article_id=? AND start<? AND "
+                                         "end_>? ORDER BY start", (p.article_id, p.end, p.start)).fetchall()
+        return out
 
     def sentence_vectors(self, sentence_ids: Sequence[int]) -> np.ndarray:
         """float32 vectors of stored sentences, in the order asked."""
         ids = np.asarray(sentence_ids, dtype=np.int64)
-        if not len(ids):
-            return np.zeros((0, self.manifest.dim), dtype=np.float32)
-        pos = np.searchsorted(self.sent_ids, ids)
-        if np.any(pos >= len(self.sent_ids)) or np.any(self.sent_ids[np.minimum(pos, len(self.sent_ids) - 1)] != ids):
-            raise CorruptIndexError(str(self.gen_dir / "sent_ids.npy"), "a sentence in the database has no vector")
-        return np.asarray(self.sent_vectors[pos], dtype=np.float32)
+        out = np.zeros((len(ids), self.manifest.dim), dtype=np.float32)
+        found = np.zeros(len(ids), dtype=bool)
+        for v, hit, pos in self._locate(ids, sentences=True):
+            out[hit] = np.asarray(v.seg.sent_vectors[pos], dtype=np.float32)
+            found |= hit
+        if not found.all():
+            missing = int(ids[~found][0])
+            raise CorruptIndexError(str(self.gen_dir), f"sentence {missing} is in no segment's sent_ids.npy (a "
+                                    "sentence in the database has no vector)")
+        return out
 
     def doc_freq(self, terms: list[str]) -> dict[str, int]:
-        """How many chunks hold each lexical term (for IDF weights)."""
+        """How many live chunks hold each lexical term (for IDF weights)."""
         return self.bm25.doc_freq(terms)
+
+    def _holder(self, article_id: str) -> View | None:
+        """The segment holding the live copy of an article (the newest segment first)."""
+        return next((v for v in reversed(self.views) if v.holds(article_id)), None)
 
     def neighbours(self, article_id: str, ordinal: int) -> list[tuple[int, str, int, int]]:
         """Chunks ordinal-1..ordinal+1 of an article as (ordinal, text, start, end)."""
-        return self.sql(
+        v = self._holder(article_id)
+        return [] if v is None else v.seg.sql(
             "SELECT ordinal, text, start, end_ FROM chunks WHERE article_id=? AND ordinal BETWEEN ? AND ? ORDER BY ordinal",
             (article_id, ordinal - 1, ordinal + 1))
 
     def article(self, article_id: str) -> Article | None:
-        rows = self.sql(
-            "SELECT title, text, url, published, source, headings, captions FROM articles WHERE id=?", (article_id,))
-        if not rows:
+        v = self._holder(article_id)
+        if v is None:
             return None
-        r = rows[0]
+        r = v.seg.sql("SELECT title, text, url, published, source, headings, captions FROM articles WHERE id=?",
+                      (article_id,))[0]
         heads = tuple((int(o), h) for o, h in json.loads(r[5]))
         return Article(r[0], r[1], r[2], r[3], r[4], "", heads, tuple(json.loads(r[6])))
 
@@ -351,9 +441,12 @@ class Index:
         if not (date_from or date_to or source):
             return None
         where, args = _article_filters("a.", date_from, date_to, source)
-        rows = self.sql(
-            "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE " + " AND ".join(where), args)
-        return np.array([r[0] for r in rows], dtype=np.int64)
+        ids = []
+        for v in self.views:
+            ids.extend(r[0] for r in v.seg.sql(
+                "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE " + " AND ".join(where)
+                + " AND a.id NOT IN (SELECT value FROM json_each(?))", [*args, v.dead_json]))
+        return np.array(sorted(ids), dtype=np.int64)
 
     def list_articles(self, offset: int = 0, limit: int = 20, *, date_from: str | None = None,
                       date_to: str | None = None, source: str | None = None,
@@ -361,19 +454,23 @@ class Index:
         """(how many articles pass the filters, a page of them newest first): id, title, url, published, source,
         characters. `title` matches a substring of the title, case-insensitively."""
         where, args = _article_filters("", date_from, date_to, source)
-        where.insert(0, "1=1")
+        where.insert(0, "id NOT IN (SELECT value FROM json_each(?))")
         if title:
             where.append("instr(lower(title), lower(?)) > 0")
             args.append(title)
         cond = " AND ".join(where)
-        total = self.sql(f"SELECT COUNT(*) FROM articles WHERE {cond}", args)[0][0]
-        rows = self.sql(f"SELECT id, title, url, published, source, length(text) FROM articles WHERE {cond} "
-                          "ORDER BY published DESC, id LIMIT ? OFFSET ?", [*args, int(limit), int(offset)])
+        total, pages = 0, []
+        for v in self.views:
+            total += v.seg.sql(f"SELECT COUNT(*) FROM articles WHERE {cond}", [v.dead_json, *args])[0][0]
+            pages.append(v.seg.sql(f"SELECT id, title, url, published, source, length(text) FROM articles WHERE "
+                                   f"{cond} ORDER BY published DESC, id LIMIT ?", [v.dead_json, *args,
+                                                                                  int(offset) + int(limit)]))
+        rows = sorted((r for p in pages for r in p), key=lambda r: (_desc(r[3]), r[0]))[int(offset): int(offset) + int(limit)]
         keys = ("id", "title", "url", "published", "source", "chars")
         return int(total), [dict(zip(keys, r)) for r in rows]
 
     def stats(self) -> dict:
-        last = self.sql("SELECT MAX(indexed_at) FROM articles")[0][0]
+        last = max((v.seg.sql("SELECT MAX(indexed_at) FROM articles")[0][0] or "" for v in self.views), default="")
         return {
             "articles": self.manifest.articles,
             "chunks": self.manifest.chunks,
@@ -384,10 +481,23 @@ class Index:
             "generation": self.generation,
             "created": self.manifest.created,
             "last_indexed": last or "",
+            "segments": len(self.views),
         }
 
     def article_ids(self) -> list[str]:
-        return [r[0] for r in self.sql("SELECT id FROM articles ORDER BY id")]
+        return sorted(r[0] for v in self.views for r in v.seg.sql("SELECT id FROM articles")
+                      if r[0] not in v.dead_articles)
+
+
+def _desc(text: str) -> tuple:
+    """A sort key ordering strings from the largest down (SQLite's ORDER BY x DESC on text, by code points)."""
+    return tuple(-ord(c) for c in text) + (1,)
+
+
+def check_version(root: Path, m: Manifest) -> None:
+    if m.schema_version not in (SCHEMA_VERSION, LEGACY_VERSION):
+        raise IndexMismatchError(f"{root}: index schema v{m.schema_version}, this version reads v{SCHEMA_VERSION} "
+                                 f"(and v{LEGACY_VERSION}); rebuild with `rag index --rebuild PATH...`")
 
 
 def _article_filters(prefix: str, date_from: str | None, date_to: str | None,
@@ -409,31 +519,12 @@ def _article_filters(prefix: str, date_from: str | None, date_to: str | None,
 # ---------------------------------------------------------------- lexicon check, lost CURRENT, repair
 
 
-def _check_lexicon(gen_dir: Path, dim: int) -> list[str] | None:
-    """The lexicon files present and lexicon.npy's header (not its data) agreeing with lexicon.json's words and the
-    dimension. Returns the words, or None when lexicon.json does not parse: that is reported by the first English
-    question (`Index.lexicon`), so that Chinese questions keep working."""
-    for name in ("lexicon.json", "lexicon.npy", "lexicon.faiss"):
-        if not (gen_dir / name).is_file():
-            raise CorruptIndexError(str(gen_dir / name), "cross-lingual lexicon file is missing")
-    rows = Rows(gen_dir / "lexicon.npy")
-    rows.close()
-    try:
-        words = read_strings(gen_dir / "lexicon.json", "lexicon")
-    except CorruptIndexError:
-        return None
-    if rows.shape != (len(words), dim):
-        raise CorruptIndexError(str(gen_dir / "lexicon.npy"), f"shape {rows.shape} != ({len(words)}, {dim}): "
-                                f"lexicon.json lists {len(words)} words of dimension {dim}")
-    return words
-
-
 def check_generation(root: str | os.PathLike, name: str) -> str | None:
     """None when generation `name` opens and passes every load check (its lexicon's too), else the reason."""
     gen_dir = Path(root) / name
     try:
         m = Manifest.read(gen_dir / "manifest.json")
-        if m.schema_version != SCHEMA_VERSION:
+        if m.schema_version not in (SCHEMA_VERSION, LEGACY_VERSION):
             return f"{gen_dir}: index schema v{m.schema_version}, this version reads v{SCHEMA_VERSION}"
         idx = Index(root, gen_dir, m)
         try:

@@ -36,10 +36,10 @@ class Lexicon:
         # float16 copy kept so that an update re-embeds only new words
         np.save(gen_dir / "lexicon.npy", vecs.astype(np.float16), allow_pickle=False)
         n = len(words)
-        if n < 5000:
-            index = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        if n < 5000:  # float16 codes need no training: a word scores the same in any segment
+            index = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
         else:  # a flat scan of 54k words took 15-20 ms per question; IVF probing 1/8 of the lists, ~2 ms
-            nlist = int(2 * np.sqrt(n))
+            nlist = max(1, min(int(2 * np.sqrt(n)), n // 39))  # FAISS wants >= 39 training points a list
             quant = faiss.IndexFlatIP(dim)
             index = faiss.IndexIVFScalarQuantizer(quant, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
                                                   faiss.METRIC_INNER_PRODUCT)
@@ -86,6 +86,34 @@ class Lexicon:
             for s, i in zip(srow, irow):
                 if i >= 0 and s >= MIN_SIMILARITY and s >= srow[0] - MARGIN:
                     out[self.words[i]] = max(out.get(self.words[i], 0.0), float(s))
+        return out
+
+
+class Lexicons:
+    """The lexicons of several segments searched as one: each segment's best words, the best of them kept. `dead`:
+    words none of whose articles is live any more (their segment's rows were deleted; a merge drops them)."""
+
+    def __init__(self, parts: list[Lexicon], dead: set[str] | frozenset = frozenset()):
+        self.parts, self.dead = parts, frozenset(dead)
+        self.words = [w for p in parts for w in p.words if w not in self.dead]
+        self.vocabulary = frozenset(self.words)
+
+    def translate(self, vectors: np.ndarray) -> list[str]:
+        return list(self.translate_scored(vectors))
+
+    def translate_scored(self, vectors: np.ndarray) -> dict[str, float]:
+        if not self.words or not len(vectors):
+            return {}
+        q = np.ascontiguousarray(vectors, dtype=np.float32)
+        extra = PER_WORD * 2 if self.dead else 0  # room for dead words, dropped below
+        found = [p.index.search(q, min(len(p.words), PER_WORD + extra)) + (p.words,) for p in self.parts if p.words]
+        out: dict[str, float] = {}
+        for r in range(len(q)):
+            cands = sorted(((float(s), words[i]) for sims, ids, words in found for s, i in zip(sims[r], ids[r])
+                            if i >= 0 and words[i] not in self.dead), key=lambda x: (-x[0], x[1]))[:PER_WORD]
+            for s, w in cands:
+                if s >= MIN_SIMILARITY and s >= cands[0][0] - MARGIN:
+                    out[w] = max(out.get(w, 0.0), s)
         return out
 
 

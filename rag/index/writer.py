@@ -1,4 +1,5 @@
-"""The write side: one writer at a time (WriteLock) builds the next generation from the live one and publishes it."""
+"""The write side: one writer at a time (WriteLock) adds a segment, tombstones what it replaces or removes, publishes
+a generation, then merges segments when the policy says so (rag.index.merge)."""
 from __future__ import annotations
 
 import contextlib
@@ -6,7 +7,6 @@ import fcntl
 import json
 import os
 import shutil
-import sqlite3
 import time
 from pathlib import Path
 from typing import Sequence
@@ -25,73 +25,25 @@ from .files import (
     SCHEMA_VERSION,
     atomic_write_text,
     check_folder,
-    disk_full_is_an_error,
     fsync_dir,
-    fsync_tree,
     generations,
     make_dir,
     now_iso,
-    printable,
     read_pointer,
-    read_strings,
     text_hash,
 )
-from .generation import Index, Manifest, check_generation, interrupted_first, missing_current_error, newest_complete
-from .lexical import Lexical
-from .lexicon import MAX_WORDS, Lexicon
-from .vectors import build_faiss
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS articles (
-    id TEXT PRIMARY KEY, title TEXT NOT NULL, url TEXT NOT NULL, published TEXT NOT NULL, source TEXT NOT NULL,
-    text TEXT NOT NULL, headings TEXT NOT NULL, captions TEXT NOT NULL, content_hash TEXT NOT NULL,
-    indexed_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sources (
-    path TEXT NOT NULL, article_id TEXT NOT NULL, PRIMARY KEY (path, article_id)
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY, article_id TEXT NOT NULL, ordinal INTEGER NOT NULL, start INTEGER NOT NULL,
-    end_ INTEGER NOT NULL, heading TEXT NOT NULL, text TEXT NOT NULL, text_hash TEXT NOT NULL, tokens TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
-CREATE TABLE IF NOT EXISTS sentences (
-    id INTEGER PRIMARY KEY, article_id TEXT NOT NULL, start INTEGER NOT NULL, end_ INTEGER NOT NULL,
-    text_hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sentences_article ON sentences(article_id, start);
-CREATE INDEX IF NOT EXISTS articles_published ON articles(published);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-
-
-
-# ---------------------------------------------------------------- write side
-
-
-def _read_lexicon(gen_dir: Path, dim: int) -> tuple[list[str], np.ndarray]:
-    """The base generation's lexicon words and their float16 vectors, checked against each other."""
-    words, vec_path = read_strings(gen_dir / "lexicon.json", "lexicon"), gen_dir / "lexicon.npy"
-    try:
-        vecs = np.load(vec_path, allow_pickle=False)
-    except Exception as e:
-        raise CorruptIndexError(str(vec_path), f"array file is unreadable ({e.__class__.__name__}: {e})") from None
-    if vecs.shape != (len(words), dim):
-        raise CorruptIndexError(str(vec_path), f"shape {vecs.shape} != ({len(words)}, {dim}) words of lexicon.json")
-    return words, vecs
-
-
-def _merge(ids: np.ndarray, vecs: np.ndarray, removed: set[int], new_ids: list[np.ndarray],
-           new_vecs: list[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
-    """The base generation's rows minus removed ids plus new rows, sorted by id."""
-    if removed:
-        keep = ~np.isin(ids, np.fromiter(removed, dtype=np.int64))
-        ids, vecs = ids[keep], vecs[keep]
-    if new_ids:
-        ids = np.concatenate([ids] + new_ids)
-        vecs = np.concatenate([np.asarray(vecs, dtype=dtype)] + [np.asarray(v, dtype=dtype) for v in new_vecs])
-    order = np.argsort(ids, kind="stable")
-    return ids[order], np.ascontiguousarray(vecs[order], dtype=dtype)
+from .generation import (
+    SEGMENTS,
+    Index,
+    Manifest,
+    SegmentRef,
+    View,
+    interrupted_first,
+    missing_current_error,
+    newest_complete,
+)
+from .merge import finish_segment, merge_segments, new_segment_dir, plan_merge
+from .segment import acquire, release
 
 
 class WriteLock:
@@ -123,7 +75,8 @@ class WriteLock:
 
 
 class Writer:
-    """Stages changes to an index in a temp generation; `commit()` publishes it atomically."""
+    """Stages changes to an index: new and replaced articles go to a new segment, removals become tombstones of
+    the segments holding them; `commit()` (or `checkpoint()` in the middle of a long run) publishes them."""
 
     def __init__(self, root: str | os.PathLike, embedder_name: str | None, dim: int | None, tokenizer: str = "bigram",
                  chunk_size: int = 500, chunk_overlap: int = 100, rebuild: bool = False, faiss_kind: str = "auto",
@@ -136,10 +89,19 @@ class Writer:
         self.root.mkdir(parents=True, exist_ok=True)
         self._cleanup_temp()
         self.base: Index | None = None
+        self.notes: list[str] = []
+        self.published: list[str] = []
+        self._unpublished: list[str] = []  # segments this writer made that no published generation names yet
         if not os.path.lexists(self.root / CURRENT):
             self._without_current(rebuild)
         if not rebuild and os.path.lexists(self.root / CURRENT):
-            self.base = Index.open(self.root)
+            self.base = Index.open(self.root, eager=False)
+            try:  # a damaged lexicon is refused by name, not written over (English questions would keep failing)
+                for v in self.base.views:
+                    v.seg.lexicon()
+            except BaseException:
+                self.base.close()
+                raise
             m = self.base.manifest
             if embedder_name is None:
                 embedder_name, dim = m.embedder, m.dim
@@ -161,54 +123,64 @@ class Writer:
         self.tokens = self.base.manifest.tokens if self.base is not None else TOKEN_VERSION
         self.embedder_name, self.dim, self.tokenizer = embedder_name, dim, tokenizer
         self.chunk_size, self.chunk_overlap, self.faiss_kind = chunk_size, chunk_overlap, faiss_kind
-        self.tmp = make_dir(self.root, ".tmp-gen-")
+        self._retokenize = False
+        self._origin = self.base.generation if self.base is not None else None  # kept by _gc, as the one replaced
+        self._partial, self._started = False, now_iso()
+        # an earlier run stopped after publishing checkpoints: this one resumes it
+        self.interrupted_run = bool(self.base is not None and self.base.manifest.extra.get("partial_run"))
+        self.tmp = None
         try:
-            self._start(dim)
+            if self.base is not None and self.base.legacy:
+                self._upgrade()
+            self._begin()
         except BaseException:
             self.abort()
             raise
 
-    def _start(self, dim: int) -> None:
-        db = self.tmp / "meta.sqlite"
-        if self.base is not None:
-            src = sqlite3.connect(f"file:{self.base.gen_dir / 'meta.sqlite'}?mode=ro", uri=True)
-            self.con = sqlite3.connect(db)
-            src.backup(self.con)
-            src.close()
-            self.vec_ids = np.load(self.base.gen_dir / "ids.npy", allow_pickle=False)
-            self.vectors = np.load(self.base.gen_dir / "vectors.npy", allow_pickle=False)
-            self.sent_ids = np.load(self.base.gen_dir / "sent_ids.npy", allow_pickle=False)
-            self.sent_vectors = np.load(self.base.gen_dir / "sentvecs.npy", allow_pickle=False)
-            Lexicon.load(self.base.gen_dir, dim)  # a damaged lexicon.faiss is refused by name, not silently rebuilt
-            self.lex_words, self.lex_vectors = _read_lexicon(self.base.gen_dir, dim)
-            self.second_vectors = (np.load(self.base.gen_dir / "second.npy", allow_pickle=False) if self.second_dim
-                                   else np.zeros((len(self.vec_ids), 0), dtype=np.float16))
-        else:
-            self.con = sqlite3.connect(db)
-            self.vec_ids = np.zeros(0, dtype=np.int64)
-            self.vectors = np.zeros((0, dim), dtype=np.float32)
-            self.sent_ids = np.zeros(0, dtype=np.int64)
-            self.sent_vectors = np.zeros((0, dim), dtype=np.float16)
-            self.lex_words, self.lex_vectors = [], np.zeros((0, dim), dtype=np.float16)
-            self.second_vectors = np.zeros((0, self.second_dim), dtype=np.float16)
-        self.con.executescript(_SCHEMA)
-        self.con.execute("PRAGMA journal_mode=OFF")  # the temp generation is thrown away whole on failure
-        self.con.execute("PRAGMA synchronous=OFF")
-        self._new_ids: list[np.ndarray] = []
-        self._new_vecs: list[np.ndarray] = []
-        self._new_second: list[np.ndarray] = []
-        self._removed: set[int] = set()
-        self._new_sids: list[np.ndarray] = []
-        self._new_svecs: list[np.ndarray] = []
-        self._s_removed: set[int] = set()
-        self._new_words: list[str] = []
-        self._new_wvecs: list[np.ndarray] = []
-        self._known_words = set(self.lex_words)
+    # ---- state
+
+    def _begin(self) -> None:
+        """Fresh staging over the current base generation: an empty new segment and the base's tombstones."""
+        m = self.base.manifest if self.base is not None else None
+        self.refs: list[SegmentRef] = list(m.segments) if m is not None else []
+        self.views: list[View] = list(self.base.views) if self.base is not None else []
+        self.dead: list[set[str]] = [set(r.dead) for r in self.refs]
+        self.dead_sources: list[set[tuple[str, str]]] = [set(r.dead_sources) for r in self.refs]
+        self.next_chunk = m.next_chunk_id if m is not None else 1
+        self.next_sentence = m.next_sentence_id if m is not None else 1
+        self.tmp, self.con = new_segment_dir(self.root)
+        self._ids: list[int] = []
+        self._vecs: dict[int, np.ndarray] = {}
+        self._second: dict[int, np.ndarray] = {}
+        self._svecs: dict[int, np.ndarray] = {}
+        self._hash_vec: dict[str, np.ndarray] = {}
+        self._hash_svec: dict[str, np.ndarray] = {}
+        self._second_cache: dict[tuple[str, str], np.ndarray] = {}
+        self._words: list[str] = []
+        self._wvecs: list[np.ndarray] = []
+        self._known_words = {w for v in self.views for w in (v.seg.words or ())}
         self.changed = False
 
+    def _upgrade(self) -> None:
+        """A generation of the format before segments, rewritten as one segment and published (once)."""
+        legacy = self.base.views[0]
+        name = merge_segments(self.root, [legacy], dim=self.dim, second_dim=self.second_dim,
+                              faiss_kind=self.faiss_kind, word_tokens=self._tokens, doc_freq=self.base.doc_freq)
+        self._unpublished.append(name)
+        m = self.base.manifest
+        ids = legacy.seg.ids
+        sids = legacy.seg.sent_ids
+        self.refs = [SegmentRef(name)]
+        self.next_chunk = int(ids.max()) + 1 if len(ids) else 1
+        self.next_sentence = int(sids.max()) + 1 if len(sids) else 1
+        gen = self._publish([SegmentRef(name)], m.articles, m.chunks)
+        self._reopen()
+        self.notes.append(f"index upgraded from format v{m.schema_version} to v{SCHEMA_VERSION} (segments) in {gen}")
+
     def _cleanup_temp(self) -> None:
-        for p in self.root.glob(".tmp-gen-*"):
-            shutil.rmtree(p, ignore_errors=True)
+        for pattern in (".tmp-gen-*", ".tmp-seg-*"):
+            for p in self.root.glob(pattern):
+                shutil.rmtree(p, ignore_errors=True)
         for p in self.root.glob(CURRENT + ".*.tmp"):  # a CURRENT swap cut short (atomic_write_text's temp file)
             p.unlink(missing_ok=True)
         if os.path.lexists(self.root / CURRENT):  # a first publish stopped after CURRENT was written
@@ -232,75 +204,105 @@ class Writer:
     # ---- queries used by the indexer
 
     def article_ids(self) -> set[str]:
-        return {r[0] for r in self.con.execute("SELECT id FROM articles")}
+        out = {r[0] for r in self.con.execute("SELECT id FROM articles")}
+        for i, v in enumerate(self.views):
+            out.update(r[0] for r in v.seg.sql("SELECT id FROM articles") if r[0] not in self.dead[i])
+        return out
 
     def article_hash(self, article_id: str) -> str | None:
         r = self.con.execute("SELECT content_hash FROM articles WHERE id=?", (article_id,)).fetchone()
-        return r[0] if r else None
+        if r:
+            return r[0]
+        for i, v in reversed(list(enumerate(self.views))):
+            if article_id not in self.dead[i]:
+                r = v.seg.sql("SELECT content_hash FROM articles WHERE id=?", (article_id,))
+                if r:
+                    return r[0][0]
+        return None
 
     def paths(self) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
         for path, aid in self.con.execute("SELECT path, article_id FROM sources"):
             out.setdefault(path, set()).add(aid)
+        for i, v in enumerate(self.views):
+            for path, aid in v.seg.sql("SELECT path, article_id FROM sources"):
+                if (path, aid) not in self.dead_sources[i]:
+                    out.setdefault(path, set()).add(aid)
+        return out
+
+    def path_articles(self, path: str) -> set[str]:
+        """The ids of the articles an indexed file holds (one file's part of `paths()`)."""
+        out = {r[0] for r in self.con.execute("SELECT article_id FROM sources WHERE path=?", (path,))}
+        for i, v in enumerate(self.views):
+            out.update(r[0] for r in v.seg.sql("SELECT article_id FROM sources WHERE path=?", (path,))
+                       if (path, r[0]) not in self.dead_sources[i])
+        return out
+
+    def _cached(self, table: str, hashes, sentences: bool) -> dict[str, np.ndarray]:
+        """Vectors of stored rows with these text hashes, from any base segment (rows deleted by a tombstone too:
+        their vectors are as good until a merge drops them)."""
+        out: dict[str, np.ndarray] = {}
+        uniq = list(set(hashes))
+        for v in reversed(self.views):
+            rows = v.seg.sent_vectors if sentences else v.seg.vectors
+            own = v.seg.sent_ids if sentences else v.seg.ids
+            for i in range(0, len(uniq), 500):
+                part = [h for h in uniq[i : i + 500] if h not in out]
+                if not part:
+                    continue
+                q = f"SELECT text_hash, id FROM {table} WHERE text_hash IN ({','.join('?' * len(part))})"
+                for h, rid in v.seg.sql(q, part):
+                    if h in out:
+                        continue
+                    p = int(np.searchsorted(own, rid))
+                    if p < len(own) and own[p] == rid:
+                        out[h] = np.asarray(rows[p][0], dtype=np.float32)
         return out
 
     def cached_vectors(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """Vectors already stored for chunks with these text hashes (so unchanged text is never re-embedded)."""
-        if not hashes or not len(self.vec_ids):
-            return {}
-        return self._cached("chunks", hashes, self.vec_ids, self.vectors, self._removed)
+        out = {h: self._hash_vec[h] for h in hashes if h in self._hash_vec}
+        rest = [h for h in hashes if h not in out]
+        return {**self._cached("chunks", rest, False), **out} if rest else out
 
     def cached_sentence_vectors(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """Vectors already stored for sentences with these text hashes."""
-        if not hashes or not len(self.sent_ids):
-            return {}
-        return self._cached("sentences", hashes, self.sent_ids, self.sent_vectors, self._s_removed)
+        out = {h: self._hash_svec[h] for h in hashes if h in self._hash_svec}
+        rest = [h for h in hashes if h not in out]
+        return {**self._cached("sentences", rest, True), **out} if rest else out
 
     def cached_second_vectors(self, items: Sequence[tuple[str, str]]) -> dict[tuple[str, str], np.ndarray]:
         """Second vectors already stored for chunks with this (title, text)."""
-        if not items or not self.second_dim or not len(self.vec_ids):
+        if not items or not self.second_dim:
             return {}
         wanted = set(items)
-        hashes = list({text_hash(t) for _, t in wanted})
-        out: dict[tuple[str, str], np.ndarray] = {}
-        for i in range(0, len(hashes), 500):
-            part = hashes[i : i + 500]
-            q = (f"SELECT c.id, a.title, c.text FROM chunks c JOIN articles a ON a.id = c.article_id "
-                 f"WHERE c.text_hash IN ({','.join('?' * len(part))})")
-            for rid, title, text in self.con.execute(q, part):
-                key = (title, text)
-                if key in out or key not in wanted or rid in self._removed:
-                    continue
-                p = int(np.searchsorted(self.vec_ids, rid))
-                if p < len(self.vec_ids) and self.vec_ids[p] == rid:
-                    out[key] = np.asarray(self.second_vectors[p], dtype=np.float32)
-        return out
-
-    def _cached(self, table: str, hashes, ids: np.ndarray, vectors: np.ndarray, removed: set[int]) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        uniq = list(set(hashes))
-        for i in range(0, len(uniq), 500):
-            part = uniq[i : i + 500]
-            q = f"SELECT text_hash, id FROM {table} WHERE text_hash IN ({','.join('?' * len(part))})"
-            for h, rid in self.con.execute(q, part):
-                if h in out or rid in removed:
-                    continue
-                p = int(np.searchsorted(ids, rid))
-                if p < len(ids) and ids[p] == rid:
-                    out[h] = np.asarray(vectors[p], dtype=np.float32)
+        out = {k: self._second_cache[k] for k in wanted if k in self._second_cache}
+        hashes = list({text_hash(t) for k, t in wanted if k not in out})
+        for v in reversed(self.views):
+            for i in range(0, len(hashes), 500):
+                part = hashes[i : i + 500]
+                q = (f"SELECT c.id, a.title, c.text FROM chunks c JOIN articles a ON a.id = c.article_id "
+                     f"WHERE c.text_hash IN ({','.join('?' * len(part))})")
+                for rid, title, text in v.seg.sql(q, part):
+                    key = (title, text)
+                    if key in out or key not in wanted:
+                        continue
+                    p = int(np.searchsorted(v.seg.ids, rid))
+                    if p < len(v.seg.ids) and v.seg.ids[p] == rid:
+                        out[key] = np.asarray(v.seg.second_vectors[p][0], dtype=np.float32)
         return out
 
     def lexicon_words(self) -> set[str]:
-        """Words of the cross-lingual lexicon already embedded (base generation and this run)."""
+        """Words of the cross-lingual lexicon already embedded (base segments and this run)."""
         return self._known_words
 
     def put_lexicon(self, words: Sequence[str], vectors: np.ndarray) -> None:
         if len(words) != len(vectors):
             raise ValueError("one vector per word expected")
-        self._new_words.extend(words)
+        self._words.extend(words)
         self._known_words.update(words)
         if len(words):
-            self._new_wvecs.append(np.asarray(vectors, dtype=np.float16).reshape(len(words), self.dim))
+            self._wvecs.append(np.asarray(vectors, dtype=np.float16).reshape(len(words), self.dim))
 
     # ---- mutations
 
@@ -321,45 +323,71 @@ class Writer:
             (article.id, article.title, article.url, article.published, article.source, article.text,
              json.dumps(list(article.headings), ensure_ascii=False), json.dumps(list(article.captions), ensure_ascii=False),
              article.content_hash, now_iso()))
-        ids = []
-        for c in chunks:
-            toks = self._chunk_tokens(article.title, c.ordinal, c.text)
-            cur = self.con.execute(
-                "INSERT INTO chunks (article_id, ordinal, start, end_, heading, text, text_hash, tokens) VALUES (?,?,?,?,?,?,?,?)",
-                (c.article_id, c.ordinal, c.start, c.end, c.heading, c.text, text_hash(c.text), toks))
-            ids.append(cur.lastrowid)
-        if ids:
-            self._new_ids.append(np.array(ids, dtype=np.int64))
-            self._new_vecs.append(np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim))
+        vecs = np.asarray(vectors, dtype=np.float32).reshape(len(chunks), self.dim)
+        for n, c in enumerate(chunks):
+            cid, h = self.next_chunk, text_hash(c.text)
+            self.next_chunk += 1
+            self.con.execute("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?)",
+                             (cid, c.article_id, c.ordinal, c.start, c.end, c.heading, c.text, h,
+                              self._chunk_tokens(article.title, c.ordinal, c.text)))
+            self._vecs[cid] = vecs[n]
+            self._hash_vec.setdefault(h, vecs[n])
             if self.second_dim:
-                self._new_second.append(np.asarray(second_vectors, dtype=np.float16).reshape(len(ids), self.second_dim))
-        sids = []
-        for s, e in sentences:
-            cur = self.con.execute("INSERT INTO sentences (article_id, start, end_, text_hash) VALUES (?,?,?,?)",
-                                   (article.id, s, e, text_hash(article.text[s:e])))
-            sids.append(cur.lastrowid)
-        if sids:
-            self._new_sids.append(np.array(sids, dtype=np.int64))
-            self._new_svecs.append(np.asarray(sentence_vectors, dtype=np.float16).reshape(len(sids), self.dim))
+                self._second[cid] = np.asarray(second_vectors[n], dtype=np.float16)
+                self._second_cache.setdefault((article.title, c.text), np.asarray(second_vectors[n], dtype=np.float32))
+        svecs = np.asarray(sentence_vectors, dtype=np.float32).reshape(len(sentences), self.dim) if len(sentences) else []
+        for n, (s, e) in enumerate(sentences):
+            sid, h = self.next_sentence, text_hash(article.text[s:e])
+            self.next_sentence += 1
+            self.con.execute("INSERT INTO sentences VALUES (?,?,?,?,?)", (sid, article.id, s, e, h))
+            self._svecs[sid] = svecs[n]
+            self._hash_svec.setdefault(h, svecs[n])
         if path is not None:
             self.add_source(path, article.id)
         self.changed = True
 
+    def _source_live(self, path: str, article_id: str) -> bool:
+        if self.con.execute("SELECT 1 FROM sources WHERE path=? AND article_id=?", (path, article_id)).fetchone():
+            return True
+        return any((path, article_id) not in self.dead_sources[i] and v.seg.sql(
+            "SELECT 1 FROM sources WHERE path=? AND article_id=?", (path, article_id)) for i, v in enumerate(self.views))
+
     def add_source(self, path: str, article_id: str) -> None:
-        cur = self.con.execute("INSERT OR IGNORE INTO sources VALUES (?,?)", (path, article_id))
-        self.changed |= cur.rowcount > 0
+        if not self._source_live(path, article_id):
+            self.con.execute("INSERT OR IGNORE INTO sources VALUES (?,?)", (path, article_id))
+            self.changed = True
+
+    def _drop_sources(self, path: str | None, article_id: str | None) -> list[str]:
+        """Tombstone (or unstage) the live source rows matching `path` and/or `article_id`; their article ids."""
+        cond = " AND ".join(c for c, v in (("path=?", path), ("article_id=?", article_id)) if v is not None)
+        args = [v for v in (path, article_id) if v is not None]
+        pairs = self.con.execute(f"SELECT path, article_id FROM sources WHERE {cond}", args).fetchall()
+        self.con.execute(f"DELETE FROM sources WHERE {cond}", args)
+        aids = [a for _, a in pairs]
+        for i, v in enumerate(self.views):
+            for p, a in v.seg.sql(f"SELECT path, article_id FROM sources WHERE {cond}", args):
+                if (p, a) not in self.dead_sources[i]:
+                    self.dead_sources[i].add((p, a))
+                    aids.append(a)
+        if aids or pairs:
+            self.changed = True
+        return list(dict.fromkeys(aids))
+
+    def _held(self, article_id: str) -> bool:
+        """Whether some live source row still names the article."""
+        if self.con.execute("SELECT 1 FROM sources WHERE article_id=? LIMIT 1", (article_id,)).fetchone():
+            return True
+        return any((p, article_id) not in self.dead_sources[i] for i, v in enumerate(self.views)
+                   for (p,) in v.seg.sql("SELECT path FROM sources WHERE article_id=?", (article_id,)))
 
     def drop_source(self, path: str, article_id: str | None = None) -> list[str]:
         """Forget that `path` holds an article; returns article ids no longer held by any path (and removes them)."""
-        if article_id is None:
-            aids = [r[0] for r in self.con.execute("SELECT article_id FROM sources WHERE path=?", (path,))]
-            self.con.execute("DELETE FROM sources WHERE path=?", (path,))
-        else:
-            aids = [article_id]
-            self.con.execute("DELETE FROM sources WHERE path=? AND article_id=?", (path, article_id))
+        aids = self._drop_sources(path, article_id)
+        if article_id is not None and article_id not in aids:
+            aids.append(article_id)
         gone = []
         for aid in aids:
-            if self.con.execute("SELECT 1 FROM sources WHERE article_id=? LIMIT 1", (aid,)).fetchone() is None:
+            if not self._held(aid):
                 self.remove_article(aid)
                 gone.append(aid)
         self.changed = True
@@ -374,84 +402,195 @@ class Writer:
 
     def retokenize(self) -> int:
         """Make every stored chunk's BM25 tokens again with the current TOKEN_VERSION (from the stored text: nothing
-        is embedded again); the number of chunks. The next commit publishes them."""
+        is embedded again); the number of chunks. The commit rewrites every segment with them."""
         self.tokens = TOKEN_VERSION
+        self._retokenize = True
+        self.changed = True
         rows = self.con.execute("SELECT c.id, c.ordinal, c.text, a.title FROM chunks c JOIN articles a "
                                 "ON a.id = c.article_id").fetchall()
         self.con.executemany("UPDATE chunks SET tokens=? WHERE id=?",
                              [(self._chunk_tokens(title, ordinal, text), cid) for cid, ordinal, text, title in rows])
-        self.changed = True
-        return len(rows)
+        return len(rows) + sum(v.live_chunks for v in self.views)
 
     def remove_article(self, article_id: str, keep_sources: bool = False) -> None:
-        old = [r[0] for r in self.con.execute("SELECT id FROM chunks WHERE article_id=?", (article_id,))]
-        if old or not keep_sources:
+        staged = [r[0] for r in self.con.execute("SELECT id FROM chunks WHERE article_id=?", (article_id,))]
+        if staged or self.con.execute("SELECT 1 FROM articles WHERE id=?", (article_id,)).fetchone():
             self.changed = True
-        self._removed.update(old)
-        self._s_removed.update(r[0] for r in self.con.execute("SELECT id FROM sentences WHERE article_id=?", (article_id,)))
-        self.con.execute("DELETE FROM chunks WHERE article_id=?", (article_id,))
-        self.con.execute("DELETE FROM sentences WHERE article_id=?", (article_id,))
-        self.con.execute("DELETE FROM articles WHERE id=?", (article_id,))
+            for cid in staged:
+                self._vecs.pop(cid, None)
+                self._second.pop(cid, None)
+            for (sid,) in self.con.execute("SELECT id FROM sentences WHERE article_id=?", (article_id,)).fetchall():
+                self._svecs.pop(sid, None)
+            self.con.execute("DELETE FROM chunks WHERE article_id=?", (article_id,))
+            self.con.execute("DELETE FROM sentences WHERE article_id=?", (article_id,))
+            self.con.execute("DELETE FROM articles WHERE id=?", (article_id,))
+        for i, v in enumerate(self.views):
+            if article_id not in self.dead[i] and v.seg.sql("SELECT 1 FROM articles WHERE id=?", (article_id,)):
+                self.dead[i].add(article_id)
+                self.changed = True
         if not keep_sources:
-            self.con.execute("DELETE FROM sources WHERE article_id=?", (article_id,))
+            self._drop_sources(None, article_id)
+            self.changed = True
 
     # ---- publish
 
-    def commit(self) -> str | None:
-        """Write the staged generation and make it current. Returns its name, or None when nothing changed."""
-        import faiss
+    def _staged_rows(self) -> bool:
+        return any(self.con.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() for t in ("articles", "sources")) \
+            or bool(self._words)
 
+    def _emptied(self, i: int) -> bool:
+        """Whether every article and source row of base segment i is deleted now (it is then left out, unmerged)."""
+        seg = self.views[i].seg
+        if not self.dead[i] and not self.dead_sources[i]:
+            return False
+        arts = seg.sql("SELECT COUNT(*) FROM articles WHERE id NOT IN (SELECT value FROM json_each(?))",
+                       (json.dumps(sorted(self.dead[i]), ensure_ascii=False),))[0][0]
+        if arts:
+            return False
+        return all((p, a) in self.dead_sources[i] for p, a in seg.sql("SELECT path, article_id FROM sources"))
+
+    def _seal(self) -> list[SegmentRef]:
+        """The staged segment written (when it holds anything) and the refs of the generation to publish."""
+        refs = [SegmentRef(r.name, tuple(sorted(self.dead[i])), tuple(sorted(self.dead_sources[i])))
+                for i, r in enumerate(self.refs) if not self._emptied(i)]
+        if self._staged_rows():
+            ids = np.array(sorted(self._vecs), dtype=np.int64)
+            sids = np.array(sorted(self._svecs), dtype=np.int64)
+            words = self._words
+            name = finish_segment(
+                self.root, self.tmp, self.con, dim=self.dim, second_dim=self.second_dim, faiss_kind=self.faiss_kind,
+                ids=ids, vectors=np.array([self._vecs[i] for i in ids], dtype=np.float32).reshape(len(ids), self.dim),
+                second=(np.array([self._second[i] for i in ids], dtype=np.float16).reshape(len(ids), self.second_dim)
+                        if self.second_dim else None),
+                sent_ids=sids, sent_vectors=np.array([self._svecs[i] for i in sids], dtype=np.float16).reshape(
+                    len(sids), self.dim),
+                words=words, word_vectors=(np.concatenate(self._wvecs) if self._wvecs else
+                                           np.zeros((0, self.dim), dtype=np.float16)))
+            self._unpublished.append(name)
+            refs.append(SegmentRef(name))
+        else:
+            self.con.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp = None
+        return refs
+
+    def commit(self) -> str | None:
+        """Publish the staged changes, then merge segments when the policy says so. Returns the name of the last
+        generation published, or None when nothing changed."""
+        self._partial = False
         if not self.changed and self.base is not None:
+            if self.base.manifest.extra.get("partial_run"):
+                self._publish(list(self.base.manifest.segments), self.base.manifest.articles,
+                              self.base.manifest.chunks)  # the run is complete: clear the mark
+            gen = self.published[-1] if self.published else None
+            self.abort()
+            self._gc()
+            return gen
+        gen = self._publish_staged()
+        gen = self._merge(all_=self._retokenize) or gen
+        if self.base is not None:
+            self.base.close()
+            self.base = None
+        self._gc()
+        return gen
+
+    def mark_run(self, partial: bool) -> None:
+        """Checkpoints of this run mark their generations as a run in progress (a later run then says it resumed)."""
+        self._partial = partial
+
+    def checkpoint(self) -> str | None:
+        """Publish what is staged so far (a long run: killed later, it keeps this) and go on staging."""
+        if not self.changed:
+            return None
+        gen = self._publish_staged()
+        gen = self._merge(all_=self._retokenize) or gen
+        self._gc()
+        self._begin()
+        return gen
+
+    def compact(self) -> str | None:
+        """Publish what is staged, then merge every segment into one (dropping deleted rows). Returns the last
+        generation published, or None when the index is one segment with nothing to drop already."""
+        gen = self._publish_staged() if self.changed else None
+        gen = self._merge(all_=True) or gen or (self.published[-1] if self.published else None)  # an upgrade
+        if gen is None:
             self.abort()
             return None
-        ids, vecs = _merge(self.vec_ids, self.vectors, self._removed, self._new_ids, self._new_vecs, np.float32)
-        sids, svecs = _merge(self.sent_ids, self.sent_vectors, self._s_removed, self._new_sids, self._new_svecs, np.float16)
-        if self.second_dim:
-            _, second = _merge(self.vec_ids, self.second_vectors, self._removed, self._new_ids, self._new_second,
-                               np.float16)
-        self.con.commit()
-        rows = self.con.execute("SELECT id, tokens FROM chunks ORDER BY id").fetchall()
-        n_articles = self.con.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
-        chunk_ids = np.array([r[0] for r in rows], dtype=np.int64)
-        if not np.array_equal(chunk_ids, ids):
-            raise RagError("internal error: vectors and chunk rows disagree; nothing was written")
-        sent_rows = np.array([r[0] for r in self.con.execute("SELECT id FROM sentences ORDER BY id")], dtype=np.int64)
-        if not np.array_equal(sent_rows, sids):
-            raise RagError("internal error: sentence vectors and sentence rows disagree; nothing was written")
-        self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        self.con.commit()
-        self.con.execute("VACUUM")
-        self.con.close()
+        self.abort()
+        self._gc()
+        return gen
 
-        np.save(self.tmp / "ids.npy", ids, allow_pickle=False)
-        np.save(self.tmp / "vectors.npy", vecs.reshape(len(ids), self.dim), allow_pickle=False)
-        np.save(self.tmp / "sent_ids.npy", sids, allow_pickle=False)
-        np.save(self.tmp / "sentvecs.npy", svecs.reshape(len(sids), self.dim), allow_pickle=False)
-        index, kind = build_faiss(vecs.reshape(len(ids), self.dim), ids, self.faiss_kind)
-        faiss.write_index(index, str(self.tmp / "vectors.faiss"))
-        if self.second_dim:
-            second = second.reshape(len(ids), self.second_dim)
-            np.save(self.tmp / "second.npy", second, allow_pickle=False)
-            faiss.write_index(build_faiss(second.astype(np.float32), ids, self.faiss_kind)[0],
-                              str(self.tmp / "second.faiss"))
-        lexical = Lexical.build([r[1].split() for r in rows], chunk_ids)
-        lexical.save(self.tmp / "bm25")
-        self._save_lexicon(lexical)
+    def _publish_staged(self) -> str:
+        refs = self._seal()
+        n_articles, n_chunks = self._count(refs)
+        gen = self._publish(refs, n_articles, n_chunks)
+        self._reopen()
+        return gen
+
+    def _count(self, refs: list[SegmentRef]) -> tuple[int, int]:
+        """Live articles and chunks of the segments `refs` name, tombstones applied."""
+        arts = chunks = 0
+        for ref in refs:
+            seg = acquire(self.root / SEGMENTS / ref.name, self.dim, self.second_dim, eager=False)
+            try:
+                v = View(seg, ref)
+                arts += v.live_articles
+                chunks += v.live_chunks
+            finally:
+                release(seg)
+        return arts, chunks
+
+    def _reopen(self) -> None:
+        if self.base is not None:
+            self.base.close()
+        self.base = Index.open(self.root, eager=False)
+        self.refs, self.views = list(self.base.manifest.segments), list(self.base.views)
+        self.dead = [set(r.dead) for r in self.refs]
+        self.dead_sources = [set(r.dead_sources) for r in self.refs]
+
+    def _merge(self, all_: bool = False) -> str | None:
+        """Merges the policy asks for (every segment with `all_`), each published as a generation."""
+        gen = None
+        while True:
+            todo = list(range(len(self.views))) if all_ else plan_merge(self.views)
+            if all_ and len(todo) <= 1 and not self._retokenize and not any(r.dead or r.dead_sources for r in self.refs):
+                return gen
+            if not todo:
+                return gen
+            views = [self.views[i] for i in todo]
+            name = merge_segments(self.root, views, dim=self.dim, second_dim=self.second_dim, faiss_kind=self.faiss_kind,
+                                  word_tokens=self._tokens, doc_freq=self._doc_freq(),
+                                  chunk_tokens=self._chunk_tokens if self._retokenize else None)
+            self._unpublished.append(name)
+            new = SegmentRef(name)
+            refs = [r for i, r in enumerate(self.refs) if i not in todo]
+            refs.insert(min(todo), new)
+            m = self.base.manifest
+            gen = self._publish(refs, m.articles, m.chunks)
+            self._reopen()
+            self._retokenize = False
+            all_ = False
+
+    def _publish(self, refs: list[SegmentRef], n_articles: int, n_chunks: int) -> str:
         gen = self._next_generation()
-        manifest = {
-            "schema_version": SCHEMA_VERSION, "embedder": self.embedder_name, "dim": self.dim,
-            "articles": n_articles, "chunks": len(rows), "faiss_kind": kind, "tokenizer": self.tokenizer,
-            "chunk_size": self.chunk_size, "chunk_overlap": self.chunk_overlap, "created": now_iso(),
-            "generation": gen, "splitter": self.splitter, "second_embedder": self.second_embedder,
-            "second_dim": self.second_dim, "tokens": self.tokens,
-        }
-        (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-        fsync_tree(self.tmp)
-        final = self.root / gen
-        first = not os.path.lexists(self.root / CURRENT)
-        if first:
-            atomic_write_text(self.root / FIRST, gen + "\n")
-        os.rename(self.tmp, final)
+        manifest = Manifest(
+            schema_version=SCHEMA_VERSION, embedder=self.embedder_name, dim=self.dim, articles=n_articles,
+            chunks=n_chunks, faiss_kind=self._kinds(refs), tokenizer=self.tokenizer, chunk_size=self.chunk_size,
+            chunk_overlap=self.chunk_overlap, created=now_iso(), generation=gen, splitter=self.splitter,
+            second_embedder=self.second_embedder, second_dim=self.second_dim, tokens=self.tokens,
+            segments=tuple(refs), next_chunk_id=self.next_chunk, next_sentence_id=self.next_sentence,
+            extra={"partial_run": {"started": self._started}} if self._partial else {})
+        tmp = make_dir(self.root, ".tmp-gen-")
+        try:
+            atomic_write_text(tmp / "manifest.json", manifest.to_json())
+            final = self.root / gen
+            first = not os.path.lexists(self.root / CURRENT)
+            if first:
+                atomic_write_text(self.root / FIRST, gen + "\n")
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         fsync_dir(self.root)
         try:
             atomic_write_text(self.root / CURRENT, gen + "\n")
@@ -460,47 +599,66 @@ class Writer:
                 shutil.rmtree(final, ignore_errors=True)
                 if first:
                     (self.root / FIRST).unlink(missing_ok=True)
+                self._drop_unpublished()
             raise
         if first:
             (self.root / FIRST).unlink(missing_ok=True)
-        if self.base is not None:
-            self.base.close()
-        self._gc(keep=gen)
+        self.published.append(gen)
+        self._unpublished.clear()
         return gen
 
-    def _save_lexicon(self, lexical: "Lexical") -> None:
-        """Keep words whose every lexical token is still in the corpus (articles removed take their words along,
-        unless each token of a word still occurs elsewhere), the most frequent first when over MAX_WORDS."""
-        words = self.lex_words + self._new_words
-        vecs = np.concatenate([np.asarray(self.lex_vectors, dtype=np.float16)] + self._new_wvecs)
-        df = lexical.doc_freq
-        keep, freq = [], []
-        for i, w in enumerate(words):
-            grams = set(self._tokens(w))
-            counts = df(list(grams))
-            if grams and len(counts) == len(grams):
-                keep.append(i)
-                freq.append(min(counts.values()))
-        if len(keep) > MAX_WORDS:
-            keep = [keep[j] for j in sorted(np.argsort(-np.array(freq), kind="stable")[:MAX_WORDS])]
-        Lexicon.save(self.tmp, [words[i] for i in keep], vecs[keep] if keep else vecs[:0], self.dim)
+    def _drop_unpublished(self) -> None:
+        """Remove the segments this writer made that no generation names (its publish failed or was abandoned)."""
+        for name in self._unpublished:
+            shutil.rmtree(self.root / SEGMENTS / name, ignore_errors=True)
+        self._unpublished.clear()
+
+    def _doc_freq(self):
+        """The live document frequencies words are kept by in a merge: the base generation's; when its tokens are
+        being remade (retokenize), those of the stored chunks' new tokens."""
+        if not self._retokenize:
+            return self.base.doc_freq
+        from .lexical import Postings
+
+        rows = [(o, t, title) for v in self.views for o, t, title in v.seg.sql(
+            "SELECT c.ordinal, c.text, a.title FROM chunks c JOIN articles a ON a.id = c.article_id WHERE a.id NOT IN "
+            "(SELECT value FROM json_each(?))", (v.dead_json,))]
+        postings = Postings.build([self._chunk_tokens(title, o, t).split() for o, t, title in rows])
+        return lambda terms: {t: len(c[0]) for t in terms if (c := postings.column(t)) is not None}
+
+    def _kinds(self, refs: list[SegmentRef]) -> str:
+        """The FAISS kinds of the segments (flat for small ones, IVF for large), "+"-joined when they differ."""
+        kinds = []
+        for r in refs:
+            try:
+                kinds.append(json.loads((self.root / SEGMENTS / r.name / "segment.json").read_text())["faiss_kind"])
+            except (OSError, ValueError, KeyError):
+                kinds.append("?")
+        return "+".join(sorted(set(kinds))) or "flat"
 
     def abort(self) -> None:
+        self._drop_unpublished()
         with contextlib.suppress(Exception):
             self.con.close()
         if self.base is not None:
             self.base.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+            self.base = None
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
 
     def _next_generation(self) -> str:
         nums = [int(p.name[4:]) for p in self.root.glob("gen-*") if p.name[4:].isdigit()]
         return f"gen-{(max(nums) + 1) if nums else 1:06d}"
 
-    def _gc(self, keep: str) -> None:
-        """Remove old generations: kept are `keep` (just published), the one it replaced, and the newest others up
-        to KEEP_GENERATIONS (a damaged generation newer than the replaced one, after `rag repair`, goes first)."""
+    def _gc(self) -> None:
+        """Remove old generations (kept: the current one, the one this write started from, the newest others up to
+        KEEP_GENERATIONS) and the segments no kept generation uses. A reader of an older generation keeps its files."""
         gens = generations(self.root)
-        kept = [keep] + ([self.base.generation] if self.base is not None and self.base.generation in gens else [])
+        current = read_pointer(self.root / CURRENT)
+        kept = [current] if current in gens else []
+        if self._origin in gens and self._origin not in kept:  # the one this write replaced (a newer damaged one
+            kept.append(self._origin)                           # left by `rag repair` goes first)
         for g in reversed(gens):
             if len(kept) >= KEEP_GENERATIONS:
                 break
@@ -509,49 +667,14 @@ class Writer:
         for g in gens:
             if g not in kept:
                 shutil.rmtree(self.root / g, ignore_errors=True)
-
-
-def repair_index(index_dir: str | os.PathLike, wait: float = 0.0) -> str:
-    """Point CURRENT (atomically, under the write lock) at the newest generation that opens and passes the load
-    checks, when CURRENT is missing or names one that does not. Returns what it found and did, one line each;
-    nothing else is changed or removed."""
-    root = Path(index_dir)
-    if not root.exists():
-        raise RagError(f"{printable(str(root))}: no such folder: nothing to repair")
-    check_folder(root)
-    with disk_full_is_an_error(root), WriteLock(root, timeout=wait):
-        cur = root / CURRENT
-        current, gens, lines = read_pointer(cur), generations(root), []
-        if current is not None and current in gens:
-            why = check_generation(root, current)
-            if why is None:
-                (root / FIRST).unlink(missing_ok=True)
-                return f"{root}: {CURRENT} names {current}, which opens and passes the checks: nothing to repair"
-            lines.append(f"{CURRENT} names {current}, which does not open: {why}")
-        elif not os.path.lexists(cur):
-            lines.append(f"{CURRENT} is missing")
-        else:
-            lines.append(f"{CURRENT} is a directory" if cur.is_dir() else
-                         f"{CURRENT} names a missing generation ({current})" if current else f"{CURRENT} names no generation")
-        chosen = None
-        for g in reversed(gens):
-            if g != current:
-                why = check_generation(root, g)
-                if why is None:
-                    chosen = g
-                    break
-                lines.append(f"{g} does not open: {why}")
-        if chosen is None:
-            raise RagError(f"{root}: no generation here opens ({'; '.join(lines) or 'none found'}); nothing was "
-                           f"changed. Rebuild the index with `rag index --rebuild PATH... --index {root}`.")
-        if cur.is_dir() and not cur.is_symlink():
+        used: set[str] = set()
+        for g in kept:
             try:
-                cur.rmdir()
-            except OSError:
-                raise RagError(f"{cur} is a folder that is not empty: move it away, then run `rag repair` "
-                               "again; nothing was changed") from None
-        atomic_write_text(cur, chosen + "\n")
-        (root / FIRST).unlink(missing_ok=True)
-        m = Manifest.read(root / chosen / "manifest.json")
-        lines.append(f"{CURRENT} now names {chosen} ({m.articles} articles, {m.chunks} chunks, written {m.created})")
-        return "\n".join(f"{root}: {printable(line)}" for line in lines)
+                used.update(r.name for r in Manifest.read(self.root / g / "manifest.json").segments)
+            except CorruptIndexError:
+                return  # a kept generation that does not read: remove nothing it might use
+        seg_dir = self.root / SEGMENTS
+        if seg_dir.is_dir():
+            for p in seg_dir.iterdir():
+                if p.name not in used and p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)

@@ -152,5 +152,16 @@ def iter_articles(
             yield from one(given)
 
 
+def count_files(paths) -> int:
+    """How many article files `iter_articles(paths)` would read (for a progress estimate; unreadable ones count)."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]
+    n = 0
+    for given in paths:
+        given = os.fsdecode(given)
+        n += sum(1 for _ in _walk(given)) if os.path.isdir(given) else 1
+    return n
+
+
 # decode_bytes and parse_date live in .decode and .dates; they stay importable from here as before
-__all__ = ["DEFAULT_MAX_BYTES", "SUPPORTED_SUFFIXES", "decode_bytes", "iter_articles", "load_file", "parse_date"]
+__all__ = ["DEFAULT_MAX_BYTES", "SUPPORTED_SUFFIXES", "count_files", "decode_bytes", "iter_articles", "load_file", "parse_date"]

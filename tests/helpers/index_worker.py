@@ -1,6 +1,7 @@
 """A `rag index` stand-in for tests that kill or race the indexer: same code path, deterministic fake embedder.
 
 usage: python index_worker.py INDEX_DIR PATH... [--rebuild] [--wait S] [--phase-delay S] [--separately] [--pause S]
+       [--checkpoint N] [--embed-delay S]
 
 --phase-delay S   before every step of the save (embedding, each file written, fsync, rename, the CURRENT swap,
                   cleanup) print `phase <name>` on stdout and sleep S seconds, so a test can SIGKILL at that step
@@ -19,7 +20,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for conftest.FakeEmbedder
 
-import bm25s  # noqa: E402
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 from conftest import FakeEmbedder  # noqa: E402
@@ -27,8 +27,10 @@ from conftest import FakeEmbedder  # noqa: E402
 from rag.errors import RagError  # noqa: E402
 from rag.index import (
     index_paths,  # noqa: E402
+    merge,  # noqa: E402
     writer as store,  # noqa: E402
 )
+from rag.index.lexical import Postings  # noqa: E402
 
 
 def _install_phases(delay: float) -> None:
@@ -46,10 +48,11 @@ def _install_phases(delay: float) -> None:
     wrap(FakeEmbedder, "embed_documents", "embed")
     wrap(store.Writer, "commit")
     wrap(np, "save")
-    wrap(store, "build_faiss")
+    wrap(merge, "build_faiss")
     wrap(faiss, "write_index")
-    wrap(bm25s.BM25, "save", "bm25_save")
-    wrap(store, "fsync_tree")
+    wrap(Postings, "save", "bm25_save")
+    wrap(merge, "fsync_tree")
+    wrap(merge, "fsync_dir")
     wrap(store, "fsync_dir")
     wrap(os, "rename")
     wrap(os, "replace")
@@ -66,9 +69,19 @@ def main() -> int:
     ap.add_argument("--phase-delay", type=float, default=None)
     ap.add_argument("--separately", action="store_true")
     ap.add_argument("--pause", type=float, default=0.0)
+    ap.add_argument("--checkpoint", type=int, default=0, help="publish every N chunks (rag.index.build.CHECKPOINT)")
+    ap.add_argument("--embed-delay", type=float, default=0.0, help="seconds per embedding call (a slow embedder)")
     args = ap.parse_args()
     if args.phase_delay is not None:
         _install_phases(args.phase_delay)
+    if args.embed_delay:
+        slow = FakeEmbedder.embed_documents
+
+        def embed(self, texts):
+            time.sleep(args.embed_delay)
+            return slow(self, texts)
+
+        FakeEmbedder.embed_documents = embed
     print("start", flush=True)
     runs = [[p] for p in args.paths] if args.separately else [args.paths]
     try:
@@ -76,7 +89,7 @@ def main() -> int:
             if n and args.pause:
                 time.sleep(args.pause)
             s = index_paths(paths, args.index_dir, FakeEmbedder(), progress=False, rebuild=args.rebuild, wait=args.wait,
-                            second=None)
+                            second=None, checkpoint=args.checkpoint)
             print(f"done {s.generation} {s.total_articles}", flush=True)
     except RagError as e:
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import SEEDS, FakeEmbedder
+
 from rag import cli
 from rag.errors import RagError
 from rag.index import Index, index_paths, remove_articles

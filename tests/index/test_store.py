@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import FakeEmbedder
+
 from rag.errors import CorruptIndexError, IndexMismatchError, RagError
-from rag.index import index_articles
-from rag.index import CURRENT, SCHEMA_VERSION, Index
+from rag.index import CURRENT, SCHEMA_VERSION, Index, compact_index, index_articles
 from rag.index.files import KEEP_GENERATIONS
 from rag.types import Article, Passage, Store
 
@@ -51,6 +50,12 @@ def gen_dir(root: Path) -> Path:
     return root / (root / CURRENT).read_text(encoding="utf-8").strip()
 
 
+def seg_dir(root: Path) -> Path:
+    """The newest segment of the current generation (the only one of a freshly built index)."""
+    m = json.loads((gen_dir(root) / "manifest.json").read_text(encoding="utf-8"))
+    return root / "segments" / m["segments"][-1]["name"]
+
+
 def snapshot(idx: Index, emb: FakeEmbedder) -> dict:
     q = "布林肯前往危地马拉"
     dense = idx.search_dense(emb.embed_queries([q])[0], 5)
@@ -82,7 +87,7 @@ def test_open_search_passages_close_reopen_same_results(built, fake_embedder):
 
 def test_dense_search_finds_exact_chunk(built, fake_embedder):
     idx = Index.open(built)
-    con = sqlite3.connect(gen_dir(built) / "meta.sqlite")
+    con = sqlite3.connect(seg_dir(built) / "meta.sqlite")
     rows = con.execute("SELECT id, text FROM chunks ORDER BY id").fetchall()
     con.close()
     for cid, text in rows[::3]:
@@ -109,7 +114,7 @@ def test_lexical_search_ranks_the_chunk_with_the_rare_terms(built):
 def test_passages_carry_article_metadata_and_exact_spans(built):
     idx = Index.open(built)
     by_id = {a.id: a for a in ARTICLES}
-    con = sqlite3.connect(gen_dir(built) / "meta.sqlite")
+    con = sqlite3.connect(seg_dir(built) / "meta.sqlite")
     ids = [r[0] for r in con.execute("SELECT id FROM chunks ORDER BY id DESC")]
     con.close()
     passages = idx.passages(ids, {ids[0]: 0.5})
@@ -205,7 +210,7 @@ def test_empty_index(tmp_path, fake_embedder):
 def test_manifest_fields(built, fake_embedder):
     g = gen_dir(built)
     m = json.loads((g / "manifest.json").read_text(encoding="utf-8"))
-    con = sqlite3.connect(g / "meta.sqlite")
+    con = sqlite3.connect(seg_dir(built) / "meta.sqlite")
     n_chunks = con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
     con.close()
     assert m["schema_version"] == SCHEMA_VERSION
@@ -287,15 +292,15 @@ def _faiss_other_size(g: Path):
 
 
 @pytest.mark.parametrize("alter,names", [
-    (_bump_manifest("chunks"), "meta.sqlite"),
-    (_bump_manifest("articles"), "meta.sqlite"),
+    (_bump_manifest("chunks"), "manifest.json"),
+    (_bump_manifest("articles"), "manifest.json"),
     (_drop_chunk_row, "meta.sqlite"),
     (_rm("meta.sqlite"), "meta.sqlite"),
     (_rm("manifest.json"), "manifest.json"),
     (_rm("vectors.faiss"), "vectors.faiss"),
     (_faiss_other_size, "vectors.faiss"),
     (_rm("bm25"), "bm25"),
-    (_short_array("bm25/ids.npy"), "bm25"),
+    (_short_array("bm25/lengths.npy"), "bm25"),
     (_rm("vectors.npy"), "vectors.npy"),
     (_short_array("vectors.npy"), "vectors.npy"),
     (_rm("ids.npy"), "ids.npy"),
@@ -303,7 +308,7 @@ def _faiss_other_size(g: Path):
 ], ids=["manifest-chunks", "manifest-articles", "sqlite-row", "no-sqlite", "no-manifest", "no-faiss",
         "faiss-count", "no-bm25", "bm25-count", "no-vectors", "vectors-count", "no-ids", "ids-order"])
 def test_inconsistent_generation_is_corrupt_and_names_the_file(built, alter, names):
-    g = gen_dir(built)
+    g = gen_dir(built) if names == "manifest.json" else seg_dir(built)
     alter(g)
     with pytest.raises(CorruptIndexError) as err:
         Index.open(built)
@@ -317,7 +322,7 @@ def test_dimension_mismatch_between_manifest_and_faiss(built):
     m = json.loads((g / "manifest.json").read_text(encoding="utf-8"))
     m["dim"] = 32
     (g / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
-    with pytest.raises(CorruptIndexError, match="vectors.faiss"):
+    with pytest.raises(CorruptIndexError, match=r"vectors\.(npy|faiss).*!= .*32"):  # the rows are checked first
         Index.open(built)
 
 
@@ -373,14 +378,14 @@ def test_unchanged_run_publishes_no_generation(built, fake_embedder):
 
 
 def test_no_pickle_anywhere(built):
-    g = gen_dir(built)
-    npys = sorted(g.rglob("*.npy"))
-    assert {p.relative_to(g).as_posix() for p in npys} >= {"vectors.npy", "ids.npy", "bm25/ids.npy"}
+    g = seg_dir(built)
+    npys = sorted(built.rglob("*.npy"))
+    assert {p.relative_to(g).as_posix() for p in npys} >= {"vectors.npy", "ids.npy", "bm25/lengths.npy"}
     for p in npys:
         arr = np.load(p, allow_pickle=False)
         assert arr.dtype != object, p
-    assert not [p for p in g.rglob("*") if p.suffix in (".pkl", ".pickle", ".joblib")]
-    for p in g.rglob("*.json"):
+    assert not [p for p in built.rglob("*") if p.suffix in (".pkl", ".pickle", ".joblib")]
+    for p in built.rglob("*.json"):
         json.loads(p.read_text(encoding="utf-8"))
     ids = np.load(g / "ids.npy", allow_pickle=False)
     vecs = np.load(g / "vectors.npy", allow_pickle=False)
@@ -391,14 +396,17 @@ def test_no_pickle_anywhere(built):
 
 def test_an_open_generation_reads_its_lexicon_after_writers_removed_it(built, fake_embedder):
     """A reader keeps its generation for a whole question; the lexicon is read lazily (on the first English
-    question), so its file is opened with the generation: two publishes later the folder is gone, and it still reads."""
+    question), so its file is opened with the generation: once a compaction replaced its segment and two publishes
+    followed, the folders are gone, and it still reads."""
     old = Index.open(built)
     first = old.passages([1])
-    for i in range(KEEP_GENERATIONS):
+    for i in range(KEEP_GENERATIONS + 1):
         a = Article(f"新增{i}", f"第{i}条新增的新闻正文。", url=f"https://news.example/gc{i}")
         index_articles([a], built, fake_embedder, progress=False, source_name=f"memory:gc{i}")
-    assert not old.gen_dir.exists()
+        if i == 0:
+            compact_index(built)
+    assert not old.gen_dir.exists() and not old.views[0].seg.path.exists()
     lexicon = old.lexicon()
-    assert "北京" in lexicon.words and lexicon.index.ntotal == len(lexicon.words)
+    assert "北京" in lexicon.words and sum(p.index.ntotal for p in lexicon.parts) == len(lexicon.words)
     assert old.passages([1]) == first  # this thread's SQLite connection was opened with the generation too
     old.close()

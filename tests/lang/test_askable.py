@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import ROOT
+
 from rag.answer import AnswerConfig, Thresholds
 from rag.answer.evidence import askable_check
 from rag.lang import chinese_terms, code_like, latin_terms, to_the_tool, unaskable

@@ -10,19 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import FakeEmbedder
-from rag.lang import bridge
-from rag.index import writer
-from rag.index.lexicon import MARGIN, MIN_SIMILARITY, PER_WORD, Lexicon
-from rag.lang import corpus_words, question_words
+
 from rag.errors import CorruptIndexError
-from rag.index import index_articles, index_paths
+from rag.index import Index, compact_index, index_articles, index_paths, merge
+from rag.index.lexicon import MARGIN, MIN_SIMILARITY, PER_WORD, Lexicon
+from rag.lang import CJK_RE, corpus_words, question_words
 from rag.pipeline import ask, gather, retrieve
 from rag.retrieve import Fusion, Searcher, searcher
-from rag.index import Index
 from rag.types import Article
-from rag.lang import CJK_RE
 
 # ---------------------------------------------------------------- question_words
 
@@ -286,10 +282,11 @@ def assert_vectors_aligned(root: Path, emb) -> None:
     """Each stored word keeps its own vector (lexicon.npy row and FAISS entry), however the lexicon was edited."""
     idx = Index.open(root)
     lex = idx.lexicon()
-    stored = np.load(idx.gen_dir / "lexicon.npy", allow_pickle=False)
+    rows = {w: v for view in idx.views for w, v in zip(view.seg.words, np.load(view.seg.path / "lexicon.npy",
+                                                                                allow_pickle=False))}
+    stored = np.array([rows[w] for w in lex.words], dtype=np.float32).reshape(len(lex.words), emb.dim)
     fresh = FakeEmbedder(emb.dim, emb.name).embed_documents(lex.words)
-    assert stored.shape == (len(lex.words), emb.dim)
-    assert np.allclose(stored.astype(np.float32), fresh, atol=2e-3)
+    assert np.allclose(stored, fresh, atol=2e-3)
     for w, v in zip(lex.words, fresh):
         assert w in lex.translate(v[None]), w
 
@@ -383,10 +380,10 @@ def test_removed_article_takes_its_words_along(tmp_path, fake_embedder):
     assert words == words_of(WEATHER, STOCKS)
     assert "今天" in words  # shared with the remaining articles
     assert_vectors_aligned(root, fake_embedder)
-    # the article back: its words are embedded again
+    # the article back: its words live again, from the vectors still stored (a merge would have dropped them)
     write_article(src / "guatemala.txt", GUATEMALA.title, GUATEMALA.text)
     s = index_paths([src], root, fake_embedder, progress=False, prune=True)
-    assert s.added == 1 and s.words_embedded == len(only_there)
+    assert s.added == 1 and s.words_embedded == 0
     assert set(lexicon_of(root).words) == words_of(WEATHER, STOCKS, GUATEMALA)
     assert_vectors_aligned(root, fake_embedder)
 
@@ -414,10 +411,12 @@ def test_lexicon_complete_with_jieba_tokenizer(tmp_path, fake_embedder):
 
 
 def test_lexicon_cap_keeps_the_most_frequent_words(tmp_path, fake_embedder, monkeypatch):
-    monkeypatch.setattr(writer, "MAX_WORDS", 3)
+    monkeypatch.setattr(merge, "MAX_WORDS", 3)  # the cap applies where segments merge
     arts = [WEATHER, STOCKS, Article(title="今天新闻", text="今天北京下雨，今天上海上涨。", url="https://news.example/t")]
     root = tmp_path / "idx"
-    index_articles(arts, root, fake_embedder, progress=False)
+    index_articles(arts[:2], root, fake_embedder, progress=False)
+    index_articles(arts[2:], root, fake_embedder, progress=False, source_name="memory:more")
+    compact_index(root)
     words = lexicon_of(root).words
     assert len(words) == 3 and "今天" in words  # in every article
     assert set(words) <= words_of(*arts)

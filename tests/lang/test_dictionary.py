@@ -10,9 +10,9 @@ import logging
 import numpy as np
 import pytest
 
+from rag.index import index_articles
 from rag.lang import dictionary
 from rag.lang.dictionary import parse, translate, word_forms
-from rag.index import index_articles
 from rag.pipeline import retrieve
 from rag.retrieve import Fusion, searcher
 from rag.types import Article

@@ -4,10 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.lang import answer_kinds as kinds
 from rag.answer import Candidate, features
+from rag.lang import answer_kinds as kinds, fold
 from rag.models.ranker import FEATURES
-from rag.lang import fold
 from rag.types import Passage
 
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from rag.lang import dictionary
-from rag.lang.names import english_skeleton, mentions, misses_names, pinyin_skeleton, question_names, skeleton_distance, transliterations
+from rag.lang.names import (
+    english_skeleton,
+    mentions,
+    misses_names,
+    pinyin_skeleton,
+    question_names,
+    skeleton_distance,
+    transliterations,
+)
 
 
 @pytest.mark.parametrize("question,expected", [
@@ -90,6 +98,7 @@ def test_misses_names():
 @pytest.fixture
 def two_articles(tmp_path):
     from conftest import FakeEmbedder
+
     from rag.index import index_articles
     from rag.retrieve import searcher
     from rag.types import Article

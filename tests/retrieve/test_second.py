@@ -41,6 +41,13 @@ def gen_dir(root: Path) -> Path:
     return root / (root / CURRENT).read_text(encoding="utf-8").strip()
 
 
+def seg_dir(root: Path) -> Path:
+    """The one segment of a freshly built index (second.npy and second.faiss are its files)."""
+    segs = json.loads((gen_dir(root) / "manifest.json").read_text(encoding="utf-8"))["segments"]
+    assert len(segs) == 1, segs
+    return root / "segments" / segs[0]["name"]
+
+
 @pytest.fixture
 def built(tmp_path, fake_embedder):
     second = Second()
@@ -138,10 +145,11 @@ def _manifest_without_dim(g: Path):
 ], ids=["no-npy", "npy-rows", "no-faiss", "faiss-count", "manifest"])
 def test_inconsistent_second_files_are_corrupt_and_named(built, alter, name):
     root, _ = built
-    alter(gen_dir(root))
+    folder = gen_dir(root) if name == "manifest.json" else seg_dir(root)  # the manifest is the generation's
+    alter(folder)
     with pytest.raises(CorruptIndexError) as err:
         Index.open(root)
-    assert name in str(err.value)
+    assert str(folder / name) in str(err.value)
 
 
 def _ranked(root, emb, second, question, fusion):

@@ -26,8 +26,30 @@ QUESTION = "北京的气温是多少度？"
 EN_QUESTION = "What was the temperature in Beijing?"
 LEXICON_FILES = ["lexicon.json", "lexicon.faiss"]
 GEN = "gen-000001"
-FILES = ["vectors.faiss", "meta.sqlite", "manifest.json", "vectors.npy", "ids.npy", "sentvecs.npy", "sent_ids.npy",
-         "bm25/ids.npy", "bm25/terms.json", "bm25/indptr.npy", "bm25/docs.npy", "bm25/impact.npy", "bm25/scale.npy"]
+# manifest.json is the generation's (gen-NNNNNN/); every other file is its segment's (segments/seg-NNNNNN/)
+FILES = ["vectors.faiss", "meta.sqlite", "manifest.json", "segment.json", "vectors.npy", "ids.npy", "sentvecs.npy",
+         "sent_ids.npy", "bm25/lengths.npy", "bm25/terms.json", "bm25/indptr.npy", "bm25/docs.npy", "bm25/tf.npy"]
+
+
+def seg_of(root: Path, gen: str | None = None) -> Path:
+    """The folder of the one segment of a freshly built index's generation `gen` (the current one by default)."""
+    gen = gen or (root / "CURRENT").read_text(encoding="utf-8").strip()
+    segs = json.loads((root / gen / "manifest.json").read_text(encoding="utf-8"))["segments"]
+    assert len(segs) == 1, segs
+    return root / "segments" / segs[0]["name"]
+
+
+def own_seg(root: Path, gen: str, other: str) -> Path:
+    """The folder of the segment generation `gen` adds to `other` (the one only `gen` uses)."""
+    def names(g):
+        return [s["name"] for s in json.loads((root / g / "manifest.json").read_text(encoding="utf-8"))["segments"]]
+    [own] = [n for n in names(gen) if n not in names(other)]
+    return root / "segments" / own
+
+
+def where(root: Path, name: str) -> Path:
+    """Where index file `name` of a freshly built (single-segment) index lives."""
+    return root / GEN / name if name == "manifest.json" else seg_of(root) / name
 
 
 def truncate(p: Path) -> None:
@@ -108,29 +130,35 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
 @pytest.mark.parametrize("damage", DAMAGES, ids=lambda f: f.__name__)
 @pytest.mark.parametrize("name", FILES)
 def test_damaged_file_is_named_with_the_rebuild_hint(index_dir, name, damage):
-    path = index_dir / GEN / name
+    path = where(index_dir, name)
     damage(path)
     with pytest.raises(CorruptIndexError) as e:
         Index.open(index_dir)
     assert_clear(e.value, path)
 
 
-def _sqlite_row_deleted(gen: Path):
-    con = sqlite3.connect(gen / "meta.sqlite")
+# Each alteration takes the index folder and returns the file the error must name.
+
+
+def _sqlite_row_deleted(root: Path):
+    seg = seg_of(root)
+    con = sqlite3.connect(seg / "meta.sqlite")
     con.execute("DELETE FROM chunks WHERE id = (SELECT MAX(id) FROM chunks)")
     con.commit()
     con.close()
-    return gen / "meta.sqlite"
+    return seg / "meta.sqlite"
 
 
-def _sqlite_replaced_by_empty_db(gen: Path):
-    (gen / "meta.sqlite").unlink()
-    sqlite3.connect(gen / "meta.sqlite").close()
-    return gen / "meta.sqlite"
+def _sqlite_replaced_by_empty_db(root: Path):
+    seg = seg_of(root)
+    (seg / "meta.sqlite").unlink()
+    sqlite3.connect(seg / "meta.sqlite").close()
+    return seg / "meta.sqlite"
 
 
 def _manifest_edit(**changes):
-    def edit(gen: Path):
+    def edit(root: Path):
+        seg, gen = seg_of(root), root / GEN
         m = json.loads((gen / "manifest.json").read_text())
         for k, v in changes.items():
             if v is None:
@@ -138,61 +166,71 @@ def _manifest_edit(**changes):
             else:
                 m[k] = v
         (gen / "manifest.json").write_text(json.dumps(m))
-        return gen / ("meta.sqlite" if "articles" in changes or "chunks" in changes else
-                      "vectors.faiss" if "dim" in changes else "manifest.json")
+        # counts that disagree with the segments: the manifest is named (it is checked against the segments it
+        # lists); a dimension that disagrees: the segment's vectors.npy (its rows are checked before FAISS)
+        return seg / "vectors.npy" if "dim" in changes else gen / "manifest.json"
     return edit
 
 
-def _faiss_fewer_vectors(gen: Path):
+def _faiss_fewer_vectors(root: Path):
     import faiss
 
-    index = faiss.read_index(str(gen / "vectors.faiss"))
+    seg = seg_of(root)
+
+    index = faiss.read_index(str(seg / "vectors.faiss"))
     index.remove_ids(np.array([index.id_map.at(0)], dtype=np.int64))
-    faiss.write_index(index, str(gen / "vectors.faiss"))
-    return gen / "vectors.faiss"
+    faiss.write_index(index, str(seg / "vectors.faiss"))
+    return seg / "vectors.faiss"
 
 
-def _ids_shuffled(gen: Path):
-    ids = np.load(gen / "ids.npy")
-    np.save(gen / "ids.npy", ids[::-1].copy())
-    return gen / "ids.npy"
+def _ids_shuffled(root: Path):
+    seg = seg_of(root)
+    ids = np.load(seg / "ids.npy")
+    np.save(seg / "ids.npy", ids[::-1].copy())
+    return seg / "ids.npy"
 
 
-def _ids_shifted(gen: Path):  # a flipped bit in the last id
-    ids = np.load(gen / "ids.npy")
+def _ids_shifted(root: Path):  # a flipped bit in the last id
+    seg = seg_of(root)
+    ids = np.load(seg / "ids.npy")
     ids[-1] += 1
-    np.save(gen / "ids.npy", ids)
-    return gen / "ids.npy"
+    np.save(seg / "ids.npy", ids)
+    return seg / "ids.npy"
 
 
-def _vectors_wrong_shape(gen: Path):
-    v = np.load(gen / "vectors.npy")
-    np.save(gen / "vectors.npy", v[:, :-1].copy())
-    return gen / "vectors.npy"
+def _vectors_wrong_shape(root: Path):
+    seg = seg_of(root)
+    v = np.load(seg / "vectors.npy")
+    np.save(seg / "vectors.npy", v[:, :-1].copy())
+    return seg / "vectors.npy"
 
 
-def _bm25_doc_out_of_range(gen: Path):
-    p = gen / "bm25" / "docs.npy"
+def _bm25_doc_out_of_range(root: Path):
+    seg = seg_of(root)
+    p = seg / "bm25" / "docs.npy"
     docs = np.load(p)
     docs[-1] = 10**6
     np.save(p, docs)
     return p
 
 
-def _sentvecs_wrong_shape(gen: Path):
-    v = np.load(gen / "sentvecs.npy")
-    np.save(gen / "sentvecs.npy", v[:-1].copy())
-    return gen / "sentvecs.npy"
+def _sentvecs_wrong_shape(root: Path):
+    seg = seg_of(root)
+    v = np.load(seg / "sentvecs.npy")
+    np.save(seg / "sentvecs.npy", v[:-1].copy())
+    return seg / "sentvecs.npy"
 
 
-def _sent_ids_reordered(gen: Path):
-    ids = np.load(gen / "sent_ids.npy")
-    np.save(gen / "sent_ids.npy", ids[::-1].copy())
-    return gen / "sent_ids.npy"
+def _sent_ids_reordered(root: Path):
+    seg = seg_of(root)
+    ids = np.load(seg / "sent_ids.npy")
+    np.save(seg / "sent_ids.npy", ids[::-1].copy())
+    return seg / "sent_ids.npy"
 
 
-def _bm25_indptr_scrambled(gen: Path):
-    p = gen / "bm25" / "indptr.npy"
+def _bm25_indptr_scrambled(root: Path):
+    seg = seg_of(root)
+    p = seg / "bm25" / "indptr.npy"
     ptr = np.load(p)
     ptr[len(ptr) // 2] = -5
     np.save(p, ptr)
@@ -220,14 +258,14 @@ ALTERED = {
 
 @pytest.mark.parametrize("alter", ALTERED.values(), ids=ALTERED.keys())
 def test_altered_but_well_formed_file_is_caught(index_dir, alter):
-    path = alter(index_dir / GEN)
+    path = alter(index_dir)
     with pytest.raises(CorruptIndexError) as e:
         Index.open(index_dir)
     assert_clear(e.value, path)
 
 
 def test_newer_schema_asks_for_a_rebuild(index_dir):
-    _manifest_edit(schema_version=99)(index_dir / GEN)
+    _manifest_edit(schema_version=99)(index_dir)
     with pytest.raises(IndexMismatchError, match="rag index --rebuild"):
         Index.open(index_dir)
 
@@ -267,6 +305,14 @@ def test_generation_folder_deleted(index_dir):
     with pytest.raises(CorruptIndexError) as e:
         Index.open(index_dir)
     assert_clear(e.value, index_dir / GEN)
+
+
+def test_segment_folder_deleted(index_dir):
+    seg = seg_of(index_dir)
+    shutil.rmtree(seg)
+    with pytest.raises(CorruptIndexError) as e:
+        Index.open(index_dir)
+    assert_clear(e.value, seg)
 
 
 def test_a_folder_without_current_or_generations_says_how_to_build(tmp_path):
@@ -350,9 +396,9 @@ def _rm_gen2(d: Path) -> None:
 
 BROKEN_CURRENTS = {
     "its generation deleted": (_rm_gen2, GEN, 12),
-    "a file of its generation truncated": (lambda d: truncate(d / GEN2 / "vectors.faiss"), GEN, 12),
+    "a file of its segment truncated": (lambda d: truncate(own_seg(d, GEN2, GEN) / "vectors.faiss"), GEN, 12),
     "its manifest emptied": (lambda d: empty(d / GEN2 / "manifest.json"), GEN, 12),
-    "its lexicon.npy one row short": (lambda d: _npy_one_row_fewer(d / GEN2 / "lexicon.npy"), GEN, 12),
+    "its lexicon.npy one row short": (lambda d: _npy_one_row_fewer(own_seg(d, GEN2, GEN) / "lexicon.npy"), GEN, 12),
     "naming a missing generation": (lambda d: (d / "CURRENT").write_text("gen-000009\n"), GEN2, 13),
     "garbage": (lambda d: (d / "CURRENT").write_bytes(b"\x00\xff garbage"), GEN2, 13),
 }
@@ -391,16 +437,17 @@ def test_current_naming_a_broken_generation_points_to_repair(two_generations, co
 
 def test_no_generation_opens_repair_refuses_and_rebuild_recovers(index_dir, corpus, fake_cli, capsys):
     d = index_dir
+    seg = seg_of(d)
     (d / "CURRENT").unlink()
-    truncate(d / GEN / "vectors.faiss")
+    truncate(seg / "vectors.faiss")
     code, _, err = run_cli(capsys, "ask", QUESTION, "--index", str(d))
     assert code == 2 and f"CURRENT is missing and none of its generations ({GEN}) opens" in err
     code, _, err = run_cli(capsys, "index", str(corpus), "--index", str(d), "--embedder", "fake-64", "-q")
     assert code == 2 and "rag index --rebuild" in err
     code, out, err = run_cli(capsys, "repair", "--index", str(d))
     assert code == 2 and out == "" and err.count("\n") == 1
-    assert f"{d}: no generation here opens (CURRENT is missing; {GEN} does not open: {d / GEN / 'vectors.faiss'}: " \
-           f"FAISS index is unreadable" in err and "rag index --rebuild" in err
+    assert f"{d}: no generation here opens (CURRENT is missing; {GEN} does not open: {seg / 'vectors.faiss'}: " \
+           f"holds " in err and "segment.json says" in err and "rag index --rebuild" in err  # sizes checked first
     assert not (d / "CURRENT").exists()
     # nothing here can be read: a rebuild may replace it
     code, out, err = run_cli(capsys, "index", "--rebuild", str(corpus), "--index", str(d), "--embedder", "fake-64", "-q")
@@ -431,12 +478,12 @@ def test_planted_pickle_is_refused_not_run(index_dir, tmp_path):
         def __reduce__(self):
             return (open, (str(marker), "w"))
 
-    arr = np.empty(len(np.load(index_dir / GEN / "ids.npy")), dtype=object)
+    arr = np.empty(len(np.load(seg_of(index_dir) / "ids.npy")), dtype=object)
     arr[0] = Payload()
-    for name in ("ids.npy", "vectors.npy", "bm25/ids.npy"):
+    for name in ("ids.npy", "vectors.npy", "bm25/lengths.npy"):
         d = tmp_path / name.replace("/", "_")
         shutil.copytree(index_dir, d)
-        np.save(d / GEN / name, arr, allow_pickle=True)
+        np.save(seg_of(d) / name, arr, allow_pickle=True)
         with pytest.raises(CorruptIndexError, match="rag index --rebuild"):
             Index.open(d)
         assert not marker.exists()
@@ -460,7 +507,7 @@ def test_random_byte_flips_never_crash_the_cli(index_dir, name, question, seed, 
     """Bytes flipped anywhere in a file: `rag ask` answers (a flip in vector or score data is not detectable
     without checksums) or exits 2 with one line; it never dies with a traceback. The lexicon is read by an
     English question only."""
-    flip_bytes(index_dir / GEN / name, seed)
+    flip_bytes(where(index_dir, name), seed)
     code, out, err = run_cli(capsys, "ask", question, "--index", str(index_dir))
     assert code in (0, 2), err
     if code == 2:
@@ -470,7 +517,7 @@ def test_random_byte_flips_never_crash_the_cli(index_dir, name, question, seed, 
 @pytest.mark.parametrize("name,damage", [("vectors.faiss", truncate), ("meta.sqlite", overwrite_header),
                                          ("manifest.json", empty), ("vectors.npy", truncate), ("CURRENT", overwrite_header)])
 def test_rag_ask_subprocess_exits_2_with_one_line(index_dir, name, damage):
-    path = index_dir / name if name == "CURRENT" else index_dir / GEN / name
+    path = index_dir / name if name == "CURRENT" else where(index_dir, name)
     damage(path)
     p = subprocess.run([sys.executable, "-m", "rag.cli", "ask", QUESTION, "--index", str(index_dir)],
                        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
@@ -486,7 +533,7 @@ def test_rag_ask_subprocess_exits_2_with_one_line(index_dir, name, damage):
                                          ("bm25/terms.json", truncate), ("CURRENT", overwrite_header),
                                          (GEN, lambda p: shutil.rmtree(p))])
 def test_rebuild_recovers(index_dir, corpus, name, damage, fake_cli, capsys):
-    path = index_dir / name if name in ("CURRENT", GEN) else index_dir / GEN / name
+    path = index_dir / name if name in ("CURRENT", GEN) else where(index_dir, name)
     damage(path)
     code, _, err = run_cli(capsys, "ask", QUESTION, "--index", str(index_dir))
     assert code == 2 and "rag index --rebuild" in err
@@ -513,7 +560,7 @@ def test_rebuild_recovers(index_dir, corpus, name, damage, fake_cli, capsys):
 
 @pytest.mark.parametrize("name", LEXICON_FILES)
 def test_missing_lexicon_file_is_caught_at_open(index_dir, name):
-    path = index_dir / GEN / name
+    path = seg_of(index_dir) / name
     path.unlink()
     with pytest.raises(CorruptIndexError) as e:
         Index.open(index_dir)
@@ -523,7 +570,7 @@ def test_missing_lexicon_file_is_caught_at_open(index_dir, name):
 @pytest.mark.parametrize("damage", [truncate, empty, overwrite_header], ids=lambda f: f.__name__)
 @pytest.mark.parametrize("name", LEXICON_FILES)
 def test_damaged_lexicon_is_caught_on_first_use(index_dir, name, damage):
-    path = index_dir / GEN / name
+    path = seg_of(index_dir) / name
     damage(path)
     idx = Index.open(index_dir)  # lazy: Chinese questions never read the lexicon
     assert idx.search_lexical(QUESTION, 5)
@@ -533,27 +580,27 @@ def test_damaged_lexicon_is_caught_on_first_use(index_dir, name, damage):
 
 
 def _lexicon_json_edit(words_fn):
-    def edit(gen: Path):
-        words = json.loads((gen / "lexicon.json").read_text(encoding="utf-8"))
-        (gen / "lexicon.json").write_text(json.dumps(words_fn(words), ensure_ascii=False), encoding="utf-8")
-        return gen / "lexicon.json"
+    def edit(seg: Path):
+        words = json.loads((seg / "lexicon.json").read_text(encoding="utf-8"))
+        (seg / "lexicon.json").write_text(json.dumps(words_fn(words), ensure_ascii=False), encoding="utf-8")
+        return seg / "lexicon.json"
     return edit
 
 
 def _lexicon_faiss_from(n_drop: int = 0, dim: int | None = None):
     """lexicon.faiss replaced by a well-formed lexicon index with fewer words or of another dimension."""
-    def edit(gen: Path):
+    def edit(seg: Path):
         from rag.index.lexicon import Lexicon
 
-        words = json.loads((gen / "lexicon.json").read_text(encoding="utf-8"))
-        vecs = np.load(gen / "lexicon.npy").astype(np.float32)
+        words = json.loads((seg / "lexicon.json").read_text(encoding="utf-8"))
+        vecs = np.load(seg / "lexicon.npy").astype(np.float32)
         d = dim or vecs.shape[1]
-        other = gen.parent / "other-lexicon"
+        other = seg.parents[1] / "other-lexicon"  # beside segments/, in the index folder
         other.mkdir()
         keep = len(words) - n_drop
         Lexicon.save(other, words[:keep], np.resize(vecs[:keep], (keep, d)), d)
-        shutil.copy(other / "lexicon.faiss", gen / "lexicon.faiss")
-        return gen / "lexicon.faiss"
+        shutil.copy(other / "lexicon.faiss", seg / "lexicon.faiss")
+        return seg / "lexicon.faiss"
     return edit
 
 
@@ -568,21 +615,23 @@ LEXICON_ALTERED = {
 
 @pytest.mark.parametrize("alter,named", LEXICON_ALTERED.values(), ids=LEXICON_ALTERED.keys())
 def test_altered_but_well_formed_lexicon_is_caught(index_dir, alter, named):
-    alter(index_dir / GEN)
+    seg = seg_of(index_dir)
+    alter(seg)
     idx = Index.open(index_dir)
     with pytest.raises(CorruptIndexError) as e:
         idx.lexicon()
     if named:
-        assert_clear(e.value, index_dir / GEN / named)
+        assert_clear(e.value, seg / named)
     else:  # words and vectors disagree in number: either file may be the one at fault
-        assert any(str(index_dir / GEN / n) in str(e.value) for n in LEXICON_FILES), str(e.value)
-        assert_clear(e.value, index_dir / GEN)
+        assert any(str(seg / n) in str(e.value) for n in LEXICON_FILES), str(e.value)
+        assert_clear(e.value, seg)
 
 
 @pytest.mark.parametrize("name,damage", [("lexicon.faiss", truncate), ("lexicon.json", empty),
                                          ("lexicon.json", overwrite_header), ("lexicon.faiss", overwrite_header)])
 def test_english_ask_subprocess_exits_2_with_one_line(index_dir, name, damage):
-    damage(index_dir / GEN / name)
+    path = seg_of(index_dir) / name
+    damage(path)
     # `python -m rag.cli` with the index's "fake-64" embedder resolvable (an English question embeds its words)
     boot = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from conftest import FakeEmbedder; "
             "import rag.models.registry as E; real = E.get_embedder; "
@@ -595,11 +644,11 @@ def test_english_ask_subprocess_exits_2_with_one_line(index_dir, name, damage):
     assert "Traceback" not in p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
-    assert "rag index --rebuild" in lines[0] and str(index_dir / GEN / name) in lines[0]
+    assert "rag index --rebuild" in lines[0] and str(path) in lines[0]
 
 
 def test_damaged_lexicon_leaves_chinese_questions_working(index_dir, fake_cli, capsys):
-    truncate(index_dir / GEN / "lexicon.faiss")
+    truncate(seg_of(index_dir) / "lexicon.faiss")
     code, out, err = run_cli(capsys, "ask", QUESTION, "--index", str(index_dir))
     assert code == 0 and out.strip() and not err, err
 
@@ -607,7 +656,7 @@ def test_damaged_lexicon_leaves_chinese_questions_working(index_dir, fake_cli, c
 @pytest.mark.parametrize("name,damage", [("lexicon.faiss", truncate), ("lexicon.json", overwrite_header),
                                          ("lexicon.json", delete)])
 def test_rebuild_recovers_the_lexicon(index_dir, corpus, name, damage, fake_cli, capsys):
-    damage(index_dir / GEN / name)
+    damage(seg_of(index_dir) / name)
     code, _, err = run_cli(capsys, "ask", EN_QUESTION, "--index", str(index_dir))
     assert code == 2 and "rag index --rebuild" in err and name in err
     code, out, err = run_cli(capsys, "index", "--rebuild", str(corpus), "--index", str(index_dir),
@@ -644,11 +693,11 @@ LEXICON_NPY_DAMAGES = {
 def test_lexicon_npy_disagreeing_with_lexicon_json_is_caught_at_open(index_dir, name, damage):
     """Reading only lexicon.npy's header (not its data); before the fix a damaged one went unnoticed until the next
     update. Words and rows disagreeing in number: the vectors file is the one named, the words file quoted."""
-    path = index_dir / GEN / name
-    damage(path) if name == "lexicon.npy" else damage(index_dir / GEN)
+    seg = seg_of(index_dir)
+    damage(seg / name) if name == "lexicon.npy" else damage(seg)
     with pytest.raises(CorruptIndexError) as e:
         Index.open(index_dir)
-    assert_clear(e.value, index_dir / GEN / "lexicon.npy")
+    assert_clear(e.value, seg / "lexicon.npy")
 
 
 @pytest.mark.parametrize("name,damage", [
@@ -664,7 +713,7 @@ def test_lexicon_npy_disagreeing_with_lexicon_json_is_caught_at_open(index_dir, 
 def test_update_on_damaged_lexicon_refuses_clearly(index_dir, corpus, tmp_path, name, damage, fake_cli, capsys):
     """A plain `rag index` that adds an article to an index with a damaged lexicon file: exit 2 with one line that
     names the file and says `rag index --rebuild` (as for the other files, test_rebuild_recovers)."""
-    path = index_dir / GEN / name
+    path = seg_of(index_dir) / name
     damage(path)
     extra = tmp_path / "extra"
     extra.mkdir()

@@ -124,6 +124,10 @@ def check_after_crash(index_dir: Path, corpus: Path, old, new, label: str) -> st
     index_paths([corpus], index_dir, FakeEmbedder(), progress=False)
     assert snapshot(index_dir) == new, label
     assert not list(index_dir.glob(".tmp-gen-*")), f"{label}: temp generation left behind"
+    assert not list(index_dir.glob(".tmp-seg-*")), f"{label}: temp segment left behind"
+    used = {s["name"] for g in index_dir.glob("gen-*")
+            for s in json.loads((g / "manifest.json").read_text())["segments"]}
+    assert {p.name for p in (index_dir / "segments").iterdir()} == used, f"{label}: unused segment left behind"
     assert not list(index_dir.glob("CURRENT.*")), f"{label}: temp CURRENT left behind"
     return "old" if state == old else "new"
 
@@ -178,22 +182,28 @@ def test_sigkill_during_first_index_leaves_no_index_or_a_complete_one(states, tm
         out, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
         assert snapshot(index_dir) == new
-        assert not list(index_dir.glob(".tmp-gen-*"))
+        assert not list(index_dir.glob(".tmp-gen-*")) and not list(index_dir.glob(".tmp-seg-*"))
 
 
 def test_leftover_temp_generation_is_ignored_and_cleaned_up(states, tmp_path):
     root, corpus, template, old, new, steps = states
     index_dir = tmp_path / "idx"
     shutil.copytree(template, index_dir)
-    # what a writer killed while staging leaves: a half-written generation under a temp name
+    # what a writer killed while staging leaves: a half-written segment and generation under temp names
+    gen = index_dir / (index_dir / "CURRENT").read_text().strip()
+    junk_seg = index_dir / ".tmp-seg-dead1234"
+    shutil.copytree(index_dir / "segments" / json.loads((gen / "manifest.json").read_text())["segments"][-1]["name"],
+                    junk_seg)
+    (junk_seg / "vectors.faiss").write_bytes(b"\0" * 10)
+    (junk_seg / "segment.json").unlink()
     junk = index_dir / ".tmp-gen-dead1234"
-    shutil.copytree(index_dir / (index_dir / "CURRENT").read_text().strip(), junk)
-    (junk / "vectors.faiss").write_bytes(b"\0" * 10)
-    (junk / "manifest.json").unlink()
+    shutil.copytree(gen, junk)
+    (junk / "manifest.json").write_bytes(b"\0" * 10)
     (index_dir / "CURRENT.abcd.tmp").write_text("gen-999999\n")  # a CURRENT swap that never happened
     assert snapshot(index_dir) == old  # readers never look at temp names
     index_paths([corpus], index_dir, FakeEmbedder(), progress=False)
     assert not junk.exists() and not list(index_dir.glob(".tmp-gen-*"))
+    assert not junk_seg.exists() and not list(index_dir.glob(".tmp-seg-*"))
     assert not (index_dir / "CURRENT.abcd.tmp").exists()
     assert snapshot(index_dir) == new
 
@@ -211,7 +221,8 @@ def test_first_index_killed_between_publishing_and_current_is_finished_by_the_ne
     out, err = p.communicate(timeout=60)
     assert p.returncode == 0, err
     first_steps = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("phase ")]
-    after_rename = first_steps.index("rename") + 1
+    # the last rename is the generation's (the first, its segment's into segments/)
+    after_rename = len(first_steps) - first_steps[::-1].index("rename")
     assert first_steps[after_rename:after_rename + 2] == ["fsync_dir", "replace"], first_steps
     for n, step in enumerate((after_rename, after_rename + 1)):  # before the fsync, before CURRENT's os.replace
         index_dir = tmp_path / f"first{n}"
@@ -225,7 +236,8 @@ def test_first_index_killed_between_publishing_and_current_is_finished_by_the_ne
         out, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
         assert snapshot(index_dir) == new
-        assert sorted(x.name for x in index_dir.iterdir()) == ["CURRENT", "LOCK", "gen-000001"]
+        assert sorted(x.name for x in index_dir.iterdir()) == ["CURRENT", "LOCK", "gen-000001", "segments"]
+        assert sorted(x.name for x in (index_dir / "segments").iterdir()) == ["seg-000001"]
 
 
 # ---------------------------------------------------------------- a full disk (issue #25)
@@ -270,16 +282,21 @@ def _full_at_faiss_write(monkeypatch, n):
 
 
 def _full_in_sqlite(monkeypatch, n):
-    """SQLite's own "database or disk is full": the temp generation's database may grow by `n` pages at most."""
+    """SQLite's own "database or disk is full": the temp segment's database may grow by `n` pages at most. The
+    staged segment starts empty (only the new rows go to it), so its pages are made small (512 bytes): a few
+    articles then outgrow the pages its empty tables already hold, as they did the old full-size copy."""
     from rag.index import writer
 
-    start = writer.Writer._start
+    begin = writer.Writer._begin
 
-    def small_disk(self, dim):
-        start(self, dim)
+    def small_disk(self):
+        begin(self)
+        self.con.execute("PRAGMA page_size = 512")
+        self.con.execute("VACUUM")
+        assert self.con.execute("PRAGMA page_size").fetchone()[0] == 512
         pages = self.con.execute("PRAGMA page_count").fetchone()[0]
         self.con.execute(f"PRAGMA max_page_count = {pages + n}")
-    monkeypatch.setattr(writer.Writer, "_start", small_disk)
+    monkeypatch.setattr(writer.Writer, "_begin", small_disk)
 
 
 def _full_at_current(monkeypatch, n):
@@ -320,7 +337,7 @@ def test_a_full_disk_is_one_line_and_changes_nothing(live, fill, n, monkeypatch,
         index_paths([corpus], index_dir, FakeEmbedder(), progress=False)
     assert str(e.value) == f"no space left on {index_dir}: nothing was changed"
     assert files_of(index_dir) == files  # no temp generation, no half-published one; CURRENT as it was
-    assert sorted(p.name for p in index_dir.iterdir()) == ["CURRENT", "LOCK", "gen-000001", "gen-000002"]
+    assert sorted(p.name for p in index_dir.iterdir()) == ["CURRENT", "LOCK", "gen-000001", "gen-000002", "segments"]
     assert snapshot(index_dir) == old
     # the CLI: exit 1, one line, no traceback (the fake embedder stands in for the index's own)
     monkeypatch.setattr("rag.models.registry.get_embedder", lambda spec="use", **kw: FakeEmbedder())
@@ -380,7 +397,7 @@ def test_a_real_full_disk(tiny_disk, tmp_path):
         index_paths([big], index_dir, FakeEmbedder(), progress=False)
     assert str(e.value) == f"no space left on {index_dir}: nothing was changed"
     assert files_of(index_dir) == files and snapshot(index_dir) == old
-    assert sorted(p.name for p in index_dir.iterdir()) == ["CURRENT", "LOCK", "gen-000001"]
+    assert sorted(p.name for p in index_dir.iterdir()) == ["CURRENT", "LOCK", "gen-000001", "segments"]
     # a smaller update fits: indexing goes on from the same generation
     more = tmp_path / "more"
     write_corpus(more, [article(50)])

@@ -66,7 +66,9 @@ def test_a_damaged_index_shows_no_path_or_library_text(tmp_path):
     root = tmp_path / "index"
     index_paths([SEEDS], root, FakeEmbedder(), progress=False)
     gen = (root / "CURRENT").read_text().strip()
-    (root / gen / "vectors.faiss").write_bytes(b"\x00garbage" * 10)
+    faiss = root / "segments" / json.loads((root / gen / "manifest.json").read_text())["segments"][0]["name"] \
+        / "vectors.faiss"  # the one segment of a freshly built index
+    faiss.write_bytes(b"\x00garbage" * 10)
     log_path = tmp_path / "server.log"
     with served(root, log_path) as url:
         from gradio_client import Client
@@ -88,7 +90,7 @@ def test_a_damaged_index_shows_no_path_or_library_text(tmp_path):
     for shown in (str(e.value), status, reply):
         assert str(tmp_path) not in shown and "FAISS" not in shown and "faiss" not in shown
     log = log_path.read_text()  # the operator's log has the details
-    assert str(root / gen / "vectors.faiss") in log and "FAISS index is unreadable" in log
+    assert str(faiss) in log and "truncated" in log  # its size disagrees with segment.json
 
 
 def test_uploads_through_the_server(tmp_path):
