@@ -3,6 +3,7 @@
     python -m eval.bench.segments adds   --out eval/out/bench/adds.json   [--sizes 10000 100000]
     python -m eval.bench.segments daily  --out eval/out/bench/daily.json  [--batches 30 --per 300]
     python -m eval.bench.segments query  --out eval/out/bench/query.json  [--index eval/out/dev-index]
+    python -m eval.bench.segments kills  --out eval/out/bench/kills.json  [--kills 10 --articles 3000]
 
 `adds` and `daily` index real 2023 news (CRUD-RAG, `python -m eval.crud` writes eval/out/crud/corpus) through the
 real write path; `adds` uses a hashing embedder (a text's vector from its hash: no model time, so the figures are the
@@ -148,6 +149,61 @@ def daily(batches: int, per: int, work: Path, second: str | None) -> dict:
     return {"bench": "daily", "per": per, "second": second or "none", "rows": rows}
 
 
+def kills(n: int, articles: int, work: Path, seed: int = 0, min_s: float = 5, max_s: float = 30) -> dict:
+    """`rag index` over `articles` news articles (files of 20), SIGKILLed `n` times at random moments, each time run
+    again; then run to the end. Every article must end indexed once (ids as written, no chunk twice)."""
+    import os
+    import random
+    import signal
+    import subprocess
+
+    from rag.index import Index
+
+    src, root = work / "kills-src", work / "kills-index"
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)
+    src.mkdir(parents=True)
+    stream, want = news(), set()
+    for f in range(0, articles, 20):
+        with open(src / f"{f // 20:04d}.jsonl", "w", encoding="utf-8") as out:
+            for a in (next(stream) for _ in range(min(20, articles - f))):
+                want.add(a.id)
+                out.write(json.dumps({"title": a.title, "text": a.text, "url": a.url, "published": a.published},
+                                     ensure_ascii=False) + "\n")
+    cmd = [sys.executable, "-m", "rag.cli", "index", str(src), "--index", str(root), "--second", "none",
+           "--checkpoint", "200", "-q", "--json"]
+    rng, rows, t0 = random.Random(seed), [], time.perf_counter()
+    for k in range(n):
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait = rng.uniform(min_s, max_s)
+        try:
+            p.wait(wait)
+        except subprocess.TimeoutExpired:
+            os.kill(p.pid, signal.SIGKILL)
+        p.communicate()
+        have = 0
+        if (root / "CURRENT").exists():
+            idx = Index.open(root, eager=False)
+            have = idx.manifest.articles
+            idx.close()
+        rows.append({"kill": k, "after_s": round(wait, 1), "exit": p.returncode, "articles_in": have})
+        print(json.dumps(rows[-1]), flush=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    summary = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr[-500:]}
+    idx = Index.open(root)
+    ids = set(idx.article_ids())
+    dead = {(v.seg.name, a) for v in idx.views for a in v.ref.dead}
+    live = [(a, o) for v in idx.views for a, o in v.seg.sql("SELECT article_id, ordinal FROM chunks")
+            if (v.seg.name, a) not in dead]
+    check = {"articles": len(ids), "expected": len(want), "same_ids": ids == want, "chunks": len(live),
+             "chunks_unique": len(set(live)), "manifest_chunks": idx.manifest.chunks, "segments": len(idx.views)}
+    idx.close()
+    return {"bench": "kills", "kills": rows, "final_run": {k: summary.get(k) for k in
+                                                           ("added", "skipped", "resumed", "seconds", "checkpoints")},
+            "check": check, "ok": check["same_ids"] and check["chunks"] == check["chunks_unique"]
+            == check["manifest_chunks"], "seconds": round(time.perf_counter() - t0, 1)}
+
+
 def split(src: Path, dst: Path, parts: int) -> None:
     """A copy of a one-segment index as `parts` segments holding the same chunks under the same ids."""
     from rag.index import Index
@@ -219,7 +275,9 @@ def query(index: Path, work: Path, per_set: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval.bench.segments", description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("adds", "daily", "query"))
+    ap.add_argument("what", choices=("adds", "daily", "query", "kills"))
+    ap.add_argument("--kills", type=int, default=10)
+    ap.add_argument("--articles", type=int, default=3000)
     ap.add_argument("--out", default=None)
     ap.add_argument("--work", default=str(ROOT / "eval" / "out" / "bench" / "segments"))
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
@@ -236,6 +294,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     if args.what == "adds":
         res = adds(args.sizes, work)
+    elif args.what == "kills":
+        res = kills(args.kills, args.articles, work)
     elif args.what == "daily":
         res = daily(args.batches, args.per, work, args.second)
     else:

@@ -449,6 +449,8 @@ def compact_index(index_dir: str | os.PathLike | None = None, wait: float = 0.0)
         return f"{root}: one segment, nothing deleted: nothing to compact"
     idx = Index.open(root, eager=False)
     try:
+        if w.notes and before == len(idx.views) == 1:
+            return f"{root}: {'; '.join(w.notes)} ({idx.manifest.articles} articles, {idx.manifest.chunks} chunks)"
         return (f"{root}: {before} segments merged into {len(idx.views)} in {time.perf_counter() - t0:.1f} s "
                 f"({idx.manifest.articles} articles, {idx.manifest.chunks} chunks, {gen})")
     finally:

@@ -255,6 +255,14 @@ class Index:
         for v in views:
             release(v.seg)
 
+    def __del__(self):
+        # a Searcher drops the generation it replaced without closing it (a question may still be reading it): the
+        # last reference gone, its segments are released, and those no open generation shares are closed
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
     # ---- routing ids to segments
 
     def _locate(self, ids: np.ndarray, sentences: bool = False):

@@ -312,3 +312,22 @@ def test_progress_lines_without_a_terminal(capsys):
     p.close()
     line = out.getvalue().strip().splitlines()[-1]
     assert line.startswith("indexing: 2/10 files, 4 articles, 12 chunks, ") and "chunks/s" in line and "left" in line
+
+
+def test_a_searcher_lets_go_of_the_segments_a_merge_replaced(tmp_path):
+    """A server follows CURRENT: after a compaction it holds the merged segment only, not the ones it replaced."""
+    import gc
+
+    from rag.index import segment
+    from rag.retrieve.searcher import Searcher
+
+    root = tmp_path / "idx"
+    _build(root, [ARTICLES[i : i + 5] for i in range(0, 15, 5)])
+    s = Searcher(root, embedder=FakeEmbedder())
+    before = {k[0] for k in segment._OPEN if k[0].startswith(str(root.resolve()))}
+    assert len(before) == 3
+    compact_index(root)
+    s.refresh()
+    gc.collect()
+    after = {k[0] for k in segment._OPEN if k[0].startswith(str(root.resolve()))}
+    assert len(after) == 1 and not after & before
