@@ -257,7 +257,7 @@ def _check_lexicon(path: Path, dim: int) -> list[str] | None:
 # ---------------------------------------------------------------- segments shared by the generations of a process
 
 _OPEN: dict[tuple, Segment] = {}
-_OPEN_LOCK = threading.Lock()
+_OPEN_LOCK = threading.RLock()  # re-entered when a dropped Index is collected while a segment opens
 
 
 def acquire(path: Path, dim: int, second_dim: int, legacy: bool = False, eager: bool = True) -> Segment:

