@@ -40,34 +40,22 @@ def _index_dir(args) -> str:
     return path
 
 
-def _megabytes(text: str) -> float:
-    try:
-        mb = float(text)
-    except ValueError:
-        mb = math.nan
-    if not (math.isfinite(mb) and mb > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of megabytes, not {text!r}")
-    return mb
+def _number(cast, ok, what: str):
+    """An argparse type: `text` read by `cast` and accepted by `ok`, else an error saying what it must be."""
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}")
+        return value
+    return parse
 
 
-def _seconds(text: str) -> float:
-    try:
-        s = float(text)
-    except ValueError:
-        s = math.nan
-    if not s >= 0:  # NaN too
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, not {text!r}")
-    return s
-
-
-def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, not {text!r}")
-    return n
+_megabytes = _number(float, lambda v: math.isfinite(v) and v > 0, "a positive number of megabytes")
+_seconds = _number(float, lambda v: v >= 0, "a number of seconds >= 0")  # NaN fails v >= 0
+_count = _number(int, lambda v: v >= 0, "a whole number >= 0")
 
 
 def _quiet_failure(e: RagError) -> int:

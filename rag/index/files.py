@@ -22,6 +22,7 @@ CURRENT = "CURRENT"
 # an index whose CURRENT was lost (which nothing may write over).
 FIRST = "CURRENT.first"
 LOCK = "LOCK"
+SEGMENTS = "segments"  # the folder of segments (rag.index.segment), shared by the generations
 KEEP_GENERATIONS = 2
 GENERATION = re.compile(r"gen-\d{1,12}")
 

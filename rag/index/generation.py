@@ -23,14 +23,13 @@ import numpy as np
 from ..errors import CorruptIndexError, IndexMismatchError, RagError
 from ..lang import detect_lang, tokens
 from ..types import Article, Passage
-from .files import CURRENT, FIRST, SCHEMA_VERSION, check_folder, generations, read_pointer
+from .files import CURRENT, FIRST, SCHEMA_VERSION, SEGMENTS, check_folder, generations, read_pointer
 from .lexical import BM25
 from .lexicon import Lexicons
 from .segment import Segment, acquire, release
 from .vectors import search_index
 
 LEGACY_VERSION = 2  # the format before segments: read as one segment, upgraded by the next write
-SEGMENTS = "segments"
 SEGMENT_NAME = re.compile(r"seg-\d{1,12}")
 
 

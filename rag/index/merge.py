@@ -12,13 +12,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import RagError
-from .files import fsync_dir, fsync_tree, make_dir, now_iso, read_strings
+from .files import SEGMENTS, fsync_dir, fsync_tree, make_dir, now_iso
 from .lexical import Postings
 from .lexicon import MAX_WORDS, Lexicon
 from .segment import SCHEMA, SEGMENT_FORMAT
 from .vectors import build_faiss
 
-SEGMENTS = "segments"
 FACTOR = 10  # a tier is merged once it holds this many segments of similar size (Lucene's segmentsPerTier)
 FLOOR = 2000  # segments under this many live chunks share the lowest tier
 EXPUNGE = 0.5  # a segment whose deleted rows reach this share of its chunks is rewritten without them
@@ -186,7 +185,3 @@ def plan_merge(views: Sequence) -> list[int]:
         if v.ref.dead and (v.live_chunks == 0 or (n and (n - v.live_chunks) / n >= EXPUNGE)):
             return [i]
     return []
-
-
-def read_words(path: Path) -> list[str]:
-    return read_strings(path / "lexicon.json", "lexicon")

@@ -23,6 +23,7 @@ from .files import (
     KEEP_GENERATIONS,
     LOCK,
     SCHEMA_VERSION,
+    SEGMENTS,
     atomic_write_text,
     check_folder,
     fsync_dir,
@@ -33,7 +34,6 @@ from .files import (
     text_hash,
 )
 from .generation import (
-    SEGMENTS,
     Index,
     Manifest,
     SegmentRef,
