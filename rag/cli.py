@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "better answers, ~10x slower indexing) or none")
     p.add_argument("--prune", action="store_true", help="drop articles whose files are gone")
     p.add_argument("--rebuild", action="store_true", help="start a new index from these paths (replaces the old one)")
-    p.add_argument("--max-mb", type=_megabytes, default=5.0, help="skip files larger than this (default 5 MB)")
+    p.add_argument("--max-mb", type=_megabytes, default=5.0, help="skip articles larger than this: a file, or a line of a .jsonl file (default 5 MB)")
     p.add_argument("--chunk-size", type=int, default=CHUNK_SIZE, help=f"characters (default {CHUNK_SIZE})")
     p.add_argument("--chunk-overlap", type=int, default=CHUNK_OVERLAP)
     p.add_argument("--wait", type=_seconds, default=0.0, help="seconds to wait for another writer (default: fail at once)")

@@ -6,6 +6,7 @@ import itertools
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -113,6 +114,7 @@ class Batch:
         self.items: list[tuple[Article, list[Chunk], str]] = []
         self.n = 0
         self.run_cache: dict[str, np.ndarray] = {}  # sentence vectors: boilerplate recurs across batches of a run
+        self._pool: ThreadPoolExecutor | None = None
 
     def add(self, article: Article, chunks: list[Chunk], path: str) -> None:
         self.items.append((article, chunks, path))
@@ -124,6 +126,7 @@ class Batch:
         if not self.items:
             return
         w, emb, counts = self.w, self.emb, self.counts
+        seconds = self._second_vectors()  # starts the second embedder in a thread: it runs while USE does
         spans = [split_sentences(a.text) for a, _, _ in self.items]
         texts = [c.text for _, cs, _ in self.items for c in cs]
         stexts = [a.text[s:e] for (a, _, _), sp in zip(self.items, spans) for s, e in sp]
@@ -142,7 +145,7 @@ class Batch:
             if len(self.run_cache) < RUN_CACHE:
                 self.run_cache.update({h: scache[h] for h, _ in stodo})
         self._lexicon()
-        seconds = self._second_vectors()
+        seconds = seconds()
         ch, sh = iter(hashes), iter(shashes)  # in the order the texts were listed above
         for (article, cs, path), sp in zip(self.items, spans):
             vecs = np.array([cache[next(ch)] for _ in cs], dtype=np.float32).reshape(len(cs), emb.dim)
@@ -167,17 +170,31 @@ class Batch:
             self.w.put_lexicon(words, self.emb.embed_documents(words))
             self.counts["words_embedded"] += len(words)
 
-    def _second_vectors(self) -> dict[tuple[str, str], np.ndarray]:
-        """The second embedder's vector of each (title, chunk text) of the batch."""
+    def _second_vectors(self):
+        """A function giving the second embedder's vector of each (title, chunk text) of the batch; the vectors not
+        in the cache are computed in a thread meanwhile (onnxruntime and BLAS release the GIL: on 2 cores the batch
+        took 50.7 s one after the other, 40.5 s side by side; docs/performance.md)."""
         if self.second is None:
-            return {}
+            return dict
         keys = [(a.title, c.text) for a, cs, _ in self.items for c in cs]
         seconds = self.w.cached_second_vectors(keys)
         todo = sorted(set(keys) - set(seconds))
-        if todo:
-            seconds.update(zip(todo, self.second.embed_documents([f"{t}\n{x}" for t, x in todo])))
+        if not todo:
+            return lambda: seconds
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="second-embedder")
+        job = self._pool.submit(self.second.embed_documents, [f"{t}\n{x}" for t, x in todo])
+
+        def result() -> dict[tuple[str, str], np.ndarray]:
+            seconds.update(zip(todo, job.result()))
             self.counts["second_embedded"] += len(todo)
-        return seconds
+            return seconds
+        return result
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 def index_paths(
@@ -255,8 +272,11 @@ def index_stream(
         try:
             second = _prepare(w, second, notes)
             w.mark_run(checkpoint > 0)
-            seen_ids = _apply(stream, w, Batch(w, emb, second, counts, checkpoint), counts, errors, notes,
-                              Progress(progress, files, counts))
+            batch = Batch(w, emb, second, counts, checkpoint)
+            try:
+                seen_ids = _apply(stream, w, batch, counts, errors, notes, Progress(progress, files, counts))
+            finally:
+                batch.close()
             if prune:
                 for path in list(w.paths()):
                     if not path.startswith("memory:") and not os.path.exists(path):

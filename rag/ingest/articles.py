@@ -14,6 +14,9 @@ from .jsonl import parse_jsonl
 from .plain import VOA_START, parse_plain, parse_voa
 
 DEFAULT_MAX_BYTES = 5_000_000
+# A .jsonl file is an archive of articles, so the limit applies to each of its lines; the file itself may be this
+# large (read whole: ~2-3x its size in memory while it is parsed).
+JSONL_MAX_BYTES = 1_000_000_000
 SUPPORTED_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".jsonl"})
 _MARKDOWN_SUFFIXES = {".md", ".markdown"}
 
@@ -35,23 +38,24 @@ def _read(path, max_bytes: int) -> tuple[list[Article], list[ArticleError]]:
         raise ArticleError(path, "is a directory, not a file")
     if not stat.S_ISREG(st.st_mode):
         raise ArticleError(path, "not a regular file")
-    too_big = f"file too large: {{}} bytes, over the limit of {max_bytes} bytes"
-    if st.st_size > max_bytes:
+    limit = max(max_bytes, JSONL_MAX_BYTES) if suffix == ".jsonl" else max_bytes
+    too_big = f"file too large: {{}} bytes, over the limit of {limit} bytes"
+    if st.st_size > limit:
         raise ArticleError(path, too_big.format(st.st_size))
     try:
         with open(path, "rb") as f:
-            data = f.read(max_bytes + 1)
+            data = f.read(limit + 1)
     except OSError as e:
         raise ArticleError(path, f"cannot read: {e.strerror or e}") from None
-    if len(data) > max_bytes:  # the file grew after the stat
-        raise ArticleError(path, too_big.format(f"more than {max_bytes}"))
+    if len(data) > limit:  # the file grew after the stat
+        raise ArticleError(path, too_big.format(f"more than {limit}"))
     if not data:
         raise ArticleError(path, "no text: the file is empty")
     text = decode_bytes(data, path)
     if not text.strip():
         raise ArticleError(path, "no text: the file holds only whitespace")
     if suffix == ".jsonl":
-        return parse_jsonl(text, path)
+        return parse_jsonl(text, path, max_bytes)
     if suffix in (".html", ".htm"):
         article, warnings = parse_html_page(text, path)
         return [article], warnings

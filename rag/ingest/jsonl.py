@@ -41,13 +41,18 @@ def _field_problem(obj: dict) -> str | None:
     return None
 
 
-def parse_jsonl(text: str, path: str) -> tuple[list[Article], list[ArticleError]]:
-    """One article per line; bad lines become line errors, dropped dates warnings (`ArticleWarning`)."""
+def parse_jsonl(text: str, path: str, max_bytes: int | None = None) -> tuple[list[Article], list[ArticleError]]:
+    """One article per line; bad lines (and lines over `max_bytes` in UTF-8) become line errors, dropped dates
+    warnings (`ArticleWarning`)."""
     articles: list[Article] = []
     errors: list[ArticleError] = []
     for n, line in enumerate(text.split("\n"), 1):
         line = line.strip()
         if not line:
+            continue
+        if max_bytes is not None and len(line) * 4 > max_bytes and len(line.encode("utf-8", "surrogatepass")) > max_bytes:
+            errors.append(ArticleError(path, f"article too large: {len(line.encode('utf-8', 'surrogatepass'))} "
+                                             f"bytes, over the limit of {max_bytes} bytes (--max-mb)", line=n))
             continue
         try:
             obj = json.loads(line, parse_int=_int)

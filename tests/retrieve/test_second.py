@@ -289,3 +289,37 @@ def test_indexing_loads_one_second_embedder_per_spec(tmp_path, fake_embedder, mo
                        source_name=f"memory:{n}")
     assert made == ["fake-second"]
     assert Index.open(tmp_path / "idx").manifest.articles == 3
+
+
+def test_the_second_embedder_runs_while_the_first_embeds(tmp_path):
+    """The two embedders of a batch overlap (each can use a core): the first waits for the second to have started,
+    which a one-after-the-other build would never let happen."""
+    import threading
+
+    started = threading.Event()
+
+    class Waiting(FakeEmbedder):
+        def embed_documents(self, texts):
+            assert started.wait(10), "the second embedder had not started while the first embedded"
+            return super().embed_documents(texts)
+
+    class Signalling(Second):
+        def embed_documents(self, texts):
+            started.set()
+            return super().embed_documents(texts)
+
+    second = Signalling()
+    s = index_articles(ARTICLES, tmp_path / "idx", Waiting(), progress=False, chunk_size=30, chunk_overlap=5,
+                       second=second)
+    assert s.second_embedded == s.chunks > 0
+
+
+def test_a_failing_second_embedder_fails_the_run_and_publishes_nothing(tmp_path, fake_embedder):
+    class Broken(Second):
+        def embed_documents(self, texts):
+            raise RuntimeError("second embedder broke")
+
+    root = tmp_path / "idx"
+    with pytest.raises(RuntimeError, match="second embedder broke"):
+        index_articles(ARTICLES, root, fake_embedder, progress=False, second=Broken(), checkpoint=0)
+    assert not (root / CURRENT).exists()

@@ -339,6 +339,15 @@ def file_over_the_size_limit(folder: Path, outside: Path):
     return dict(failed=1, error="file too large", max_bytes=5_000_000)
 
 
+@case
+def jsonl_archive_over_the_size_limit(folder: Path, outside: Path):
+    # a .jsonl file is an archive: the limit holds for each article (line), not for the whole file
+    many = [{"title": f"新闻{i}", "text": f"第{i}条新闻。" + "内容" * 40} for i in range(60)]
+    too_long = {"title": "超长", "text": "字" * 3_000}
+    (folder / "archive.jsonl").write_text(jsonl(many[:30] + [too_long] + many[30:]), encoding="utf-8")
+    return dict(failed=1, error="archive.jsonl:31: article too large", articles=61, max_bytes=5_000)
+
+
 @pytest.mark.parametrize("make", FILE_CASES.values(), ids=FILE_CASES.keys())
 def test_hostile_files_are_reported_or_read_safely(tmp_path, make):
     folder, outside = tmp_path / "corpus", tmp_path / "outside"
