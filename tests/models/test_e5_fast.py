@@ -162,3 +162,17 @@ def test_bad_arguments():
         FastE5Embedder(recipe="fp8")
     with pytest.raises(ValueError):
         FastE5Embedder(max_tokens=100)
+
+
+@needs_engine
+def test_concurrent_callers_get_the_serial_vectors(fast):
+    """No lock around embedding: callers in 8 threads embed at once and each gets what a lone caller gets."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls = [([q], True) for q in ZH + EN] + [(ZH + EN, False), ([LONG, "短"], False)] * 3
+    serial = [fast.embed_queries(t) if query else fast.embed_documents(t) for t, query in calls]
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(lambda c: fast.embed_queries(c[0]) if c[1] else fast.embed_documents(c[0]),
+                                 calls * 3))
+    for got, want in zip(parallel, serial * 3):
+        np.testing.assert_array_equal(got, want)
