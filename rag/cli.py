@@ -22,6 +22,7 @@ from .index import (
     repair_index,
 )
 from .ingest import CHUNK_OVERLAP, CHUNK_SIZE
+from .lang.when import as_date
 from .models import DEFAULT_READER, READER_SPECS, registry
 from .pipeline import ask, check_dates, check_history
 from .ui import UPLOAD_MODES, serve
@@ -154,9 +155,13 @@ def _load_history(path: str) -> list[tuple[str, str]]:
 
 def cmd_ask(args) -> int:
     check_dates(args.date_from, args.date_to, names=("--from", "--to"))
+    try:
+        now = as_date(args.now)
+    except ValueError:
+        raise ValueError(f"--now must be YYYY-MM-DD, got {args.now!r}") from None
     history = _load_history(args.history) if args.history is not None else None
     answer = ask(args.question, _index_dir(args), k=args.k, history=history, date_from=args.date_from,
-                 date_to=args.date_to, source=args.source, config=AnswerConfig(reader=args.reader))
+                 date_to=args.date_to, source=args.source, config=AnswerConfig(reader=args.reader), now=now)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
@@ -228,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="date_to", default=None, metavar="DATE",
                    help="only articles published on/before (YYYY-MM-DD)")
     p.add_argument("--source", default=None, help="only articles from this source")
+    p.add_argument("--now", default=None, metavar="DATE",
+                   help="the day the question's 昨天/last week/最新 are read against (YYYY-MM-DD; default today)")
     p.add_argument("--reader", default=DEFAULT_READER, choices=READER_SPECS,
                    help="re-read the best sentences with multilingual-e5-small (default e5; 'none' is faster)")
     p.set_defaults(func=cmd_ask, ask_parser=p)

@@ -1,6 +1,7 @@
 """`retrieve()` and `ask()`: the two calls the CLI, the UI and eval stand on."""
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import re
 import reprlib
@@ -8,6 +9,7 @@ import reprlib
 from .answer import CROSS_NOTE, NOT_FOUND, AnswerConfig, Answerer, Evidence, gather as evidence, query_terms
 from .index import default_index_dir
 from .lang import clean
+from .lang.when import DateRange, as_date, resolve
 from .retrieve import DEFAULT_FUSION, Fusion, Searcher, searcher
 from .types import Answer, Passage
 
@@ -116,7 +118,8 @@ def contextualise(question: str, history: list[tuple[str, str]] | None) -> tuple
     return question, question
 
 
-_MARKER = re.compile(r"\s*\[\d+\]")
+# a citation marker, and the article date a time question's answer puts before a sentence (rag.answer.date_note)
+_MARKER = re.compile(r"\s*\[\d+\]|[（(]\d{4}-\d{2}-\d{2}[）)] ?")
 
 
 def _answer_words(answer: str) -> str:
@@ -129,27 +132,54 @@ def _answer_words(answer: str) -> str:
     return _MARKER.sub("", answer).strip()[:ANSWER_CHARS]
 
 
+def question_dates(question: str, now=None, history: list[tuple[str, str]] | None = None) -> DateRange | None:
+    """The dates `question` asks about, read against `now` (a date, datetime, "YYYY-MM-DD" or None for today):
+    rag.lang.when.resolve; a follow-up that names none keeps its earlier question's ("那他还说了什么？")."""
+    today = as_date(now)
+    found = resolve(question, today)
+    if found is None and history:
+        found = resolve(clean(history[-1][0])[:EARLIER_CHARS], today)
+    return found
+
+
 def retrieve(question: str, index=None, k: int = 5, *, date_from: str | None = None, date_to: str | None = None,
-             source: str | None = None, fusion: Fusion = DEFAULT_FUSION) -> list[Passage]:
-    """The `k` best passages for `question`, best first."""
+             source: str | None = None, fusion: Fusion = DEFAULT_FUSION, now=None) -> list[Passage]:
+    """The `k` best passages for `question`, best first. The question's dates (read against `now`, default today:
+    see `question_dates`) favour the articles of those days, unless date_from/date_to filter."""
     q = _check_question(question)
     _check_filters(k, date_from, date_to)
-    return _resolve_index(index).search(q, k, fusion, date_from, date_to, source)
+    when = question_dates(q, now)
+    recency = when.now if when is not None and when.latest else None
+    explicit = date_from is not None or date_to is not None
+    return _resolve_index(index).search(q, k, fusion, date_from, date_to, source, when=None if explicit else when,
+                                        recency=recency)
 
 
 def gather(question: str, index=None, k: int = 5, *, history=None, date_from=None, date_to=None, source=None,
-           fusion: Fusion = DEFAULT_FUSION, config: AnswerConfig = DEFAULT_ANSWER) -> Evidence:
+           fusion: Fusion = DEFAULT_FUSION, config: AnswerConfig = DEFAULT_ANSWER, now=None) -> Evidence:
     """What `ask` reads before it chooses (checked input, a follow-up's history applied)."""
     q = _check_question(question)
     _check_filters(k, date_from, date_to)
     query, scoring_q = contextualise(q, history)
-    return evidence(_resolve_index(index), q, query, scoring_q, k, fusion, config, date_from, date_to, source)
+    when = question_dates(q, now, check_history(history) if query != q else None)
+    explicit = date_from is not None or date_to is not None
+    if explicit and when is not None:  # the filter's days are the ones the answer is about
+        lo = datetime.date.fromisoformat(date_from[:10]) if date_from else datetime.date.min
+        hi = datetime.date.fromisoformat(date_to[:10]) if date_to else datetime.date.max
+        when = dataclasses.replace(when, start=lo, end=hi, granularity="day", relative=False)
+    return evidence(_resolve_index(index), q, query, scoring_q, k, fusion, config, date_from, date_to, source,
+                    when=when, explicit=explicit)
 
 
 def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]] | None = None,
         date_from: str | None = None, date_to: str | None = None, source: str | None = None,
-        fusion: Fusion = DEFAULT_FUSION, config: AnswerConfig = DEFAULT_ANSWER) -> Answer:
-    """Answer `question` with 1-3 sentences quoted from the indexed articles, each cited; or decline."""
+        fusion: Fusion = DEFAULT_FUSION, config: AnswerConfig = DEFAULT_ANSWER, now=None) -> Answer:
+    """Answer `question` with 1-3 sentences quoted from the indexed articles, each cited; or decline.
+
+    `now` (a date, datetime, "YYYY-MM-DD"; default today's local date) is the day "昨天", "last week" or "最新" are
+    read against. The question's dates favour the articles of those days and the passages that state them (a
+    soft boost, Fusion.date_boost); date_from/date_to, when given, filter instead. A question about time gets
+    each cited article's date in the answer text."""
     ev = gather(question, index, k, history=history, date_from=date_from, date_to=date_to, source=source,
-                fusion=fusion, config=config)
+                fusion=fusion, config=config, now=now)
     return Answerer(config).run(ev)

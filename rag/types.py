@@ -24,6 +24,9 @@ class Article:
     path: str = ""  # file it was read from ("" when built in memory)
     headings: tuple[tuple[int, str], ...] = ()
     captions: tuple[str, ...] = ()
+    # `published` was read from the text's head (a header stamp or a dated dateline), the file giving no date
+    # (rag.ingest.dates.date_from_text); not kept by the index
+    date_from_text: bool = False
 
     @property
     def id(self) -> str:

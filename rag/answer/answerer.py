@@ -11,6 +11,7 @@ from .compose import build_answer
 from .config import AnswerConfig
 from .decide import (
     article_texts,
+    by_date,
     confidence,
     declines,
     misses_year,
@@ -76,6 +77,8 @@ class Answerer:
             scored = rescore(scored, pairs, cfg, ev.lang, glossed)
         elif sims is not None and reorder:
             scored = reread(scored, sims[0], cfg)
+        if cfg.date_check and ev.when is not None:
+            scored = by_date(scored, ev.when, cfg.date_ratio)
         picked = select(scored, cfg)
         best_read = float(sims[-1].max()) if sims is not None else None
 
@@ -85,4 +88,4 @@ class Answerer:
         abstain = (declines(sure, best_read, th, names_score, names_missing)
                    or (cfg.year_check and bool(picked)
                        and misses_year(ev.question, ev.passages, picked[0].passage.article_id)))
-        return build_answer(ev.question, picked, ev.passages, ev.lang, abstain)
+        return build_answer(ev.question, picked, ev.passages, ev.lang, abstain, dated=ev.when is not None)

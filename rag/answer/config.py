@@ -78,6 +78,11 @@ class AnswerConfig:
     year_check: bool = True  # docs/decisions.md#year-check
     tie_check: bool = True  # docs/decisions.md#tie-check
     askable_check: bool = True  # decline code, chat, instructions and words no article holds (docs/decisions.md#askable)
+    # a question's dates (rag.lang.when) pick the first sentence among those with at least date_ratio of the best
+    # probability: the article of the asked day first, then one that states the day, and for "最新" the newest
+    # (rag.answer.decide.by_date; eval/crud_dates.py)
+    date_check: bool = True
+    date_ratio: float = 0.5
     # the re-reader (rag.models.rereader) re-orders close calls by order + rereader_weight x its score (+ for an
     # English question rereader_gloss_weight x the dictionary's gloss overlap): docs/decisions.md#re-reader
     rereader: bool = True
@@ -101,12 +106,12 @@ class AnswerConfig:
             _number("AnswerConfig", "min_read_score_names", self.min_read_score_names)
         for name in ("rereader_weight", "rereader_gloss_weight"):
             _number("AnswerConfig", name, getattr(self, name), 0.0)
-        for name in ("year_check", "tie_check", "askable_check", "rereader"):
+        for name in ("year_check", "tie_check", "askable_check", "date_check", "rereader"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"AnswerConfig.{name} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.max_sentences, int) or isinstance(self.max_sentences, bool) or not 1 <= self.max_sentences <= 3:
             raise ValueError(f"AnswerConfig.max_sentences must be an integer 1..3, got {self.max_sentences!r}")
-        for name in ("extra_ratio", "topic_share"):
+        for name in ("extra_ratio", "topic_share", "date_ratio"):
             _number("AnswerConfig", name, getattr(self, name), 0.0, 1.0)
 
     def thresholds(self, question_lang: str, text_lang: str) -> Thresholds:

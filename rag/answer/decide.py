@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 
 from ..lang import detect_lang
+from ..lang.when import DateRange, date_evidence, published_date
 from ..models import (
     FEATURES,
     get_ranker,
@@ -204,3 +205,28 @@ def select(scored: list[Candidate], cfg: AnswerConfig) -> list[Candidate]:
         picked.append(c)
     rest = sorted(picked[1:], key=lambda c: (c.passage.article_id != best.passage.article_id, c.passage.article_id, c.start))
     return [best] + rest
+
+
+def by_date(scored: list[Candidate], when: DateRange, ratio: float) -> list[Candidate]:
+    """`scored` with, among the candidates whose probability is at least `ratio` of the best, the one that fits the
+    question's dates best ordered first: from an article of the asked days, else one stating them
+    (rag.lang.when.date_evidence), and for a question asking for the latest from the newest article dated by `now`;
+    the order head decides among equals. Unchanged when the order head's first already fits best."""
+    if not scored:
+        return scored
+    floor = ratio * max(c.score for c in scored)
+    fits: dict[int, tuple] = {}
+
+    def fit(c: Candidate) -> tuple:
+        p = c.passage
+        if p.chunk_id not in fits:
+            day = published_date(p.published)
+            newest = day.toordinal() if when.latest and day is not None and day <= when.now else 0
+            fits[p.chunk_id] = (date_evidence(when, f"{p.title}\n{p.text}", day, 0.5), newest)
+        return fits[p.chunk_id]
+
+    first = max(scored, key=lambda c: c.order)
+    lead = max((c for c in scored if c.score >= floor), key=lambda c: (fit(c), c.order), default=first)
+    if lead is first or fit(lead) <= fit(first):
+        return scored
+    return [dataclasses.replace(c, order=first.order + 1.0) if c is lead else c for c in scored]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..lang import chinese_terms, detect_lang, dictionary, latin_terms, unaskable
+from ..lang.when import DateRange
 from ..models import FEATURES, get_reader
 from ..retrieve import Fusion, Searcher
 from ..types import Embedder, Passage
@@ -33,26 +34,34 @@ class Evidence:
     read_vectors: dict = dataclasses.field(default_factory=dict)
     # why the query asks about nothing an article could hold (rag.lang.askable; "no word the corpus knows"), or None
     unaskable: str | None = None
+    # the dates the question asks about (rag.lang.when.resolve), or None: the answer then says each article's date
+    when: DateRange | None = None
 
 
 def gather(s: Searcher, q: str, query: str, scoring_q: str, k: int, fusion: Fusion, config: AnswerConfig,
-           date_from: str | None = None, date_to: str | None = None, source: str | None = None) -> Evidence:
+           date_from: str | None = None, date_to: str | None = None, source: str | None = None,
+           when: DateRange | None = None, explicit: bool = False) -> Evidence:
     """The evidence for question `q` from searcher `s`: passages retrieved for `query` (the question, or for a
-    follow-up the earlier turn + the question) and their sentences' features against `scoring_q` (the question)."""
+    follow-up the earlier turn + the question) and their sentences' features against `scoring_q` (the question).
+    `when`: the dates the question asks about, favoured in retrieval unless `explicit` (date_from/date_to given:
+    they filter instead); its recency word counts either way."""
     lang = detect_lang(q)
     idx = s.refresh()  # one generation for passages and IDF alike, even if a writer publishes meanwhile
     why = askable_check(query, idx) if config.askable_check else None
     if why is not None:
-        return Evidence(q, lang, [], [], np.zeros((0, len(FEATURES))), query=query, unaskable=why)
+        return Evidence(q, lang, [], [], np.zeros((0, len(FEATURES))), query=query, unaskable=why, when=when)
     qvec = s.embedder.embed_queries([query])[0]
     bridge = s.bridged_words(query, idx)
     second = s.second_embedder(idx)
     evec = second.embed_queries([query])[0] if second is not None else None
     known = {query: evec} if evec is not None and second is get_reader(config.reader) else {}
-    passages = s.search(query, k, fusion, date_from, date_to, source, qvec=qvec, idx=idx, bridge=bridge, svec=evec)
+    recency = when.now if when is not None and when.latest else None
+    passages = s.search(query, k, fusion, date_from, date_to, source, qvec=qvec, idx=idx, bridge=bridge, svec=evec,
+                        when=None if explicit else when, recency=recency)
     cands = candidates(passages, idx.sentences(passages))
     if not cands:
-        return Evidence(q, lang, passages, [], np.zeros((0, len(FEATURES))), query=query, read_vectors=known)
+        return Evidence(q, lang, passages, [], np.zeros((0, len(FEATURES))), query=query, read_vectors=known,
+                        when=when)
     vecs = _sentence_vectors(s.embedder, idx, cands)
     svec = qvec if scoring_q == query else s.embedder.embed_queries([scoring_q])[0]
 
@@ -66,7 +75,7 @@ def gather(s: Searcher, q: str, query: str, scoring_q: str, k: int, fusion: Fusi
                         config.topic_share, words)
 
     wide = None if scoring_q == query else feats(query, qvec, bridge)
-    return Evidence(q, lang, passages, cands, feats(scoring_q, svec, own), wide, query, known)
+    return Evidence(q, lang, passages, cands, feats(scoring_q, svec, own), wide, query, known, when=when)
 
 
 def askable_check(query: str, idx) -> str | None:

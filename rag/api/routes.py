@@ -97,7 +97,7 @@ def build_api(index_dir: str | os.PathLike, *, api_key: str | None = None, app: 
     def chat(body: ChatRequest):
         """The last user message is the question; earlier user/assistant pairs are its history."""
         question, history = _turns(body.messages)
-        answer = _safely(ask, question, root, k=body.k, history=history or None)
+        answer = _safely(ask, question, root, k=body.k, history=history or None, now=body.now)
         if body.stream:
             return StreamingResponse(openai_format.stream(answer, body.model), media_type="text/event-stream")
         return openai_format.completion(answer, body.model)
@@ -107,14 +107,14 @@ def build_api(index_dir: str | os.PathLike, *, api_key: str | None = None, app: 
         """`ask()`: the answer with its citations and the passages it read."""
         answer = _safely(ask, body.question, root, k=body.k, history=[tuple(t) for t in body.history] or None,
                          date_from=body.date_from, date_to=body.date_to, source=body.source,
-                         config=AnswerConfig(reader=body.reader))
+                         config=AnswerConfig(reader=body.reader), now=body.now)
         return answer.to_dict(with_passages=True)
 
     @app.post("/v1/retrieve", tags=["rag"], dependencies=v1)
     def retrieve_route(body: RetrieveRequest) -> dict:
         """`retrieve()`: the k best passages."""
         passages = _safely(retrieve, body.question, root, k=body.k, date_from=body.date_from, date_to=body.date_to,
-                           source=body.source)
+                           source=body.source, now=body.now)
         return {"passages": [asdict(p) for p in passages]}
 
     @app.get("/v1/articles", tags=["library"], dependencies=v1)

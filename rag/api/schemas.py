@@ -18,6 +18,8 @@ class Filters(BaseModel):
     date_from: str | None = Field(None, max_length=20, description="only articles published on/after (YYYY-MM-DD)")
     date_to: str | None = Field(None, max_length=20, description="only articles published on/before (YYYY-MM-DD)")
     source: str | None = Field(None, max_length=200)
+    now: str | None = Field(None, max_length=30, description="the day the question's 昨天/last week/最新 are read "
+                            "against (YYYY-MM-DD; default the server's today)")
 
 
 class RetrieveRequest(Filters):
@@ -47,3 +49,5 @@ class ChatRequest(BaseModel):
     messages: list[Message] = Field(..., min_length=1, max_length=MAX_MESSAGES)
     stream: bool = False
     k: int = Field(5, ge=1, le=MAX_K)
+    now: str | None = Field(None, max_length=30, description="the day the question's 昨天/last week/最新 are read "
+                            "against (YYYY-MM-DD; default the server's today)")

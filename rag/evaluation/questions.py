@@ -10,6 +10,7 @@ from typing import Sequence
 
 from ..errors import RagError
 from ..lang import detect_lang
+from ..lang.when import as_date
 
 
 class EvalError(RagError):
@@ -30,6 +31,7 @@ class Question:
     article_id: str | None = None
     history: tuple[tuple[str, str], ...] = ()
     where: str = ""  # "file:line", for messages
+    now: str | None = None  # the day the question's "昨天"/"最新" are read against (YYYY-MM-DD); None: today
 
 
 @dataclass(frozen=True)
@@ -73,9 +75,17 @@ def _parse_question(obj, set_name: str) -> Question:
     name = obj.get("set") or set_name
     if not isinstance(name, str):
         raise ValueError("'set' must be a string")
+    now = obj.get("now")
+    if now is not None:
+        try:
+            if not isinstance(now, str):
+                raise ValueError
+            now = as_date(now).isoformat()
+        except ValueError:
+            raise ValueError(f"'now' must be YYYY-MM-DD, got {now!r}") from None
     return Question(id=str(qid), question=q.strip(), answers=answers, set=name, lang=lang,
                     unanswerable=unanswerable, article_id=article_id,
-                    history=tuple((a, b) for a, b in history))
+                    history=tuple((a, b) for a, b in history), now=now)
 
 
 def load_questions(path: str | os.PathLike) -> QuestionSet:

@@ -38,12 +38,13 @@ def evaluate_question(q: Question, index, k: int, ask_fn: Callable, retrieve_fn:
     history = [tuple(t) for t in q.history] or None
     base = dict(set=q.set, id=q.id, lang=q.lang, question=q.question, answers=q.answers,
                 unanswerable=q.unanswerable, article_id=q.article_id, history_turns=len(q.history))
+    when = {"now": q.now} if q.now else {}  # a question's own "now" ("昨天" in its set is that day's yesterday)
     try:
         query = query_fn(q.question, history)[0] if query_fn and history else q.question
         t0 = time.perf_counter()
-        passages = list(retrieve_fn(query, index, k=MAX_RANK))
+        passages = list(retrieve_fn(query, index, k=MAX_RANK, **when))
         t1 = time.perf_counter()
-        answer = ask_fn(q.question, index, k=k, history=history)
+        answer = ask_fn(q.question, index, k=k, history=history, **when)
         t2 = time.perf_counter()
     except Exception as e:  # noqa: BLE001 - one failing question must not end a long run
         return QuestionResult(**base, rank=None, retrieved=(), answer="", abstained=False, citations=0,

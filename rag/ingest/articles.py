@@ -1,13 +1,14 @@
 """Read article files (.txt/.md/.html/.jsonl) into `Article` records: walk paths, check files, dispatch by suffix."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from typing import Iterator
 
 from ..errors import ArticleError, ArticleWarning
 from ..types import Article
-from .dates import parse_date
+from .dates import date_from_text, parse_date
 from .decode import decode_bytes
 from .html import parse_html_page
 from .jsonl import parse_jsonl
@@ -22,7 +23,23 @@ _MARKDOWN_SUFFIXES = {".md", ".markdown"}
 
 
 def _read(path, max_bytes: int) -> tuple[list[Article], list[ArticleError]]:
-    """The file's articles, and its line errors and warnings (`ArticleWarning`: something dropped, article kept)."""
+    """The file's articles, and its line errors and warnings (`ArticleWarning`: something dropped, article kept).
+    An article without a date takes the one its text's head states, if any (`dated_from_text`)."""
+    articles, errors = _parse(path, max_bytes)
+    return [dated_from_text(a) for a in articles], errors
+
+
+def dated_from_text(article: Article) -> Article:
+    """`article` with the date its head states (its text's, else its title's: rag.ingest.dates.date_from_text)
+    when it has none, marked `date_from_text`; else `article` itself."""
+    if article.published:
+        return article
+    published = date_from_text(article.text, article.url) or (
+        date_from_text(article.title + "\n", article.url) if article.title else "")
+    return dataclasses.replace(article, published=published, date_from_text=True) if published else article
+
+
+def _parse(path, max_bytes: int) -> tuple[list[Article], list[ArticleError]]:
     path = os.fspath(path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in SUPPORTED_SUFFIXES:

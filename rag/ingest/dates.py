@@ -4,6 +4,7 @@ from __future__ import annotations
 import email.utils
 import math
 import re
+import unicodedata
 from datetime import datetime, timedelta, timezone
 
 from ..errors import ArticleWarning
@@ -130,3 +131,60 @@ def checked_date(value, path: str, where: str, line: int | None = None) -> tuple
     reason = (f"{where} ({_shown(value)}) is not a date (unknown form, or out of range): the article is kept "
               "without a date; write it as ISO 8601, e.g. 2024-05-08T09:30:00+08:00")
     return "", [ArticleWarning(path, reason, line=line)]
+
+
+# ---------------------------------------------------------------- a date from the text's head
+
+HEAD_CHARS = 150  # how far into the text a header stamp or a dateline is looked for
+_LABEL = r"(?:发布时间|發布時間|发布日期|發布日期|更新时间|更新時間|时间|時間|日期|published|updated|posted|date)\s*:?\s*"
+_SOURCE = r"(?:来源|來源)\s*:[^|\n]{0,30}\|\s*"  # "来源：新华网  |  2023年..."
+# a header stamp: the text opens with a date (optionally bracketed, labelled or after the source) that ends the
+# header: a bracket, a bar, a line break, "正文"/"来自"/"来源", or the time of day; "2020年4月2日，广州..." is an
+# event's date in the story, not the article's
+_STAMP = re.compile(
+    rf"\s*[\[【(]?\s*(?:{_SOURCE})?(?:{_LABEL})?(?P<date>(?:\d{{4}}\s*[-/.年]\s*\d{{1,2}}\s*[-/.月]\s*\d{{1,2}}\s*日?"
+    r"|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2},?\s+\d{4})"
+    r"(?:\s*T?\s*\d{1,2}\s*:\s*\d{2}(?:\s*:\s*\d{2})?(?:\s*[ap]\.?m\.?)?)?)"
+    r"(?=\s*(?:[\])】|]|\n|$|[,，]?\s*(?:正文|来自|來自|来源|來源))|(?<=\d:\d\d)|(?<=\d:\d\d:\d\d)|(?<=[ap]m)|(?<=[ap]\.m\.))",
+    re.I)
+# a dateline: "新华社北京7月28日电", "IT之家 7 月 29 日消息", "长沙晚报7月25日讯"; "WASHINGTON, May 7 (Reuters) -"
+_DATELINE_ZH = re.compile(r"(?:(?P<y>\d{4})\s*年\s*)?(?P<m>\d{1,2})\s*月\s*(?P<d>\d{1,2})\s*日\s*(?:电|電|讯|訊|消息)")
+_DATELINE_EN = re.compile(r"\s*[A-Z][A-Za-z .'-]{1,40},\s+"
+                          r"(?P<mon>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+                          r"\s+(?P<d>\d{1,2})(?:,\s*(?P<y>\d{4}))?\s*(?:\(|-|—|–)", re.I)
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+# a publication date in a URL's path: /2023-07/28/, /2023/07/28/, /20230728/
+_URL_DATE = re.compile(r"(?<![\d])(?P<y>(?:19|20)\d{2})[-/_]?(?P<m>0[1-9]|1[0-2])(?:[-/_]?(?P<d>[0-3]\d))?(?!\d)")
+
+
+def _url_month(url: str) -> tuple[int, int] | None:
+    path = re.sub(r"^[a-z][a-z0-9+.-]*://[^/]*", "", url.strip(), flags=re.I)
+    m = _URL_DATE.search(path)
+    return (int(m["y"]), int(m["m"])) if m else None
+
+
+def date_from_text(text: str, url: str = "") -> str:
+    """The publication date the text's head states, as parse_date gives it, or "" when it states none.
+
+    A header stamp ("2023-07-28 16:40，正文：", "[ 2023-07-28 16：40 ]", "发布时间：2023年07月19日 18:14:59 来自北京") is
+    read whole. A dateline ("新华社北京7月28日电", "WASHINGTON, May 7 (Reuters) -") gives a date only with its year:
+    its own ("2023年7月28日电"), or the year of a date in `url`'s path of the same month. A year is never guessed.
+    """
+    head = unicodedata.normalize("NFKC", text[:HEAD_CHARS])
+    m = _STAMP.match(head)
+    if m:
+        published = parse_date(m["date"])
+        if published:
+            return published
+    zh = _DATELINE_ZH.search(head)
+    en = _DATELINE_EN.match(head)
+    for found, month in ((zh, zh and int(zh["m"])), (en, en and _MONTHS.index(en["mon"].lower()[:3]) + 1)):
+        if not found:
+            continue
+        year = int(found["y"]) if found["y"] else None
+        if year is None:
+            from_url = _url_month(url)
+            year = from_url[0] if from_url and from_url[1] == month else None
+        if year is not None:
+            return parse_date(f"{year:04d}-{month:02d}-{int(found['d']):02d}")
+    return ""

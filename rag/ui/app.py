@@ -9,6 +9,7 @@ server (a damaged index, a failed answer) are shown as a fixed sentence; their d
 """
 from __future__ import annotations
 
+import datetime
 import functools
 import ipaddress
 import logging
@@ -96,7 +97,9 @@ class Handlers:
         if not self.jobs.ready.wait(READY_TIMEOUT):
             raise InputError(t(lang, "not_ready"))
         try:
-            return ask(q, str(self.root), k=kk, history=history or None, date_from=d_from, date_to=d_to)
+            # "昨天", "上周", "最新" are read against the server's today
+            return ask(q, str(self.root), k=kk, history=history or None, date_from=d_from, date_to=d_to,
+                       now=datetime.date.today())
         except Exception as e:  # noqa: BLE001 - the inputs were checked above: this is the server's failure
             raise InputError(self.failure(e, lang)) from None
 

@@ -12,6 +12,7 @@ from conftest import FakeEmbedder
 from rag import cli
 from rag.answer import (CROSS_NOTE, NOT_FOUND, PAIRS, AnswerConfig, Candidate, Thresholds, build_answer, candidates,
                         confidence, select)
+from rag.answer.compose import date_note
 from rag.index import index_articles
 from rag.models import registry
 from rag.pipeline import ANSWER_CHARS, EARLIER_CHARS, MAX_QUESTION_CHARS, ask, contextualise, gather, retrieve
@@ -97,13 +98,19 @@ def test_the_article_holding_the_fact_is_cited_first(root, question, article, wo
     assert not ans.abstained and ans.lang == "zh"
     assert ans.citations[0].article_id == article.id
     assert words in ans.citations[0].sentence
-    assert ans.text.startswith(ans.citations[0].sentence)
+    # a question about time ("今天") has each cited article's date before its sentences
+    dated = "今天" in question
+    assert ans.text.startswith(date_note(ans.citations[0].published, "zh") * dated + ans.citations[0].sentence)
 
 
 def test_chinese_answer_is_the_cited_sentences_joined(root):
     ans = ask("上海股票指数今天上涨了多少？", index=root, config=AnswerConfig(extra_ratio=0.0, max_sentences=2))
     assert len(ans.citations) == 2
-    assert ans.text == "".join(f"{c.sentence} [{c.number}]" for c in ans.citations)
+    notes = [date_note(c.published, "zh") if n == 0 or ans.citations[n - 1].article_id != c.article_id else ""
+             for n, c in enumerate(ans.citations)]
+    assert ans.text == "".join(f"{note}{c.sentence} [{c.number}]" for note, c in zip(notes, ans.citations))
+    undated = ask("上海股票指数上涨了多少？", index=root, config=AnswerConfig(extra_ratio=0.0, max_sentences=2))
+    assert undated.text == "".join(f"{c.sentence} [{c.number}]" for c in undated.citations)
 
 
 def test_k_limits_the_passages_read(root):

@@ -65,13 +65,18 @@ def check_answer(a, idx: Index) -> None:
         art = idx.article(c.article_id)
         assert art is not None and art.text[c.start : c.end] == c.sentence
     if not a.abstained:
-        from rag.answer import CROSS_NOTE
+        from rag.answer import CROSS_NOTE, date_note
         from rag.lang import detect_lang
+        from rag.pipeline import question_dates
 
         body = a.text.removesuffix(" " + CROSS_NOTE["en"]).removesuffix(CROSS_NOTE["zh"])
+        # a question about time ("今天") has its cited article's date before each article's first sentence
+        dated = question_dates(a.question) is not None
+        notes = [date_note(c.published, a.lang) if dated and (i == 0 or a.citations[i - 1].article_id != c.article_id)
+                 else "" for i, c in enumerate(a.citations)]
         # Chinese sentences run on in a Chinese answer; any other sentence is set off by a space
         expected = "".join(("" if i == 0 or (a.lang == "zh" and detect_lang(c.sentence) == "zh") else " ")
-                           + f"{c.sentence} [{c.number}]" for i, c in enumerate(a.citations))
+                           + f"{note}{c.sentence} [{c.number}]" for i, (note, c) in enumerate(zip(notes, a.citations)))
         assert body == expected
 
 
