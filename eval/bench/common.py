@@ -187,12 +187,16 @@ def index_chunk_count(root: Path) -> int:
 
 
 def lexicon_size(root: Path) -> int | None:
-    """Words in the cross-lingual lexicon of an index's current generation."""
-    from rag.index import CURRENT
+    """Words in the cross-lingual lexicon of an index's current generation (its segments', summed)."""
+    from rag.errors import RagError
+    from rag.index import Index
 
-    with contextlib.suppress(OSError, ValueError):
-        gen = root / (root / CURRENT).read_text(encoding="utf-8").strip()
-        return len(json.loads((gen / "lexicon.json").read_text(encoding="utf-8")))
+    with contextlib.suppress(OSError, RagError):
+        idx = Index.open(root, eager=False)
+        try:
+            return sum(len(v.seg.words or ()) for v in idx.views)
+        finally:
+            idx.close()
     return None
 
 

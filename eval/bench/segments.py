@@ -1,14 +1,16 @@
 """Segment benchmarks (#26): add time vs index size, daily batches, query latency over 1/10/30 segments.
 
-    python -m eval.bench.segments adds   --out eval/out/bench/adds.json   [--sizes 10000 100000]
+    python -m eval.bench.segments adds   --out eval/out/bench/adds.json   [--sizes 10000 100000 1000000]
     python -m eval.bench.segments daily  --out eval/out/bench/daily.json  [--batches 30 --per 300]
     python -m eval.bench.segments query  --out eval/out/bench/query.json  [--index eval/out/dev-index]
     python -m eval.bench.segments kills  --out eval/out/bench/kills.json  [--kills 10 --articles 3000]
 
 `adds` and `daily` index real 2023 news (CRUD-RAG, `python -m eval.crud` writes eval/out/crud/corpus) through the
-real write path; `adds` uses a hashing embedder (a text's vector from its hash: no model time, so the figures are the
-index's own cost of an add; embedding is measured in eval.bench.embedding), `daily` the default USE embedder without
-the second one (--second e5 to include it). `query` splits one index into 1, 10 and 30 segments of the same chunks
+real write path (`adds` from --bulk-from chunks on: copies of it written by eval.bench.bulk; its timing step,
+`time-adds`, runs in a fresh process; a plot of add time vs index size goes next to --out, as .png); `adds` uses a
+hashing embedder (a text's vector from its hash: no model time, so the figures are the index's own cost of an add;
+embedding is measured in eval.bench.embedding), `daily` the default USE embedder without the second one (--second e5
+to include it). `query` splits one index into 1, 10 and 30 segments of the same chunks
 (ids kept) and times ask() over dev questions, checking the answers are the same."""
 from __future__ import annotations
 
@@ -43,6 +45,11 @@ class HashEmbedder:
     embed_queries = embed_documents
 
 
+def embedders() -> tuple[HashEmbedder, HashEmbedder]:
+    """The adds benchmark's embedder and second embedder (hashing: no model time)."""
+    return HashEmbedder(512, "bench-hash-512"), HashEmbedder(384, "bench-hash-384")
+
+
 def news(skip: int = 0):
     """CRUD-RAG's articles, part by part, as rag Articles."""
     from rag.types import Article
@@ -71,11 +78,22 @@ def _chunks(root: Path) -> int:
         idx.close()
 
 
-def adds(sizes: list[int], work: Path, repeat: int = 3) -> dict:
-    """Build indexes of each size (in chunks) from real news, then time adding 1 article and 300 articles."""
+GOALS_ADD_1 = {100_000: 2.0, 1_000_000: 5.0}  # seconds to add one article at that many chunks (#26)
+BULK_FROM = 300_000  # from this size (chunks) on, `adds` builds with eval.bench.bulk: the write path took 344 s at 100k
+
+
+def adds(sizes: list[int], work: Path, repeat: int = 3, bulk_from: int = BULK_FROM, max_segment: int = 120_000) -> dict:
+    """Build indexes of each size (in chunks) from real news, then time adding 1 article and 300 articles (each in a
+    fresh process, for its peak RSS). Sizes under `bulk_from` grow one index through the write path; larger ones
+    are built by eval.bench.bulk (copies of the corpus, in a process of their own) and add the corpus's last
+    articles, which it leaves out."""
+    import subprocess
+
+    from eval.bench.bulk import held_out
+    from eval.bench.common import load_avg
     from rag.index import Index, index_articles
 
-    emb, second = HashEmbedder(512, "bench-hash-512"), HashEmbedder(384, "bench-hash-384")
+    emb, second = embedders()
     stream = news()
     used = 0
     rows = []
@@ -83,41 +101,129 @@ def adds(sizes: list[int], work: Path, repeat: int = 3) -> dict:
     shutil.rmtree(root, ignore_errors=True)
     for size in sorted(sizes):
         t0 = time.perf_counter()
-        while True:
-            have = _chunks(root) if root.exists() else 0
-            if have >= size:
-                break
-            batch = []
-            for a in stream:
-                batch.append(a)
-                used += 1
-                if len(batch) >= max(50, min(5000, (size - have) // 2)):
+        load = load_avg()
+        build = {}
+        if size >= bulk_from:
+            at, skip = work / f"adds-{size}", held_out()
+            shutil.rmtree(at, ignore_errors=True)
+            p = subprocess.run([sys.executable, "-m", "eval.bench.bulk", "--chunks", str(size), "--index", str(at),
+                                "--max-segment", str(max_segment)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+            if p.returncode:
+                sys.exit(f"the bulk build of {size} chunks failed ({p.returncode})")
+            b = json.loads(p.stdout.splitlines()[-1])
+            build = {"how": "bulk (eval.bench.bulk)", "build_rss_mb": b["peak_rss_mb"], "prepare_s": b["prepare_s"],
+                     "check_s": b.get("check_s"), "copies": b["copies"], "disk_gb": b["disk_gb"],
+                     "segment_chunks": [x["chunks"] for x in b["segments"]]}
+        else:
+            at = root
+            while True:
+                have = _chunks(root) if root.exists() else 0
+                if have >= size:
                     break
-            if not batch:
-                break
-            index_articles(batch, root, emb, progress=False, second=second, source_name=f"memory:base{used}",
-                           checkpoint=0)
+                batch = []
+                for a in stream:
+                    batch.append(a)
+                    used += 1
+                    if len(batch) >= max(50, min(5000, (size - have) // 2)):
+                        break
+                if not batch:
+                    break
+                index_articles(batch, root, emb, progress=False, second=second, source_name=f"memory:base{used}",
+                               checkpoint=0)
+            build = {"how": "write path (index_articles)"}
+            skip = used
+            used += repeat * 301
+            if used > held_out():
+                sys.exit(f"{size} chunks through the write path leave too few articles to add: use --bulk-from")
+            stream = news(skip=used)
         build_s = time.perf_counter() - t0
-        idx = Index.open(root, eager=False)
+        idx = Index.open(at, eager=False)
         base = {"chunks": idx.manifest.chunks, "articles": idx.manifest.articles, "segments": len(idx.views)}
         idx.close()
-        timing = {}
-        for n in (1, 300):
-            took = []
-            for r in range(repeat):
-                batch = [next(stream) for _ in range(n)]
-                used += n
-                t = time.perf_counter()
-                s = index_articles(batch, root, emb, progress=False, second=second, source_name=f"memory:add{used}",
-                                   checkpoint=0)
-                took.append(time.perf_counter() - t)
-            timing[f"add_{n}_s"] = sorted(took)[len(took) // 2]
-            timing[f"add_{n}_all_s"] = [round(x, 3) for x in took]
-            timing[f"add_{n}_chunks"] = s.chunks
-        rows.append({"target": size, **base, "build_s": round(build_s, 1), **timing,
-                     "segments_after": _segments(root)})
+        p = subprocess.run([sys.executable, "-m", "eval.bench.segments", "time-adds", "--index", str(at), "--skip",
+                            str(skip), "--repeat", str(repeat)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        if p.returncode:
+            sys.exit(f"the adds at {size} chunks failed ({p.returncode})")
+        timing = json.loads(p.stdout.splitlines()[-1])
+        rows.append({"target": size, **base, "build_s": round(build_s, 1), **build, **timing,
+                     "segments_after": _segments(at), "load_before": load, "load_after": load_avg()})
         print(json.dumps(rows[-1]), flush=True)
     return {"bench": "adds", "embedder": "hash (no model time)", "rows": rows}
+
+
+def time_adds(root: Path, skip: int, repeat: int = 3) -> dict:
+    """Add 1 article, `repeat` times, then 300, `repeat` times, to the index at `root` (news from `skip` on): the
+    median and every time, chunks added, and the peak RSS of each group (VmHWM, reset in between)."""
+    import contextlib
+
+    import faiss  # noqa: F401 - loaded before the clock starts, with jieba, OpenCC and the splitter below
+
+    from eval.bench.common import peak_rss_mb
+    from rag.index import index_articles
+    from rag.ingest import Chunker
+    from rag.lang import corpus_words, tokens
+    from rag.types import Article
+
+    corpus_words("预热分词")
+    tokens("預熱")
+    Chunker().run(Article("预热", "预热。"))
+    emb, second = embedders()
+    stream = news(skip=skip)
+    out = {"rss_before_mb": round(peak_rss_mb())}
+    for n in (1, 300):
+        with contextlib.suppress(OSError):
+            Path("/proc/self/clear_refs").write_text("5")  # resets the peak RSS (Linux)
+        took, segs = [], []
+        for r in range(repeat):
+            batch = [next(stream) for _ in range(n)]
+            t = time.perf_counter()
+            s = index_articles(batch, root, emb, progress=False, second=second,
+                               source_name=f"memory:add{n}-{r}-{skip}", checkpoint=0)
+            took.append(time.perf_counter() - t)
+            segs.append(s.segments)
+        out[f"add_{n}_s"] = sorted(took)[len(took) // 2]
+        out[f"add_{n}_all_s"] = [round(x, 3) for x in took]
+        out[f"add_{n}_segments"] = segs  # after each add: one fewer than the add before, or less, when it merged
+        out[f"add_{n}_chunks"] = s.chunks
+        out[f"add_{n}_peak_rss_mb"] = round(peak_rss_mb())
+    return out
+
+
+def plot_adds(res: dict, path: Path) -> None:
+    """Add time (median) against index size, log-log: one line for 1 article, one for 300."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    rows = sorted(res["rows"], key=lambda r: r["chunks"])
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for n, color in ((1, "#4477aa"), (300, "#cc3311")):
+        xs = [r["chunks"] for r in rows]
+        ax.plot(xs, [r[f"add_{n}_s"] for r in rows], marker="o", color=color, label=f"add {n} article{'s' * (n > 1)} "
+                f"(median of {len(rows[0][f'add_{n}_all_s'])})")
+        for r in rows:
+            ax.scatter([r["chunks"]] * len(r[f"add_{n}_all_s"]), r[f"add_{n}_all_s"], color=color, s=8, alpha=0.4)
+    merged = [(r["chunks"], x) for r in rows if "add_1_segments" in r for x, a, b in zip(
+        r["add_1_all_s"] + r["add_300_all_s"], [r["segments"]] + r["add_1_segments"] + r["add_300_segments"],
+        r["add_1_segments"] + r["add_300_segments"]) if b <= a]  # the add left no more segments than it found
+    if merged:
+        ax.scatter(*zip(*merged), marker="x", s=40, color="black", label="an add that merged segments")
+    ax.scatter(list(GOALS_ADD_1), list(GOALS_ADD_1.values()), marker="_", s=300, color="#4477aa",
+               label="goal for 1 article")
+    ax.set(xscale="log", yscale="log", xlabel="index size (chunks)", ylabel="seconds",
+           title=f"Add time vs index size ({res['embedder']})")
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _segments(root: Path) -> int:
@@ -275,12 +381,16 @@ def query(index: Path, work: Path, per_set: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval.bench.segments", description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("adds", "daily", "query", "kills"))
+    ap.add_argument("what", choices=("adds", "daily", "query", "kills", "time-adds"))
     ap.add_argument("--kills", type=int, default=10)
     ap.add_argument("--articles", type=int, default=3000)
     ap.add_argument("--out", default=None)
     ap.add_argument("--work", default=str(ROOT / "eval" / "out" / "bench" / "segments"))
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--bulk-from", type=int, default=BULK_FROM)
+    ap.add_argument("--max-segment", type=int, default=120_000)
+    ap.add_argument("--skip", type=int, default=0)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--batches", type=int, default=30)
     ap.add_argument("--per", type=int, default=300)
     ap.add_argument("--second", default=None, choices=("e5",))
@@ -292,8 +402,11 @@ def main(argv=None) -> int:
     from eval.bench.common import machine
 
     t0 = time.perf_counter()
+    if args.what == "time-adds":
+        print(json.dumps(time_adds(Path(args.index), args.skip, args.repeat)))
+        return 0
     if args.what == "adds":
-        res = adds(args.sizes, work)
+        res = adds(args.sizes, work, args.repeat, args.bulk_from, args.max_segment)
     elif args.what == "kills":
         res = kills(args.kills, args.articles, work)
     elif args.what == "daily":
@@ -305,6 +418,8 @@ def main(argv=None) -> int:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text, encoding="utf-8")
+    if args.what == "adds":
+        plot_adds(res, Path(args.out).with_suffix(".png") if args.out else work / "adds.png")
     print(text)
     return 0
 

@@ -13,23 +13,42 @@ from eval.bench.common import DIM, EMBEDDER_NAME, NOISE, disk_bytes, lexicon_siz
 
 
 def sentence_pool(index: Path) -> SimpleNamespace:
-    """The stored sentences of an index (>= 4 characters) to recombine into synthetic articles.
+    """The stored sentences of an index's live articles (>= 4 characters) to recombine into synthetic articles, read
+    through its segments (a v2 generation opens as one).
 
-    sents: texts; hashes: their text hashes; srow: row of each in sentvecs.npy; crow: row in vectors.npy of the chunk
-    holding its start; vecs / svecs: the chunk and sentence vectors; lens / titles: real article lengths and titles.
+    sents: texts; hashes: their text hashes; srow: row of each in svecs; crow: row in vecs (and seconds) of the chunk
+    holding its start; vecs / svecs: every segment's chunk and sentence vectors, in id order; seconds: the chunks'
+    second-embedder vectors (None for an index without one); lens / titles: real article lengths and titles.
     """
     from rag.index import Index, text_hash
 
-    idx = Index.open(index)
-    text = dict(idx.sql("SELECT id, text FROM articles"))
-    titles = [r[0] for r in idx.sql("SELECT title FROM articles")]
-    chunks: dict[str, list[tuple[int, int, int]]] = {}
-    for cid, aid, start, end in idx.sql("SELECT id, article_id, start, end_ FROM chunks ORDER BY article_id, start"):
-        chunks.setdefault(aid, []).append((start, end, cid))
-    rows = idx.sql("SELECT id, article_id, start, end_ FROM sentences ORDER BY id")
-    vec_ids, vecs, sent_ids, svecs = (np.load(idx.gen_dir / f, allow_pickle=False)
-                                      for f in ("ids.npy", "vectors.npy", "sent_ids.npy", "sentvecs.npy"))
-    idx.close()
+    idx = Index.open(index, eager=False)
+    try:
+        text, titles, chunks, rows = {}, [], {}, []
+        parts: dict[str, list] = {k: [] for k in ("ids", "vecs", "seconds", "sids", "svecs")}
+        for v in idx.views:
+            seg, dead = v.seg, v.dead_articles
+            for aid, title, t in seg.sql("SELECT id, title, text FROM articles"):
+                if aid not in dead:
+                    text[aid] = t
+                    titles.append(title)
+            for cid, aid, start, end in seg.sql("SELECT id, article_id, start, end_ FROM chunks ORDER BY article_id, "
+                                                "start"):
+                if aid not in dead:
+                    chunks.setdefault(aid, []).append((start, end, cid))
+            rows += [r for r in seg.sql("SELECT id, article_id, start, end_ FROM sentences") if r[1] not in dead]
+            parts["ids"].append(seg.ids)
+            parts["vecs"].append(seg.vectors[np.arange(len(seg.ids))])
+            if seg.second_vectors is not None:
+                parts["seconds"].append(seg.second_vectors[np.arange(len(seg.ids))])
+            parts["sids"].append(seg.sent_ids)
+            parts["svecs"].append(seg.sent_vectors[np.arange(len(seg.sent_ids))])
+    finally:
+        idx.close()
+    rows.sort()
+    order = np.argsort(np.concatenate(parts["ids"]), kind="stable")  # ids are unique across segments
+    sorder = np.argsort(np.concatenate(parts["sids"]), kind="stable")
+    vec_ids, sent_ids = np.concatenate(parts["ids"])[order], np.concatenate(parts["sids"])[sorder]
     sents, sids, cids = [], [], []
     for sid, aid, start, end in rows:
         cid = next((c for a, b, c in chunks.get(aid, ()) if a <= start < b), None)
@@ -40,7 +59,10 @@ def sentence_pool(index: Path) -> SimpleNamespace:
     return SimpleNamespace(sents=sents, hashes=[text_hash(x) for x in sents],
                            srow=np.searchsorted(sent_ids, sids).astype(np.int64),
                            crow=np.searchsorted(vec_ids, cids).astype(np.int64),
-                           vecs=vecs, svecs=svecs, lens=[len(t) for t in text.values()], titles=titles)
+                           vecs=np.concatenate(parts["vecs"])[order],
+                           seconds=np.concatenate(parts["seconds"])[order] if parts["seconds"] else None,
+                           svecs=np.concatenate(parts["svecs"])[sorder], lens=[len(t) for t in text.values()],
+                           titles=titles)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -79,10 +101,10 @@ def _synthetic_article(pool, rng, i: int):
 def worker_build_synth(spec: dict) -> dict:
     """Real dev index + synthetic articles up to spec['n'] chunks, through Writer.put_article / commit.
 
-    The Writer opens the copied dev index as its base generation, so it carries the dev lexicon over (Writer loads
-    the base's lexicon.json / lexicon.npy and `commit` re-filters it against the new BM25 vocabulary). Synthetic text
-    is made of real sentences, so no new words need embedding, except pieces of the cut synthetic titles, which are
-    left out (they have no real vector)."""
+    The Writer opens the copied dev index as its base generation (upgrading one of the format before segments), so
+    the dev lexicon stays in its segment(s). Synthetic text is made of real sentences, so no new words need
+    embedding, except pieces of the cut synthetic titles, which are left out (they have no real vector). An index
+    with a second embedder gets second vectors made as the first are (mean of the source chunks' + noise)."""
     from rag.index import Writer
     from rag.ingest import Chunker, split_sentences
 
@@ -93,7 +115,7 @@ def worker_build_synth(spec: dict) -> dict:
     t0 = now()
     pool = sentence_pool(base)
     w = Writer(root, EMBEDDER_NAME, DIM)
-    n_have = n_real = int(len(w.vec_ids))
+    n_have = n_real = w.base.manifest.chunks if w.base is not None else 0
     chunker = Chunker(w.chunk_size, w.chunk_overlap)
     i = n_sent = same_split = 0
     t_gen = now()
@@ -101,11 +123,15 @@ def worker_build_synth(spec: dict) -> dict:
         art, spans = _synthetic_article(pool, rng, i)
         cs = chunker.run(art)[: n_target - n_have]
         mix = np.zeros((len(cs), DIM), dtype=np.float32)
+        mix2 = np.zeros((len(cs), w.second_dim), dtype=np.float32)
         for ci, c in enumerate(cs):
             rows_ = [pool.crow[j] for a, b, j in spans if a < c.end and b > c.start] or [pool.crow[spans[0][2]]]
             mix[ci] = pool.vecs[rows_].mean(axis=0)
-        svecs = noisy(pool.svecs[[j for _, _, j in spans]], rng)
-        w.put_article(art, cs, noisy(mix, rng), "memory:bench-synthetic", [(a, b) for a, b, _ in spans], svecs)
+            if w.second_dim:
+                mix2[ci] = pool.seconds[rows_].astype(np.float32).mean(axis=0)
+        svecs = noisy(pool.svecs[pool.srow[[j for _, _, j in spans]]], rng)
+        w.put_article(art, cs, noisy(mix, rng), "memory:bench-synthetic", [(a, b) for a, b, _ in spans], svecs,
+                      noisy(mix2, rng) if w.second_dim else None)
         same_split += i < 500 and split_sentences(art.text) == [(a, b) for a, b, _ in spans]
         n_have += len(cs)
         n_sent += len(spans)
@@ -119,4 +145,5 @@ def worker_build_synth(spec: dict) -> dict:
             "lexicon_words": lexicon_size(root), "base_lexicon_words": lexicon_size(base),
             "synthetic_sentences": n_sent, "same_spans_as_splitter": round(same_split / max(1, min(i, 500)), 3),
             "faiss_kind": man["faiss_kind"], "generate_and_put_s": round(gen_s, 1), "commit_s": round(commit_s, 1),
-            "total_s": round(now() - t0, 1), "disk_mb": round(disk_bytes(root / gen) / 2**20), "peak_rss_mb": round(peak_rss_mb())}
+            "total_s": round(now() - t0, 1), "disk_mb": round(disk_bytes(root) / 2**20),
+            "peak_rss_mb": round(peak_rss_mb())}
