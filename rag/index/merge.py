@@ -33,9 +33,11 @@ def new_segment_dir(root: Path) -> tuple[Path, sqlite3.Connection]:
     """A temp folder under the index for a segment being written, with its empty SQLite database."""
     tmp = make_dir(Path(root), ".tmp-seg-")
     con = sqlite3.connect(tmp / "meta.sqlite")
-    con.executescript(SCHEMA)
-    con.execute("PRAGMA journal_mode=OFF")  # a temp segment is thrown away whole on failure
+    # before the schema: a temp segment is thrown away whole on failure (creating the tables with a journal and
+    # fsyncs took 126-275 ms of a one-article add, 1 ms without)
+    con.execute("PRAGMA journal_mode=OFF")
     con.execute("PRAGMA synchronous=OFF")
+    con.executescript(SCHEMA)
     return tmp, con
 
 

@@ -89,6 +89,7 @@ class Writer:
         self.root.mkdir(parents=True, exist_ok=True)
         self._cleanup_temp()
         self.base: Index | None = None
+        self.final: tuple[int, int, int] | None = None  # after commit(): articles, chunks, segments published
         self.notes: list[str] = []
         self.published: list[str] = []
         self._unpublished: list[str] = []  # segments this writer made that no published generation names yet
@@ -479,6 +480,7 @@ class Writer:
         generation published, or None when nothing changed."""
         self._partial = False
         if not self.changed and self.base is not None:
+            self.final = (self.base.manifest.articles, self.base.manifest.chunks, len(self.base.views))
             if self.base.manifest.extra.get("partial_run"):
                 self._publish(list(self.base.manifest.segments), self.base.manifest.articles,
                               self.base.manifest.chunks)  # the run is complete: clear the mark
@@ -489,6 +491,7 @@ class Writer:
         gen = self._publish_staged()
         gen = self._merge(all_=self._retokenize) or gen
         if self.base is not None:
+            self.final = (self.base.manifest.articles, self.base.manifest.chunks, len(self.base.views))
             self.base.close()
             self.base = None
         self._gc()
@@ -541,9 +544,10 @@ class Writer:
         return arts, chunks
 
     def _reopen(self) -> None:
-        if self.base is not None:
-            self.base.close()
-        self.base = Index.open(self.root, eager=False)
+        # the new generation first, so that its unchanged segments are the cached ones, not opened again
+        old, self.base = self.base, Index.open(self.root, eager=False)
+        if old is not None:
+            old.close()
         self.refs, self.views = list(self.base.manifest.segments), list(self.base.views)
         self.dead = [set(r.dead) for r in self.refs]
         self.dead_sources = [set(r.dead_sources) for r in self.refs]
