@@ -11,7 +11,7 @@ import numpy as np
 
 from .e5_fast import cache_dir, unavailable_reason as _e5_fast_unavailable
 from .onnx_graph import Graph, cached_model, cpu_session, layer_norm, linear
-from .rereader import Base, RereaderNotAvailableError, Tokens, base_state, batch, encode, trained
+from .rereader_net import Base, RereaderNotAvailableError, Tokens, base_state, batch, encode, trained
 
 # How each matmul of a layer runs (rag.models.onnx_graph.linear), how many of the last layers stay fp32, and the
 # SmoothQuant alpha. Against numpy over 1,766 dev pairs (300 questions x 5-7 sentences), mean |score difference| /
