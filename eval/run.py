@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from rag import evaluation
+from rag.store import parse_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,11 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     if (args.dev or args.mixed) and not args.compare:
         index, out, sets, paths = ((MIXED_INDEX, MIXED_OUT, MIXED_SETS, mixed_paths()) if args.mixed else
                                    (DEV_INDEX, DEV_OUT, DEV_SETS, dev_paths()))
-        args.index = Path(args.index or index)
         if args.out == evaluation.DEFAULT_OUT:
             args.out = str(out)
         if not args.sets:
             args.sets = [str(ROOT / "eval" / "sets" / f"{name}.jsonl") for name in sets]
+        if args.index and parse_spec(args.index).milvus:  # a Milvus store is built with `rag index --store`
+            return evaluation.main(args)
+        args.index = Path(args.index or index)
         if not args.index.is_dir() or not any(args.index.iterdir()):
             try:
                 build_dev_index(args.index, args.embedder, paths)

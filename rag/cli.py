@@ -13,9 +13,7 @@ from .errors import NoSpaceError, NothingToIndexError, RagError
 from .evaluation import add_arguments as add_eval_arguments, main as eval_main
 from .index import (
     CHECKPOINT,
-    Index,
     compact_index,
-    default_index_dir,
     index_paths,
     printable,
     remove_articles,
@@ -25,16 +23,22 @@ from .ingest import CHUNK_OVERLAP, CHUNK_SIZE
 from .lang.when import as_date
 from .models import DEFAULT_READER, READER_SPECS, registry
 from .pipeline import ask, check_dates, check_history
+from .store import default_store, open_store, parse_spec
+from .store.indexing import index_paths_into, remove_from_store
 from .ui import UPLOAD_MODES, serve
 
 
 def _add_index_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--index", default=None, metavar="DIR",
-                   help="index directory (default: $RAG_INDEX, else ./.rag-index)")
+    p.add_argument("--index", "--store", dest="index", default=None, metavar="STORE",
+                   help="index directory, or a Milvus store: milvus:PATH.db (milvus-lite) or http://HOST:PORT "
+                        "(default: $RAG_STORE, else $RAG_INDEX, else ./.rag-index)")
 
 
 def _index_dir(args) -> str:
-    path = args.index or default_index_dir()
+    """The store the command works on: an index folder (checked to be one), or a Milvus store spec."""
+    path = args.index or default_store()
+    if parse_spec(path).milvus:
+        return path
     if os.path.lexists(path) and not os.path.isdir(path):
         where = f"--index {path}" if args.index else f"{path} ($RAG_INDEX or the default index folder)"
         raise RagError(f"{printable(where)} is a file, not an index folder")
@@ -57,6 +61,27 @@ def _number(cast, ok, what: str):
 _megabytes = _number(float, lambda v: math.isfinite(v) and v > 0, "a positive number of megabytes")
 _seconds = _number(float, lambda v: v >= 0, "a number of seconds >= 0")  # NaN fails v >= 0
 _count = _number(int, lambda v: v >= 0, "a whole number >= 0")
+_positive = _number(int, lambda v: v >= 1, "a whole number >= 1")
+_RAY_ADDRESS = re.compile(r"auto|ray://\S+|\S+:\d+")
+
+
+def _fanout(args):
+    """`--ray [ADDRESS]` and `--ray-workers N`: Ray workers embed (rag.index.fanout), or None. `rag index --ray DIR`
+    reads DIR as a path to index, not as an address."""
+    if args.ray is None:
+        if args.ray_workers is not None:
+            raise ValueError("--ray-workers needs --ray (a local Ray cluster) or --ray ADDRESS")
+        return None
+    from .index.fanout import RayFanout
+
+    address = args.ray
+    if address != "local" and not _RAY_ADDRESS.fullmatch(address):
+        if not os.path.exists(address):
+            raise ValueError(f"--ray {printable(address)}: neither a Ray cluster address (auto, HOST:PORT, "
+                             "ray://HOST:PORT) nor a file or folder to index")
+        args.paths.append(address)
+        address = "local"
+    return RayFanout(None if address == "local" else address, args.ray_workers)
 
 
 def _quiet_failure(e: RagError) -> int:
@@ -67,6 +92,7 @@ def _quiet_failure(e: RagError) -> int:
 
 def cmd_index(args) -> int:
     index_dir = _index_dir(args)
+    fanout = _fanout(args)
     missing = [p for p in args.paths if not os.path.exists(p)]
     for p in missing:
         print(f"error: {printable(p)}: no such file or directory", file=sys.stderr)
@@ -80,11 +106,12 @@ def cmd_index(args) -> int:
     if embedder.startswith("st:") and (args.query_prompt is not None or args.passage_prompt is not None or kw):
         embedder = registry.get_embedder(embedder, query_prompt=args.query_prompt, passage_prompt=args.passage_prompt, **kw)
     try:
-        summary = index_paths(paths, index_dir, embedder, prune=args.prune, rebuild=args.rebuild,
+        indexer = index_paths_into if parse_spec(index_dir).milvus else index_paths
+        summary = indexer(paths, index_dir, embedder, prune=args.prune, rebuild=args.rebuild,
                               progress=not args.quiet, max_bytes=int(args.max_mb * 1_000_000),
                               chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap, wait=args.wait,
                               second={None: "default", "none": None}.get(args.second, args.second),
-                              checkpoint=args.checkpoint)
+                              checkpoint=args.checkpoint, fanout=fanout)
     except (NoSpaceError, NothingToIndexError) as e:
         return _quiet_failure(e)
     # --json: one object on one line, ASCII (file names may hold anything), for a program to read
@@ -94,8 +121,12 @@ def cmd_index(args) -> int:
 
 def _report(action, args) -> int:
     """An index maintenance command: its one-line report, or a full disk as one line (exit 1)."""
+    where = _index_dir(args)
+    if parse_spec(where).milvus:
+        raise RagError(f"{printable(where)}: `rag {args.command}` works on an index folder; a Milvus store merges its "
+                       "own segments, and the next `rag index` into it undoes a write that was cut short")
     try:
-        print(action(_index_dir(args), wait=args.wait))
+        print(action(where, wait=args.wait))
     except NoSpaceError as e:
         return _quiet_failure(e)
     return 0
@@ -111,9 +142,10 @@ def cmd_repair(args) -> int:
 
 def cmd_remove(args) -> int:
     root = _index_dir(args)
-    before = Index.open(root, eager=False)  # the removed articles' titles, read from the generation they are removed from
+    before = open_store(root, eager=False)  # the removed articles' titles, read from the version they are removed from
     try:
-        removed, unknown = remove_articles(root, args.items, wait=args.wait)
+        remove = remove_from_store if parse_spec(root).milvus else remove_articles
+        removed, unknown = remove(root, args.items, wait=args.wait)
         for aid in removed:
             a = before.article(aid)
             print(f"removed {aid} {printable(a.title) if a else ''}".rstrip())
@@ -124,7 +156,7 @@ def cmd_remove(args) -> int:
     for item in unknown:
         print(f"error: {printable(item)}: no article has this id and no indexed file has this path", file=sys.stderr)
     if removed:
-        idx = Index.open(root)
+        idx = open_store(root)
         print(f"index holds {idx.manifest.articles} articles ({idx.generation})")
         idx.close()
     return 1 if unknown else 0
@@ -180,12 +212,35 @@ def cmd_eval(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    return serve(index=_index_dir(args), host=args.host, port=args.port, uploads=args.uploads,
+    where = _index_dir(args)
+    if parse_spec(where).milvus:
+        return _serve_api(where, args)
+    return serve(index=where, host=args.host, port=args.port, uploads=args.uploads,
                  api_only=args.api_only)
 
 
+def _serve_api(spec: str, args) -> int:
+    """`rag serve --store MILVUS`: the HTTP API over the store (the chat UI and its uploads read an index folder)."""
+    import uvicorn
+
+    from .api import build_api
+    from .ui import resolve_address
+
+    host, port = resolve_address(args.host, args.port)
+    if not args.api_only:
+        print("note: over a Milvus store `rag serve` serves the HTTP API alone (/v1, /docs); the chat UI and "
+              "its uploads work on an index folder", file=sys.stderr)
+    open_store(spec).close()  # a store that cannot be read is said now, not at the first question
+    print(f"serving on http://{host}:{port} (API: /v1, OpenAPI: /docs)", file=sys.stderr)
+    try:
+        uvicorn.run(build_api(spec), host=host, port=port, log_level="warning")
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def cmd_status(args) -> int:
-    idx = Index.open(_index_dir(args))
+    idx = open_store(_index_dir(args))
     print(json.dumps(idx.stats(), indent=2, ensure_ascii=False))
     idx.close()
     return 0
@@ -215,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=_count, default=CHECKPOINT, metavar="CHUNKS",
                    help=f"publish what is done every CHUNKS chunks, so that a stopped run keeps it and the same "
                         f"command goes on from there (default {CHECKPOINT}; 0: only at the end)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="embed in Ray workers, each loading the models once (pip install 'rag-news[ray]'): alone, on a "
+                        "local Ray cluster of this machine's CPUs; with ADDRESS (auto, HOST:PORT, ray://HOST:PORT), "
+                        "on a running cluster (`ray start --head`). This process still parses and writes")
+    p.add_argument("--ray-workers", type=_positive, default=None, metavar="N",
+                   help="Ray workers, one CPU each (default: every CPU of the cluster)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or progress lines")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=cmd_index)

@@ -1,14 +1,18 @@
 """`retrieve()` and `ask()`: the two calls the CLI, the UI and eval stand on."""
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
+import os
 import re
 import reprlib
+import threading
 
 from .answer import CROSS_NOTE, NOT_FOUND, AnswerConfig, Answerer, Evidence, gather as evidence, query_terms
-from .index import default_index_dir
+from .store import default_store
 from .lang import clean
+from .lang.parts import split_parts
 from .lang.when import DateRange, as_date, resolve
 from .retrieve import DEFAULT_FUSION, Fusion, Searcher, searcher
 from .types import Answer, Passage
@@ -87,9 +91,65 @@ def check_history(history) -> list[tuple[str, str]]:
     return [tuple(turn) for turn in history]
 
 
+def workers() -> int:
+    """How many questions a server answers at once: $RAG_WORKERS, else one per core. A question is single-threaded
+    CPU work (the readers run one onnxruntime thread each), so more at once only share the cores and stretch every
+    answer's time, while the ones waiting in line keep their turn (docs/performance.md, "Serving")."""
+    try:
+        n = int(os.environ.get("RAG_WORKERS", "0"))
+    except ValueError:
+        n = 0
+    return n if n > 0 else (os.cpu_count() or 1)
+
+
+class Gate:
+    """At most `n` holders at once (`with gate: ...`); the others wait in arrival order: a freed slot passes straight
+    to the longest waiter, so a caller that has just left cannot overtake it (threading.Semaphore lets it: measured,
+    16 callers over 2 slots, one question waited 22 s)."""
+
+    def __init__(self, n: int):
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"a gate needs at least one slot, got {n!r}")
+        self.n = n
+        self._free = n
+        self._lock = threading.Lock()
+        self._waiting: collections.deque[threading.Event] = collections.deque()
+
+    def __enter__(self) -> "Gate":
+        with self._lock:
+            if self._free and not self._waiting:
+                self._free -= 1
+                return self
+            turn = threading.Event()
+            self._waiting.append(turn)
+        turn.wait()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().set()  # the slot changes hands without being free
+            else:
+                self._free += 1
+
+
+_gate: Gate | None = None
+_gate_lock = threading.Lock()
+
+
+def answer_slot() -> Gate:
+    """The process-wide gate a server's ask/retrieve calls pass through (`with answer_slot(): ...`): `workers()` at
+    a time, the rest wait their turn in line."""
+    global _gate
+    with _gate_lock:
+        if _gate is None:
+            _gate = Gate(workers())
+        return _gate
+
+
 def _resolve_index(index) -> Searcher:
     if index is None:
-        index = default_index_dir()
+        index = default_store()  # $RAG_STORE, else $RAG_INDEX, else ./.rag-index
     return searcher(index)
 
 
@@ -179,7 +239,14 @@ def ask(question: str, index=None, k: int = 5, *, history: list[tuple[str, str]]
     `now` (a date, datetime, "YYYY-MM-DD"; default today's local date) is the day "昨天", "last week" or "最新" are
     read against. The question's dates favour the articles of those days and the passages that state them (a
     soft boost, Fusion.date_boost); date_from/date_to, when given, filter instead. A question about time gets
-    each cited article's date in the answer text."""
+    each cited article's date in the answer text. A question in several parts ("谁…？在哪里…？") is answered part by
+    part: the best sentence of each (rag.lang.parts)."""
+    parts = split_parts(_check_question(question))
+    if len(parts) > 1:  # "Q1？Q2？": each part gathers its own evidence, a later one with the earlier as its history
+        evs = [gather(part, index, k, history=(history or []) + ([(" ".join(parts[:i]), "")] if i else []) or None,
+                      date_from=date_from, date_to=date_to, source=source, fusion=fusion, config=config, now=now)
+               for i, part in enumerate(parts)]
+        return Answerer(config).run_parts(_check_question(question), evs)
     ev = gather(question, index, k, history=history, date_from=date_from, date_to=date_to, source=source,
                 fusion=fusion, config=config, now=now)
     return Answerer(config).run(ev)

@@ -1,4 +1,4 @@
-"""Domain records (frozen dataclasses) and the two protocols: Embedder and Store."""
+"""Domain records (frozen dataclasses) and the protocols: Embedder, Store (read side) and StoreWriter."""
 from __future__ import annotations
 
 import hashlib
@@ -79,6 +79,19 @@ class Passage:
     published: str = ""
     source: str = ""
     heading: str = ""
+    # the representative of the article's near-duplicate story (rag.index.dedup), "" when no other article carries it
+    story: str = ""
+
+
+@dataclass(frozen=True)
+class StoryCopy:
+    """An article carrying the same story as another (a near-duplicate: republished copy, corrected version)."""
+
+    article_id: str
+    title: str
+    url: str = ""
+    published: str = ""
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,6 +105,11 @@ class Citation:
     sentence: str
     start: int  # char span of `sentence` in the article text
     end: int
+    # the other articles of the cited article's story that carry the quoted sentence too (the cited one is the
+    # story's representative when it holds the sentence): how many, and which
+    also_in: int = 0
+    also: tuple[StoryCopy, ...] = ()
+    story_size: int = 0  # how many articles carry the cited article's story (0: it alone)
 
 
 @dataclass(frozen=True)
@@ -124,14 +142,119 @@ class Embedder(Protocol):
 
 @runtime_checkable
 class Store(Protocol):
-    """A persistent hybrid index: articles, chunks, vectors and a lexical index, saved atomically."""
+    """One consistent, read-only snapshot of a store (the local segmented index, rag.index.Index, or Milvus,
+    rag.store.milvus.MilvusIndex): everything `retrieve()`/`ask()` read for one question comes from the same
+    published version, whatever a writer publishes meanwhile.
 
-    def search_dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]: ...
+    Chunk ids are integers, stable for a chunk's lifetime (an updated article gets new ones). `allowed` is what
+    `allowed_ids` returns: None (no filter) or a sized collection of the chunks passing the date/source filters
+    (len() = how many), which the search methods apply inside the store (pushed down)."""
 
-    def search_lexical(self, query: str, k: int) -> list[tuple[int, float]]: ...
+    manifest: "object"  # .embedder, .dim, .second_embedder, .second_dim, .chunks, .articles, .tokenizer, .tokens
 
-    def passages(self, chunk_ids: Iterable[int]) -> list[Passage]: ...
+    @property
+    def generation(self) -> str: ...  # the published version this snapshot reads
+
+    # candidates: (chunk id, score), best first
+    def search_dense(self, vector: np.ndarray, k: int, allowed=None) -> list[tuple[int, float]]: ...
+
+    def search_second(self, vector: np.ndarray, k: int, allowed=None) -> list[tuple[int, float]]: ...
+
+    def search_lexical(self, query: str | list[str], k: int, allowed=None) -> list[tuple[int, float]]: ...
+
+    def dense_scores(self, vector: np.ndarray, chunk_ids: np.ndarray) -> np.ndarray: ...
+
+    def second_scores(self, vector: np.ndarray, chunk_ids: np.ndarray) -> np.ndarray: ...
+
+    def allowed_ids(self, date_from: str | None = None, date_to: str | None = None, source: str | None = None): ...
+
+    # corpus statistics and the lexical side
+    def tokens(self, text: str) -> list[str]: ...
+
+    def doc_freq(self, terms: list[str]) -> dict[str, int]: ...
+
+    def lexical_bound(self, query: str, absent: bool = False) -> float: ...
+
+    def english_share(self) -> float: ...
+
+    def lexicon(self): ...  # .translate_scored(vectors) -> {word: cosine}, .vocabulary
+
+    # records
+    def passages(self, chunk_ids: Iterable[int], scores: dict[int, float] | None = None) -> list[Passage]: ...
+
+    def chunk_langs(self, chunk_ids: Sequence[int]) -> list[str]: ...
+
+    def sentences(self, passages: Sequence[Passage]) -> list[list[tuple[int, int, int]]]: ...
+
+    def sentence_vectors(self, sentence_ids: Sequence[int]) -> np.ndarray: ...
+
+    def neighbours(self, article_id: str, ordinal: int) -> list[tuple[int, str, int, int]]: ...
+
+    def article(self, article_id: str) -> Article | None: ...
+
+    def article_ids(self) -> list[str]: ...
+
+    def list_articles(self, offset: int = 0, limit: int = 20, *, date_from: str | None = None,
+                      date_to: str | None = None, source: str | None = None,
+                      title: str | None = None) -> tuple[int, list[dict]]: ...
 
     def stats(self) -> dict: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class StoreWriter(Protocol):
+    """The write side the indexer (rag.index.build.Batch and the indexing loop) drives: one writer at a time stages
+    adds, updates and deletes; `checkpoint()`/`commit()` publish them as one new version readers switch to at once.
+    rag.index.Writer (local) and rag.store.milvus_writer.MilvusWriter implement it."""
+
+    embedder_name: str
+    dim: int
+    second_embedder: str
+    second_dim: int
+    tokenizer: str
+    chunk_size: int
+    chunk_overlap: int
+    splitter: int  # the sentence splitter version the stored sentences follow (the indexer may raise it)
+    tokens: int  # the token version the stored lexical tokens follow
+    changed: bool
+    notes: list[str]
+
+    def article_ids(self) -> set[str]: ...
+
+    def article_hash(self, article_id: str) -> str | None: ...
+
+    def paths(self) -> dict[str, set[str]]: ...
+
+    def path_articles(self, path: str) -> set[str]: ...
+
+    def cached_vectors(self, hashes: Sequence[str]) -> dict[str, np.ndarray]: ...
+
+    def cached_sentence_vectors(self, hashes: Sequence[str]) -> dict[str, np.ndarray]: ...
+
+    def cached_second_vectors(self, items: Sequence[tuple[str, str]]) -> dict[tuple[str, str], np.ndarray]: ...
+
+    def lexicon_words(self) -> set[str]: ...
+
+    def put_lexicon(self, words: Sequence[str], vectors: np.ndarray) -> None: ...
+
+    def put_article(self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray, path: str | None,
+                    sentences: Sequence[tuple[int, int]] = (), sentence_vectors: np.ndarray | None = None,
+                    second_vectors: np.ndarray | None = None) -> None: ...
+
+    def add_source(self, path: str, article_id: str) -> None: ...
+
+    def drop_source(self, path: str, article_id: str | None = None) -> list[str]: ...
+
+    def remove_article(self, article_id: str, keep_sources: bool = False) -> None: ...
+
+    def retokenize(self) -> int: ...
+
+    def mark_run(self, partial: bool) -> None: ...
+
+    def checkpoint(self) -> str | None: ...
+
+    def commit(self) -> str | None: ...
+
+    def abort(self) -> None: ...

@@ -62,9 +62,13 @@ def serial(qs: list[dict], index: str) -> tuple[dict, list]:
             "slowest": [{"question": qs[i]["question"], "ms": round(times[i])} for i in slow]}, keys
 
 
-def callers(qs: list[dict], index: str, n: int, want: list) -> dict:
+def callers(qs: list[dict], index: str, n: int, want: list, slots: int = 0) -> dict:
+    """N threads share the questions; with `slots`, each ask passes a gate of that many at once, as in `rag serve`
+    (rag.pipeline.answer_slot); a caller's time includes its wait in line."""
     from rag import ask
+    from rag.pipeline import Gate
 
+    gate = Gate(slots) if slots else None
     jobs = list(range(len(qs)))
     lock = threading.Lock()
     times, keys = [0.0] * len(qs), [None] * len(qs)
@@ -76,7 +80,11 @@ def callers(qs: list[dict], index: str, n: int, want: list) -> dict:
                     return
                 i = jobs.pop()
             t = time.perf_counter()
-            a = ask(qs[i]["question"], index)
+            if gate is None:
+                a = ask(qs[i]["question"], index)
+            else:
+                with gate:
+                    a = ask(qs[i]["question"], index)
             times[i] = (time.perf_counter() - t) * 1000
             keys[i] = answer_key(a)
 
@@ -87,7 +95,7 @@ def callers(qs: list[dict], index: str, n: int, want: list) -> dict:
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    return {"callers": n, **figures(times), "questions_per_s": round(len(qs) / wall, 2),
+    return {"callers": n, "slots": slots or "none", **figures(times), "questions_per_s": round(len(qs) / wall, 2),
             "differ_from_serial": sum(k != w for k, w in zip(keys, want))}
 
 
@@ -99,6 +107,8 @@ def main(argv=None) -> int:
     ap.add_argument("--per-set", type=int, default=100)
     ap.add_argument("--parts", nargs="+", default=["serial", "busy", "callers"], choices=("serial", "busy", "callers"))
     ap.add_argument("--callers", type=int, nargs="+", default=[1, 4, 16])
+    ap.add_argument("--slots", type=int, nargs="+", default=[0],
+                    help="answers at once (0: no gate; `rag serve` uses one per core, rag.pipeline.workers)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     from rag import ask
@@ -127,8 +137,9 @@ def main(argv=None) -> int:
         result["callers"] = []
         for n in args.callers:
             print(f"load {os.getloadavg()[0]:.2f}: {n} callers", file=sys.stderr, flush=True)
-            result["callers"].append(callers(qs, args.index, n, want))
-            print(json.dumps(result["callers"][-1]), file=sys.stderr, flush=True)
+            for slots in args.slots:
+                result["callers"].append(callers(qs, args.index, n, want, slots))
+                print(json.dumps(result["callers"][-1]), file=sys.stderr, flush=True)
     text = json.dumps(result, indent=1, ensure_ascii=False)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")

@@ -7,6 +7,7 @@ import dataclasses
 from ..lang import detect_lang, gloss_overlap, misses_names
 from ..models import get_reader, pair_scores, read
 from ..types import Answer
+from .candidates import Candidate
 from .compose import build_answer
 from .config import AnswerConfig
 from .decide import (
@@ -27,6 +28,8 @@ from .decide import (
     wants_rescore,
 )
 from .evidence import Evidence
+
+PER_PART = 2  # sentences cited for each part of a question in several parts
 
 
 class Answerer:
@@ -51,10 +54,32 @@ class Answerer:
 
     def run(self, ev: Evidence) -> Answer:
         """Answer from `ev` with 1-3 cited sentences, or decline."""
-        cfg = self.config
         ev = self.kept(ev)
+        picked, abstain = self.choose(ev)
+        return build_answer(ev.question, picked, ev.passages, ev.lang, abstain, dated=ev.when is not None,
+                            stories=ev.stories, texts=ev.story_texts)
+
+    def run_parts(self, question: str, parts: list[Evidence]) -> Answer:
+        """One answer to a question in several parts ("Q1？Q2？"), each part's evidence gathered on its own: the
+        best sentence of every part that is answered, in part order (rag.answer.parts); a decline when none is."""
+        picks, passages, stories, texts = [], [], {}, {}
+        for ev in parts:
+            ev = self.kept(ev)
+            picked, abstain = self.choose(ev)
+            passages += [p for p in ev.passages if p not in passages]
+            stories.update(ev.stories)
+            texts.update(ev.story_texts)
+            if not abstain and picked:
+                picks += [c for c in picked[:PER_PART] if all(c.text != x.text for x in picks)]
+        lang = parts[0].lang
+        return build_answer(question, picks, passages, lang, not picks, dated=any(ev.when is not None for ev in parts),
+                            stories=stories, texts=texts)
+
+    def choose(self, ev: Evidence) -> tuple[list[Candidate], bool]:
+        """The sentences to cite from `ev` (already `kept`) and whether to decline instead."""
+        cfg = self.config
         if not ev.candidates:
-            return build_answer(ev.question, [], ev.passages, ev.lang, True)
+            return [], True
         scored = rank(ev.candidates, ev.features, cfg)
         sure = confidence(scored if ev.confidence_features is None else rank(ev.candidates, ev.confidence_features, cfg))
         first = max(scored, key=lambda c: c.order).text
@@ -88,4 +113,4 @@ class Answerer:
         abstain = (declines(sure, best_read, th, names_score, names_missing)
                    or (cfg.year_check and bool(picked)
                        and misses_year(ev.question, ev.passages, picked[0].passage.article_id)))
-        return build_answer(ev.question, picked, ev.passages, ev.lang, abstain, dated=ev.when is not None)
+        return picked, abstain

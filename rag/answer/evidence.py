@@ -36,6 +36,10 @@ class Evidence:
     unaskable: str | None = None
     # the dates the question asks about (rag.lang.when.resolve), or None: the answer then says each article's date
     when: DateRange | None = None
+    # near-duplicate stories of the passages' articles (rag.index.dedup): article id -> every copy of its story, the
+    # representative first (only articles other articles carry too), and the texts of those copies
+    stories: dict = dataclasses.field(default_factory=dict)
+    story_texts: dict = dataclasses.field(default_factory=dict)
 
 
 def gather(s: Searcher, q: str, query: str, scoring_q: str, k: int, fusion: Fusion, config: AnswerConfig,
@@ -75,7 +79,19 @@ def gather(s: Searcher, q: str, query: str, scoring_q: str, k: int, fusion: Fusi
                         config.topic_share, words)
 
     wide = None if scoring_q == query else feats(query, qvec, bridge)
-    return Evidence(q, lang, passages, cands, feats(scoring_q, svec, own), wide, query, known, when=when)
+    stories, texts = story_copies(idx, passages)
+    return Evidence(q, lang, passages, cands, feats(scoring_q, svec, own), wide, query, known, when=when,
+                    stories=stories, story_texts=texts)
+
+
+def story_copies(idx, passages: list[Passage]) -> tuple[dict, dict]:
+    """The stories the passages' articles share with other articles, and the texts of their copies (a store
+    without stories: none)."""
+    copies = getattr(idx, "story_copies", None)
+    found = copies([p.article_id for p in passages]) if copies is not None and passages else {}
+    if not found:
+        return {}, {}
+    return found, idx.texts({c.article_id for group in found.values() for c in group})
 
 
 def askable_check(query: str, idx) -> str | None:

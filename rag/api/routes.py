@@ -14,8 +14,9 @@ from starlette.exceptions import HTTPException
 
 from ..answer import AnswerConfig
 from ..errors import RagError
-from ..pipeline import ask, retrieve
+from ..pipeline import answer_slot, ask, retrieve
 from ..retrieve import searcher
+from ..store import parse_spec
 from . import openai_format
 from .schemas import MAX_TURN, AskRequest, ChatRequest, Message, RetrieveRequest
 
@@ -67,7 +68,7 @@ class BodyLimit:
 def build_api(index_dir: str | os.PathLike, *, api_key: str | None = None, app: FastAPI | None = None) -> FastAPI:
     """The API routes over the index at `index_dir`, on `app` (a new FastAPI app when None). With `api_key` (default
     $RAG_API_KEY) every /v1 route wants `Authorization: Bearer <key>`."""
-    root = str(Path(index_dir))
+    root = str(index_dir) if parse_spec(index_dir).milvus else str(Path(index_dir))  # Path would fold http://
     key = (api_key if api_key is not None else os.environ.get("RAG_API_KEY")) or None  # "": no key
     app = app or FastAPI(title="rag-news API", version="1", description=__doc__)
     app.add_middleware(BodyLimit)
@@ -128,13 +129,17 @@ def build_api(index_dir: str | os.PathLike, *, api_key: str | None = None, app: 
 
     @app.get("/v1/articles/{article_id}", tags=["library"], dependencies=v1)
     def article(article_id: str) -> dict:
-        """One article's stored text and metadata (plain text, never the original HTML)."""
-        found = _index(root).article(article_id) if len(article_id) <= 64 else None
+        """One article's stored text and metadata (plain text, never the original HTML); `story`: the other articles
+        carrying the same story (near-duplicates: id, title, url, published, source; the representative first)."""
+        idx = _index(root)
+        found = idx.article(article_id) if len(article_id) <= 64 else None
         if found is None:
             raise ApiError(404, f"no article {article_id[:64]!r} in the index", param="article_id")
+        copies = getattr(idx, "story_copies", lambda ids: {})([article_id]).get(article_id, ())
         return {"id": article_id, "title": found.title, "url": found.url, "published": found.published,
                 "source": found.source, "text": found.text, "headings": [list(h) for h in found.headings],
-                "captions": list(found.captions)}
+                "captions": list(found.captions),
+                "story": [asdict(c) for c in copies if c.article_id != article_id]}
 
     return app
 
@@ -165,7 +170,8 @@ def _text(content) -> str:
 
 def _safely(fn, *args, **kw):
     try:
-        return fn(*args, **kw)
+        with answer_slot():
+            return fn(*args, **kw)
     except (ValueError, TypeError) as e:  # bad question, dates or history: the caller's to fix
         raise ApiError(400, str(e)) from None
     except RagError as e:

@@ -51,10 +51,13 @@ def reciprocal_rank(rank: int | None, depth: int = MAX_RANK) -> float:
 
 def citation_correct(citation, answers: Sequence[str], article_id: str | None = None) -> bool:
     """A citation is correct when its sentence contains a gold answer, or when it cites the gold article
-    and the passage it was taken from contains a gold answer (the sentence supports an answer-bearing passage)."""
+    and the passage it was taken from contains a gold answer (the sentence supports an answer-bearing passage). The
+    gold article counts as cited when the citation names a copy of its story carrying the sentence (`also`:
+    rag.index.dedup; citations name a story's representative)."""
     if contains_answer(citation.sentence, answers):
         return True
-    return article_id is not None and citation.article_id == article_id and contains_answer(citation.passage, answers)
+    cited = {citation.article_id} | {c.article_id for c in getattr(citation, "also", ())}
+    return article_id is not None and article_id in cited and contains_answer(citation.passage, answers)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Sequence
 from ..errors import RagError
 from ..lang import detect_lang
 from ..lang.when import as_date
+from .chronoqa import chronoqa_questions, is_chronoqa
 
 
 class EvalError(RagError):
@@ -91,6 +92,8 @@ def _parse_question(obj, set_name: str) -> Question:
 def load_questions(path: str | os.PathLike) -> QuestionSet:
     """Read a JSONL question set. Bad lines are skipped and reported in `errors`; an unreadable file raises."""
     path = str(path)
+    if is_chronoqa(path):
+        return _chronoqa_set(path)
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
@@ -116,6 +119,21 @@ def load_questions(path: str | os.PathLike) -> QuestionSet:
             continue
         seen.add((q.set, q.id))
         questions.append(replace(q, where=f"{path}:{n}"))
+    return QuestionSet(path, tuple(questions), tuple(errors))
+
+
+def _chronoqa_set(path: str) -> QuestionSet:
+    """ChronoQA's CSV (rag.evaluation.chronoqa): its rows with a verbatim answer, each asked on its question_date."""
+    try:
+        records, errors = chronoqa_questions(path)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise EvalError(f"{path}: cannot read ChronoQA file: {e}") from None
+    questions = []
+    for r in records:
+        try:
+            questions.append(replace(_parse_question(r, r["set"]), where=f"{path}:{r['id']}"))
+        except ValueError as e:
+            errors.append(f"{path}: row {r['id']}: {e}")
     return QuestionSet(path, tuple(questions), tuple(errors))
 
 

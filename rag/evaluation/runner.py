@@ -16,6 +16,7 @@ from ..answer import AnswerConfig
 from ..errors import RagError
 from ..models import READER_SPECS
 from ..pipeline import ask, contextualise, retrieve
+from ..store import open_store, parse_spec
 from .metrics import (
     MAX_RANK,
     EvalRun,
@@ -70,7 +71,11 @@ def evaluate_question(q: Question, index, k: int, ask_fn: Callable, retrieve_fn:
 
 
 def index_info(index: str | os.PathLike) -> dict:
-    """Embedder name and sizes from the index manifest (`<index>/manifest.json` or the live generation's)."""
+    """Embedder name and sizes from the index manifest (`<index>/manifest.json` or the live generation's), or from
+    a Milvus store's published version."""
+    if parse_spec(index).milvus:
+        st = open_store(index).stats()
+        return {"embedder": st["embedder"], "articles": st["articles"], "chunks": st["chunks"]}
     root = Path(index)
     candidates = [root / "manifest.json"]
     try:
@@ -118,7 +123,7 @@ def run_eval(
     `query_fn` (default: rag.pipeline.contextualise with the real core) builds follow-ups' retrieval query;
     `reader` ("e5"/"none") sets the real core's AnswerConfig.reader (default: AnswerConfig's).
     """
-    if not Path(index).is_dir():
+    if not parse_spec(index).milvus and not Path(index).is_dir():
         raise EvalError(f"{index}: no index directory here; build one with `rag index PATH... --index {index}`")
     if k < 1 or (limit is not None and limit < 1):
         raise EvalError("--k and --limit must be at least 1")
@@ -191,8 +196,9 @@ def run_eval(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("sets", nargs="*", metavar="SET.jsonl", help="question sets (JSONL)")
-    parser.add_argument("--index", help="index directory to evaluate")
+    parser.add_argument("sets", nargs="*", metavar="SET.jsonl", help="question sets (JSONL), or ChronoQA's CSV (each question asked on its question_date)")
+    parser.add_argument("--index", "--store", dest="index",
+                        help="index directory (or Milvus store: milvus:PATH.db, http://HOST:PORT) to evaluate")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"report directory (default {DEFAULT_OUT})")
     parser.add_argument("--k", type=int, default=5, help="passages given to ask (default 5)")
     parser.add_argument("--limit", type=int, metavar="N", help="evaluate N questions per set (seeded sample)")

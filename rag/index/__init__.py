@@ -12,10 +12,10 @@ from .build import (
     index_stream,
     remove_articles,
 )
-from .files import CURRENT, SCHEMA_VERSION, printable, text_hash
+from .files import CURRENT, SCHEMA_VERSION, WriteLock, printable, text_hash
 from .generation import Index, Manifest
 from .repair import repair_index
-from .writer import WriteLock, Writer
+from .writer import Writer
 
 __all__ = ["CHECKPOINT", "CURRENT", "DEFAULT_INDEX", "DEFAULT_SECOND", "Index", "IndexSummary", "Manifest", "SCHEMA_VERSION",
            "WriteLock", "Writer", "compact_index", "default_index_dir", "index_articles", "index_paths", "index_stream",

@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Container, Iterable, Sequence
 
 import numpy as np
 
@@ -27,9 +27,9 @@ from ..lang import TOKEN_VERSION, corpus_words
 from ..models import indexing_embedder, registry
 from ..models.registry import E5_SPECS
 from ..types import Article, Chunk, Embedder
-from .files import CURRENT, check_folder, disk_full_is_an_error, printable, text_hash
+from .files import CURRENT, WriteLock, check_folder, disk_full_is_an_error, printable, text_hash
 from .generation import Index
-from .writer import WriteLock, Writer
+from .writer import Writer
 
 DEFAULT_INDEX = ".rag-index"
 EMBED_BATCH = 256
@@ -104,9 +104,79 @@ class IndexSummary:
                 "passages_per_second": self.passages_per_second}
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A batch's articles and what follows from their text alone: chunk and sentence texts with their hashes, the
+    Chinese words of the lexicon (rag.lang.bridge), the second embedder's keys (title, chunk text)."""
+
+    items: tuple[tuple[Article, list[Chunk], str], ...]
+    spans: tuple[list[tuple[int, int]], ...]
+    texts: tuple[str, ...]
+    hashes: tuple[str, ...]
+    stexts: tuple[str, ...]
+    shashes: tuple[str, ...]
+    words: frozenset[str]
+    keys: tuple[tuple[str, str], ...]
+    checkpoint: bool  # publish a checkpoint once this batch is written
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What batches still being embedded elsewhere will have written (rag.index.fanout): a later batch counts it as
+    cached, as it would be had those batches been written first."""
+
+    hashes: Container[str] = frozenset()
+    shashes: Container[str] = frozenset()
+    words: Container[str] = frozenset()
+    keys: Container[tuple[str, str]] = frozenset()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The vectors of a prepared batch the caches hold, and what is left to embed, each in the order it is embedded
+    (sorted, duplicates once)."""
+
+    cache: dict[str, np.ndarray]
+    scache: dict[str, np.ndarray]
+    seconds: dict[tuple[str, str], np.ndarray]
+    todo: tuple[tuple[str, str], ...]  # (hash, chunk text)
+    stodo: tuple[tuple[str, str], ...]  # (hash, sentence text)
+    words: tuple[str, ...]
+    second_todo: tuple[tuple[str, str], ...]  # (title, chunk text)
+
+    def first_texts(self) -> list[str]:
+        """The first embedder's texts: chunks then sentences, in one call (it batches them together)."""
+        return [t for _, t in self.todo] + [t for _, t in self.stodo]
+
+    def second_texts(self) -> list[str]:
+        return [f"{t}\n{x}" for t, x in self.second_todo]
+
+
+@dataclass(frozen=True)
+class NewVectors:
+    """The vectors a plan's embedding computed, by chunk hash, sentence hash, word and second key."""
+
+    chunks: dict[str, np.ndarray]
+    sentences: dict[str, np.ndarray]
+    words: dict[str, np.ndarray]
+    seconds: dict[tuple[str, str], np.ndarray]
+
+    @classmethod
+    def of(cls, plan: Plan, first: np.ndarray | None, words: np.ndarray | None,
+           seconds: np.ndarray | None) -> "NewVectors":
+        """From the rows of the embedders' calls on `plan.first_texts()`, `plan.words` and `plan.second_texts()`."""
+        first = first if first is not None else ()
+        return cls(dict(zip((h for h, _ in plan.todo), first[: len(plan.todo)])),
+                   dict(zip((h for h, _ in plan.stodo), first[len(plan.todo):])),
+                   dict(zip(plan.words, words if words is not None else ())),
+                   dict(zip(plan.second_todo, seconds if seconds is not None else ())))
+
+
 class Batch:
     """Articles waiting to be embedded and written, EMBED_BATCH chunks at a time (batches across articles keep the
-    embedder busy); vectors of unchanged chunks and sentences come from the index's cache or this run's."""
+    embedder busy); vectors of unchanged chunks and sentences come from the index's cache or this run's. Each batch
+    is taken (`take`), planned against the caches (`plan`), embedded and written (`write`); rag.index.fanout's
+    RayBatch embeds in Ray workers between `plan` and `write`."""
 
     def __init__(self, writer: Writer, embedder: Embedder, second: Embedder | None, counts: dict[str, int],
                  checkpoint: int = 0):
@@ -115,82 +185,94 @@ class Batch:
         self.items: list[tuple[Article, list[Chunk], str]] = []
         self.n = 0
         self.run_cache: dict[str, np.ndarray] = {}  # sentence vectors: boilerplate recurs across batches of a run
+        self.notes: list[str] = []  # for the run's summary
         self._pool: ThreadPoolExecutor | None = None
 
     def add(self, article: Article, chunks: list[Chunk], path: str) -> None:
         self.items.append((article, chunks, path))
         self.n += len(chunks)
         if self.n >= EMBED_BATCH or (self.checkpoint and self._since + self.n >= self.checkpoint):
-            self.flush()
+            self.submit(self.take())
 
     def flush(self) -> None:
-        if not self.items:
-            return
+        """Everything added so far embedded and written."""
+        if self.items:
+            self.submit(self.take())
+
+    def take(self) -> Prepared:
+        """The batch's articles, prepared; the next batch starts empty."""
+        items = tuple(self.items)
+        spans = tuple(split_sentences(a.text) for a, _, _ in items)
+        texts = tuple(c.text for _, cs, _ in items for c in cs)
+        stexts = tuple(a.text[s:e] for (a, _, _), sp in zip(items, spans) for s, e in sp)
+        words = frozenset().union(*(corpus_words(a.title + "\n" + a.text) for a, _, _ in items))
+        keys = tuple((a.title, c.text) for a, cs, _ in items for c in cs) if self.second is not None else ()
+        self._since += self.n
+        checkpoint = bool(self.checkpoint) and self._since >= self.checkpoint
+        if checkpoint:
+            self._since = 0
+        self.items, self.n = [], 0
+        return Prepared(items, spans, texts, tuple(map(text_hash, texts)), stexts, tuple(map(text_hash, stexts)),
+                        words, keys, checkpoint)
+
+    def submit(self, prep: Prepared) -> None:
+        """Embed what the caches lack and write the batch, here and now."""
+        plan = self.plan(prep)
+        seconds = self._second_vectors(plan)  # starts the second embedder in a thread: it runs while USE does
+        first = self.emb.embed_documents(plan.first_texts()) if plan.todo or plan.stodo else None
+        words = self.emb.embed_documents(list(plan.words)) if plan.words else None
+        self.write(prep, plan, NewVectors.of(plan, first, words, seconds()))
+
+    def plan(self, prep: Prepared, pending: Pending = Pending()) -> Plan:
+        """What the index's caches and this run's hold of the batch, and what is left to embed (less `pending`)."""
+        w = self.w
+        cache = w.cached_vectors(prep.hashes)
+        scache = w.cached_sentence_vectors(prep.shashes)
+        scache.update({h: self.run_cache[h] for h in prep.shashes if h in self.run_cache})
+        todo = sorted({h: t for h, t in zip(prep.hashes, prep.texts)
+                       if h not in cache and h not in pending.hashes}.items())
+        stodo = sorted({h: t for h, t in zip(prep.shashes, prep.stexts)
+                        if h not in scache and h not in pending.shashes}.items())
+        known = w.lexicon_words()
+        words = sorted(x for x in prep.words if x not in known and x not in pending.words)
+        seconds = w.cached_second_vectors(prep.keys) if self.second is not None else {}
+        second_todo = sorted(k for k in set(prep.keys) - set(seconds) if k not in pending.keys)
+        return Plan(cache, scache, seconds, tuple(todo), tuple(stodo), tuple(words), tuple(second_todo))
+
+    def write(self, prep: Prepared, plan: Plan, new: NewVectors) -> None:
+        """The batch's articles written with their vectors (the caches' and `new`), and a checkpoint if it is due."""
         w, emb, counts = self.w, self.emb, self.counts
-        seconds = self._second_vectors()  # starts the second embedder in a thread: it runs while USE does
-        spans = [split_sentences(a.text) for a, _, _ in self.items]
-        texts = [c.text for _, cs, _ in self.items for c in cs]
-        stexts = [a.text[s:e] for (a, _, _), sp in zip(self.items, spans) for s, e in sp]
-        hashes, shashes = [text_hash(t) for t in texts], [text_hash(t) for t in stexts]
-        cache = w.cached_vectors(hashes)
-        scache = w.cached_sentence_vectors(shashes)
-        scache.update({h: self.run_cache[h] for h in shashes if h in self.run_cache})
-        todo = sorted({h: t for h, t in zip(hashes, texts) if h not in cache}.items())
-        stodo = sorted({h: t for h, t in zip(shashes, stexts) if h not in scache}.items())
-        if todo or stodo:  # one call: the embedder batches chunks and sentences together
-            vecs = emb.embed_documents([t for _, t in todo] + [t for _, t in stodo])
-            cache.update({h: v for (h, _), v in zip(todo, vecs[: len(todo)])})
-            scache.update({h: v for (h, _), v in zip(stodo, vecs[len(todo):])})
-            counts["embedded"] += len(todo)
-            counts["sentences_embedded"] += len(stodo)
-            if len(self.run_cache) < RUN_CACHE:
-                self.run_cache.update({h: scache[h] for h, _ in stodo})
-        self._lexicon()
-        seconds = seconds()
-        ch, sh = iter(hashes), iter(shashes)  # in the order the texts were listed above
-        for (article, cs, path), sp in zip(self.items, spans):
+        cache, scache = {**plan.cache, **new.chunks}, {**plan.scache, **new.sentences}
+        seconds = {**plan.seconds, **new.seconds}
+        counts["embedded"] += len(plan.todo)
+        counts["sentences_embedded"] += len(plan.stodo)
+        if plan.stodo and len(self.run_cache) < RUN_CACHE:
+            self.run_cache.update({h: scache[h] for h, _ in plan.stodo})
+        if plan.words:
+            w.put_lexicon(list(plan.words), np.stack([new.words[x] for x in plan.words]))
+            counts["words_embedded"] += len(plan.words)
+        counts["second_embedded"] += len(plan.second_todo)
+        ch, sh = iter(prep.hashes), iter(prep.shashes)  # in the order the texts were listed
+        for (article, cs, path), sp in zip(prep.items, prep.spans):
             vecs = np.array([cache[next(ch)] for _ in cs], dtype=np.float32).reshape(len(cs), emb.dim)
             svecs = np.array([scache[next(sh)] for _ in sp], dtype=np.float32).reshape(len(sp), emb.dim)
             vecs2 = (np.array([seconds[(article.title, c.text)] for c in cs], dtype=np.float32)
                      .reshape(len(cs), self.second.dim) if self.second is not None else None)
             w.put_article(article, cs, vecs, path, sp, svecs, vecs2)
             counts["chunks"] += len(cs)
-            self._since += len(cs)
-        self.items.clear()
-        self.n = 0
-        if self.checkpoint and self._since >= self.checkpoint:
+        if prep.checkpoint:
             w.checkpoint()
             counts["checkpoints"] += 1
-            self._since = 0
 
-    def _lexicon(self) -> None:
-        """The batch's Chinese words the lexicon lacks, embedded and added."""
-        words = set().union(*(corpus_words(a.title + "\n" + a.text) for a, _, _ in self.items))
-        words = sorted(words - self.w.lexicon_words())
-        if words:
-            self.w.put_lexicon(words, self.emb.embed_documents(words))
-            self.counts["words_embedded"] += len(words)
-
-    def _second_vectors(self):
-        """A function giving the second embedder's vector of each (title, chunk text) of the batch; the vectors not
-        in the cache are computed in a thread meanwhile (onnxruntime and BLAS release the GIL: on 2 cores the batch
-        took 50.7 s one after the other, 40.5 s side by side; docs/performance.md)."""
-        if self.second is None:
-            return lambda: {}
-        keys = [(a.title, c.text) for a, cs, _ in self.items for c in cs]
-        seconds = self.w.cached_second_vectors(keys)
-        todo = sorted(set(keys) - set(seconds))
-        if not todo:
-            return lambda: seconds
+    def _second_vectors(self, plan: Plan):
+        """A function giving the second embedder's rows for `plan.second_texts()`, computed in a thread meanwhile
+        (onnxruntime and BLAS release the GIL: on 2 cores the batch took 50.7 s one after the other, 40.5 s side by
+        side; docs/performance.md)."""
+        if self.second is None or not plan.second_todo:
+            return lambda: None
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="second-embedder")
-        job = self._pool.submit(self.second.embed_documents, [f"{t}\n{x}" for t, x in todo])
-
-        def result() -> dict[tuple[str, str], np.ndarray]:
-            seconds.update(zip(todo, job.result()))
-            self.counts["second_embedded"] += len(todo)
-            return seconds
-        return result
+        return self._pool.submit(self.second.embed_documents, plan.second_texts()).result
 
     def close(self) -> None:
         if self._pool is not None:
@@ -241,11 +323,14 @@ def index_stream(
     second: str | Embedder | None = "default",
     checkpoint: int = CHECKPOINT,
     files: int | None = None,
+    fanout: Callable[..., Batch] | None = None,
 ) -> IndexSummary:
     """Apply parsed files `(path, articles or error, line errors)` to the index and publish it: a new segment,
     published every `checkpoint` chunks (0: only at the end) so that a killed run keeps what it did.
     `second`: a new index's second dense retriever (an embedder or its spec; "default": DEFAULT_SECOND; None: none);
-    an existing index keeps the one it was built with. `files`: how many files the stream holds, for the ETA."""
+    an existing index keeps the one it was built with. `files`: how many files the stream holds, for the ETA.
+    `fanout`: made like `Batch` (writer, embedder, second, counts, checkpoint), a batch that embeds elsewhere, such
+    as Ray workers (rag.index.fanout.RayFanout); the writer stays here."""
     t0 = time.perf_counter()
     root = Path(index_dir or default_index_dir())
     check_folder(root)
@@ -271,13 +356,14 @@ def index_stream(
         notes.extend(w.notes)
         interrupted = w.interrupted_run
         try:
-            second = _prepare(w, second, notes)
+            second = prepare_writer(w, second, notes)
             w.mark_run(checkpoint > 0)
-            batch = Batch(w, emb, second, counts, checkpoint)
+            batch = (fanout or Batch)(w, emb, second, counts, checkpoint)
             try:
-                seen_ids = _apply(stream, w, batch, counts, errors, notes, Progress(progress, files, counts))
+                seen_ids = apply_stream(stream, w, batch, counts, errors, notes, Progress(progress, files, counts))
             finally:
                 batch.close()
+            notes.extend(batch.notes)
             if prune:
                 for path in list(w.paths()):
                     if not path.startswith("memory:") and not os.path.exists(path):
@@ -306,9 +392,9 @@ def index_stream(
                         errors=tuple(errors), notes=tuple(notes))
 
 
-def _prepare(w: Writer, second: Embedder | None, notes: list[str]) -> Embedder | None:
+def prepare_writer(w, second: Embedder | None, notes: list[str]) -> Embedder | None:
     """The second embedder this index uses (an existing index keeps its own), and the stored BM25 tokens brought
-    to this version's."""
+    to this version's. `w`: a Writer, or a store's writer (rag.store) with the same methods."""
     if w.second_embedder and (second is None or second.name != w.second_embedder):
         second = indexing_embedder(w.second_embedder)  # an existing index's own
     elif not w.second_embedder:
@@ -324,7 +410,7 @@ def _prepare(w: Writer, second: Embedder | None, notes: list[str]) -> Embedder |
     return second
 
 
-def _apply(stream, w: Writer, batch: Batch, counts: dict[str, int], errors: list[str], notes: list[str],
+def apply_stream(stream, w, batch: Batch, counts: dict[str, int], errors: list[str], notes: list[str],
            bar: "Progress") -> set[str]:
     """Each file of `stream` applied to the writer: new and changed articles chunked and batched, unchanged ones
     kept, articles a file no longer holds dropped after the last batch (unless some of its lines could not be read:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -13,7 +14,7 @@ import time
 import unicodedata
 from pathlib import Path
 
-from ..errors import CorruptIndexError, NoSpaceError, RagError
+from ..errors import CorruptIndexError, IndexLockedError, NoSpaceError, RagError
 
 SCHEMA_VERSION = 3  # 3: segments (rag.index.segment); 2 (one folder per generation) still opens
 CURRENT = "CURRENT"
@@ -163,3 +164,31 @@ def disk_full_is_an_error(root: Path):
         if is_disk_full(e):
             raise NoSpaceError(f"no space left on {printable(str(root))}: nothing was changed") from None
         raise
+
+
+class WriteLock:
+    """An exclusive advisory lock on DIR/LOCK: one writer at a time; a second waits up to `timeout` then fails."""
+
+    def __init__(self, root: Path, timeout: float = 0.0):
+        self.root, self.timeout, self._f = Path(root), timeout, None
+
+    def __enter__(self):
+        check_folder(self.root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.root / LOCK, "a+")
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self._f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self._f.close()
+                    raise IndexLockedError(
+                        f"{self.root}: another `rag index` is writing to this index; wait for it to finish "
+                        "(or pass --wait SECONDS)") from None
+                time.sleep(0.1)
+
+    def __exit__(self, *exc):
+        fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)
+        self._f.close()

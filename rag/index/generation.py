@@ -22,7 +22,8 @@ import numpy as np
 
 from ..errors import CorruptIndexError, IndexMismatchError, RagError
 from ..lang import detect_lang, tokens
-from ..types import Article, Passage
+from ..types import Article, Passage, StoryCopy
+from .dedup import STORIES_FILE, Stories
 from .files import CURRENT, FIRST, SCHEMA_VERSION, SEGMENTS, check_folder, generations, read_pointer
 from .lexical import BM25
 from .lexicon import Lexicons
@@ -171,6 +172,11 @@ class Index:
             raise CorruptIndexError(
                 str(gen_dir / "manifest.json"), f"its segments hold {n_articles} articles / {n_chunks} chunks but "
                 f"the manifest says {manifest.articles} / {manifest.chunks}")
+        try:  # near-duplicate stories (rag.index.dedup); None: written before them, every article its own
+            self.stories: Stories | None = None if legacy else Stories.read(gen_dir / STORIES_FILE)
+        except BaseException:
+            self.close()
+            raise
         self._bm25: BM25 | None = None
         self._langs: dict[int, str] = {}  # chunk id -> "zh"/"en", filled as chunks are retrieved
         self._english: float | None = None
@@ -356,7 +362,40 @@ class Index:
         for cid in chunk_ids:
             r = by_id.get(cid)
             if r is not None:
-                out.append(Passage(r[0], r[1], r[2], r[3], r[4], r[5], float(scores.get(cid, 0.0)), r[6], r[7], r[8], r[9]))
+                out.append(Passage(r[0], r[1], r[2], r[3], r[4], r[5], float(scores.get(cid, 0.0)), r[6], r[7], r[8], r[9],
+                                   (self.story(r[1]) or ("",))[0]))
+        return out
+
+    # ---- near-duplicate stories (rag.index.dedup)
+
+    def story(self, article_id: str) -> tuple[str, ...]:
+        """The ids of the articles carrying the same story as `article_id`, its representative first (the one
+        citations name: the earliest dated, then the one with a link); () when no other article carries it."""
+        return self.stories.of(article_id) if self.stories is not None else ()
+
+    def story_copies(self, article_ids: Iterable[str]) -> dict[str, tuple[StoryCopy, ...]]:
+        """For each of `article_ids` that shares its story with other articles: every copy of the story (itself
+        included, the representative first) with its title, link, date and source."""
+        groups = {a: g for a in dict.fromkeys(article_ids) if (g := self.story(a))}
+        if not groups:
+            return {}
+        info = self._article_rows(sorted({m for g in groups.values() for m in g}),
+                                  "id, title, url, published, source")
+        return {a: tuple(StoryCopy(*info[m]) for m in g if m in info) for a, g in groups.items()}
+
+    def texts(self, article_ids: Iterable[str]) -> dict[str, str]:
+        """The stored text of each of `article_ids` the generation holds."""
+        return {a: r[1] for a, r in self._article_rows(sorted(set(article_ids)), "id, text").items()}
+
+    def _article_rows(self, ids: list[str], columns: str) -> dict[str, tuple]:
+        out: dict[str, tuple] = {}
+        for i in range(0, len(ids), 500):
+            arg = json.dumps(ids[i : i + 500], ensure_ascii=False)
+            for v in self.views:
+                for r in v.seg.sql(f"SELECT {columns} FROM articles WHERE id IN (SELECT value FROM json_each(?))",
+                                   (arg,)):
+                    if r[0] not in v.dead_articles:
+                        out[r[0]] = tuple(r)
         return out
 
     def chunk_langs(self, chunk_ids: Sequence[int]) -> list[str]:
@@ -489,6 +528,9 @@ class Index:
             "created": self.manifest.created,
             "last_indexed": last or "",
             "segments": len(self.views),
+            # near-duplicate stories: groups of two or more articles, and the articles in them
+            "stories": len(self.stories) if self.stories is not None else 0,
+            "story_articles": self.stories.articles if self.stories is not None else 0,
         }
 
     def article_ids(self) -> list[str]:

@@ -35,22 +35,12 @@ class Lexicon:
         (gen_dir / "lexicon.json").write_text(json.dumps(words, ensure_ascii=False), encoding="utf-8")
         # float16 copy kept so that an update re-embeds only new words
         np.save(gen_dir / "lexicon.npy", vecs.astype(np.float16), allow_pickle=False)
-        n = len(words)
-        if n < 5000:  # float16 codes need no training: a word scores the same in any segment
-            index = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
-        else:  # a flat scan of 54k words took 15-20 ms per question; IVF probing 1/8 of the lists, ~2 ms
-            nlist = max(1, min(int(2 * np.sqrt(n)), n // 39))  # FAISS wants >= 39 training points a list
-            quant = faiss.IndexFlatIP(dim)
-            index = faiss.IndexIVFScalarQuantizer(quant, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                                  faiss.METRIC_INNER_PRODUCT)
-            index.own_fields = True
-            quant.this.disown()
-            index.nprobe = max(1, nlist // 8)
-        if n:
-            sample = vecs[np.random.default_rng(0).choice(n, size=min(n, 100_000), replace=False)]
-            index.train(sample)
-            index.add(vecs)
-        faiss.write_index(index, str(gen_dir / "lexicon.faiss"))
+        faiss.write_index(build_index(vecs, dim), str(gen_dir / "lexicon.faiss"))
+
+    @classmethod
+    def of(cls, words: list[str], vectors: np.ndarray, dim: int) -> "Lexicon":
+        """A lexicon built in memory, as `save` builds it (the Milvus store's, rag.store.milvus)."""
+        return cls(list(words), build_index(np.asarray(vectors, dtype=np.float32).reshape(len(words), dim), dim))
 
     @classmethod
     def load(cls, gen_dir: Path, dim: int, words: list[str] | None = None, fd: int | None = None) -> "Lexicon":
@@ -91,6 +81,28 @@ class Lexicon:
                 if i >= 0 and s >= MIN_SIMILARITY and s >= srow[0] - MARGIN:
                     out[self.words[i]] = max(out.get(self.words[i], 0.0), float(s))
         return out
+
+
+def build_index(vecs: np.ndarray, dim: int):
+    """The FAISS index of a lexicon's word vectors (float32, one row per word)."""
+    import faiss
+
+    n = len(vecs)
+    if n < 5000:  # float16 codes need no training: a word scores the same in any segment
+        index = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+    else:  # a flat scan of 54k words took 15-20 ms per question; IVF probing 1/8 of the lists, ~2 ms
+        nlist = max(1, min(int(2 * np.sqrt(n)), n // 39))  # FAISS wants >= 39 training points a list
+        quant = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFScalarQuantizer(quant, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                              faiss.METRIC_INNER_PRODUCT)
+        index.own_fields = True
+        quant.this.disown()
+        index.nprobe = max(1, nlist // 8)
+    if n:
+        sample = vecs[np.random.default_rng(0).choice(n, size=min(n, 100_000), replace=False)]
+        index.train(sample)
+        index.add(vecs)
+    return index
 
 
 class Lexicons:

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import RagError
+from .dedup import META_KEY, current_fingerprint, signature, to_blob
 from .files import SEGMENTS, fsync_dir, fsync_tree, make_dir, now_iso
 from .lexical import Postings
 from .lexicon import MAX_WORDS, Lexicon
@@ -38,6 +39,8 @@ def new_segment_dir(root: Path) -> tuple[Path, sqlite3.Connection]:
     con.execute("PRAGMA journal_mode=OFF")
     con.execute("PRAGMA synchronous=OFF")
     con.executescript(SCHEMA)
+    con.execute("INSERT INTO meta VALUES (?,?)", (META_KEY, current_fingerprint()))  # its signatures'
+    con.commit()
     return tmp, con
 
 
@@ -105,6 +108,14 @@ def merge_segments(root: Path, views: Sequence, *, dim: int, second_dim: int, fa
                         f"(SELECT value FROM json_each(?))", (dead,))
             con.execute(f"INSERT INTO chunks SELECT * FROM s{n}.chunks WHERE {keep}", (dead,))
             con.execute(f"INSERT INTO sentences SELECT * FROM s{n}.sentences WHERE {keep}", (dead,))
+            if seg.has_minhash():
+                con.execute(f"INSERT INTO minhash SELECT * FROM s{n}.minhash WHERE {keep}", (dead,))
+            else:  # a segment written before signatures (or with another library's): made now from the texts
+                texts = con.execute(f"SELECT id, text FROM s{n}.articles WHERE id NOT IN "
+                                    f"(SELECT value FROM json_each(?))", (dead,)).fetchall()
+                con.executemany("INSERT INTO minhash VALUES (?,?)",
+                                [(aid, to_blob(sig)) for aid, text in texts
+                                 if (sig := signature(text)) is not None])
             srcs = [r for r in con.execute(f"SELECT path, article_id FROM s{n}.sources") if tuple(r) not in v.dead_sources]
             con.executemany("INSERT OR IGNORE INTO sources VALUES (?,?)", srcs)
             con.commit()

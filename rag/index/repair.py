@@ -8,6 +8,7 @@ from ..errors import RagError
 from .files import (
     CURRENT,
     FIRST,
+    WriteLock,
     atomic_write_text,
     check_folder,
     disk_full_is_an_error,
@@ -16,7 +17,6 @@ from .files import (
     read_pointer,
 )
 from .generation import Manifest, check_generation
-from .writer import WriteLock
 
 
 def repair_index(index_dir: str | os.PathLike, wait: float = 0.0) -> str:

@@ -48,7 +48,11 @@ CREATE INDEX IF NOT EXISTS sentences_hash ON sentences(text_hash);
 CREATE INDEX IF NOT EXISTS articles_published ON articles(published);
 CREATE INDEX IF NOT EXISTS sources_article ON sources(article_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS minhash (article_id TEXT PRIMARY KEY, sig BLOB NOT NULL);
 """
+# minhash: each article's MinHash signature (rag.index.dedup: NUM_PERM little-endian uint32; none for a text too
+# short to say), and meta's "minhash" row how they were made. A segment written before them has neither table row
+# nor table: its articles are their own stories until a merge rewrites it with signatures.
 
 
 class Segment:
@@ -107,6 +111,7 @@ class Segment:
             self.close()
             raise
         self._lexicon: Lexicon | None = None
+        self._minhash: tuple[list[str], np.ndarray] | None = None
         self.refs = 0
 
     def _check_sizes(self, names) -> None:
@@ -187,6 +192,28 @@ class Segment:
                     self._lex_file = open(self.path / "lexicon.faiss", "rb")
                 self._lexicon = Lexicon.load(self.path, self.dim, self.words, self._lex_file.fileno())
             return self._lexicon
+
+    def has_minhash(self) -> bool:
+        """Whether this segment holds signatures made the way this version makes them (rag.index.dedup)."""
+        from .dedup import META_KEY, current_fingerprint
+
+        if not self.sql("SELECT 1 FROM sqlite_master WHERE type='table' AND name='minhash'"):
+            return False
+        row = self.sql("SELECT value FROM meta WHERE key=?", (META_KEY,))
+        return bool(row) and row[0][0] == current_fingerprint()
+
+    def minhash(self) -> tuple[list[str], np.ndarray]:
+        """(article ids, their signatures as rows) of the articles with one; empty without `has_minhash`. Read
+        once (a segment never changes) and only by writers: readers need the stories, not the signatures."""
+        with self._lock:
+            if self._minhash is None:
+                from .dedup import NUM_PERM, from_blobs
+
+                rows = self.sql("SELECT article_id, sig FROM minhash ORDER BY article_id") if self.has_minhash() else []
+                if any(len(r[1]) != 4 * NUM_PERM for r in rows):
+                    raise CorruptIndexError(str(self.path / "meta.sqlite"), "a MinHash signature has the wrong size")
+                self._minhash = ([r[0] for r in rows], from_blobs([r[1] for r in rows]))
+            return self._minhash
 
     def positions(self, ids: np.ndarray, sentences: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(which of `ids` this segment holds as a mask, their row positions)."""

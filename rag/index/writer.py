@@ -3,25 +3,23 @@ a generation, then merges segments when the policy says so (rag.index.merge)."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..errors import CorruptIndexError, IndexLockedError, IndexMismatchError, RagError
+from ..errors import CorruptIndexError, IndexMismatchError, RagError
 from ..ingest import SPLITTER_VERSION
 from ..lang import TOKEN_VERSION, tokens
 from ..types import Article, Chunk
+from .dedup import Stories, signature, to_blob
 from .files import (
     CURRENT,
     FIRST,
     KEEP_GENERATIONS,
-    LOCK,
     SCHEMA_VERSION,
     SEGMENTS,
     atomic_write_text,
@@ -44,34 +42,7 @@ from .generation import (
 )
 from .merge import finish_segment, merge_segments, new_segment_dir, plan_merge
 from .segment import acquire, release
-
-
-class WriteLock:
-    """An exclusive advisory lock on DIR/LOCK: one writer at a time; a second waits up to `timeout` then fails."""
-
-    def __init__(self, root: Path, timeout: float = 0.0):
-        self.root, self.timeout, self._f = Path(root), timeout, None
-
-    def __enter__(self):
-        check_folder(self.root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.root / LOCK, "a+")
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self._f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    self._f.close()
-                    raise IndexLockedError(
-                        f"{self.root}: another `rag index` is writing to this index; wait for it to finish "
-                        "(or pass --wait SECONDS)") from None
-                time.sleep(0.1)
-
-    def __exit__(self, *exc):
-        fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)
-        self._f.close()
+from .stories import stories_of
 
 
 class Writer:
@@ -126,6 +97,12 @@ class Writer:
         self.chunk_size, self.chunk_overlap, self.faiss_kind = chunk_size, chunk_overlap, faiss_kind
         self._retokenize = False
         self._origin = self.base.generation if self.base is not None else None  # kept by _gc, as the one replaced
+        # near-duplicate stories (rag.index.dedup): the base generation's (None: an index written before them,
+        # grouped from scratch at the next publish), regrouped at each publish around the articles added and removed
+        self.stories: Stories | None = self.base.stories if self.base is not None else Stories()
+        self._added: set[str] = set()
+        self._removed: set[str] = set()
+        self._regroup_all = False
         self._partial, self._started = False, now_iso()
         # an earlier run stopped after publishing checkpoints: this one resumes it
         self.interrupted_run = bool(self.base is not None and self.base.manifest.extra.get("partial_run"))
@@ -174,6 +151,7 @@ class Writer:
         self.refs = [SegmentRef(name)]
         self.next_chunk = int(ids.max()) + 1 if len(ids) else 1
         self.next_sentence = int(sids.max()) + 1 if len(sids) else 1
+        self._regroup_all = True  # the merge made its articles' signatures: every story is formed now
         gen = self._publish([SegmentRef(name)], m.articles, m.chunks)
         self._reopen()
         self.notes.append(f"index upgraded from format v{m.schema_version} to v{SCHEMA_VERSION} (segments) in {gen}")
@@ -324,6 +302,10 @@ class Writer:
             (article.id, article.title, article.url, article.published, article.source, article.text,
              json.dumps(list(article.headings), ensure_ascii=False), json.dumps(list(article.captions), ensure_ascii=False),
              article.content_hash, now_iso()))
+        sig = signature(article.text)
+        if sig is not None:
+            self.con.execute("INSERT INTO minhash VALUES (?,?)", (article.id, to_blob(sig)))
+        self._added.add(article.id)
         vecs = np.asarray(vectors, dtype=np.float32).reshape(len(chunks), self.dim)
         for n, c in enumerate(chunks):
             cid, h = self.next_chunk, text_hash(c.text)
@@ -425,6 +407,8 @@ class Writer:
             self.con.execute("DELETE FROM chunks WHERE article_id=?", (article_id,))
             self.con.execute("DELETE FROM sentences WHERE article_id=?", (article_id,))
             self.con.execute("DELETE FROM articles WHERE id=?", (article_id,))
+            self.con.execute("DELETE FROM minhash WHERE article_id=?", (article_id,))
+        self._removed.add(article_id)
         for i, v in enumerate(self.views):
             if article_id not in self.dead[i] and v.seg.sql("SELECT 1 FROM articles WHERE id=?", (article_id,)):
                 self.dead[i].add(article_id)
@@ -562,6 +546,8 @@ class Writer:
             if not todo:
                 return gen
             views = [self.views[i] for i in todo]
+            if not all(v.seg.has_minhash() for v in views):
+                self._regroup_all = True  # the merge makes the signatures these segments lacked
             name = merge_segments(self.root, views, dim=self.dim, second_dim=self.second_dim, faiss_kind=self.faiss_kind,
                                   word_tokens=self._tokens, doc_freq=self._doc_freq(),
                                   chunk_tokens=self._chunk_tokens if self._retokenize else None)
@@ -584,8 +570,10 @@ class Writer:
             second_embedder=self.second_embedder, second_dim=self.second_dim, tokens=self.tokens,
             segments=tuple(refs), next_chunk_id=self.next_chunk, next_sentence_id=self.next_sentence,
             extra={"partial_run": {"started": self._started}} if self._partial else {})
+        stories = self._next_stories(refs)
         tmp = make_dir(self.root, ".tmp-gen-")
         try:
+            stories.write(tmp)  # first: the manifest's write fsyncs the folder
             atomic_write_text(tmp / "manifest.json", manifest.to_json())
             final = self.root / gen
             first = not os.path.lexists(self.root / CURRENT)
@@ -607,9 +595,21 @@ class Writer:
             raise
         if first:
             (self.root / FIRST).unlink(missing_ok=True)
+        self.stories, self._regroup_all = stories, False
+        self._added.clear()
+        self._removed.clear()
         self.published.append(gen)
         self._unpublished.clear()
         return gen
+
+    def _next_stories(self, refs: list[SegmentRef]) -> Stories:
+        """The stories of the generation `refs` make (rag.index.regroup): the base's when nothing added or
+        removed touches one; else formed again around the articles added and removed since the last publish (every
+        story from scratch after a merge that made signatures, or over an index written before stories)."""
+        old = None if self._regroup_all else self.stories
+        if old is not None and not self._added and not any(old.of(a) for a in self._removed):
+            return old
+        return stories_of(self.root / SEGMENTS, refs, self.dim, self.second_dim, old, self._added | self._removed)
 
     def _drop_unpublished(self) -> None:
         """Remove the segments this writer made that no generation names (its publish failed or was abandoned)."""

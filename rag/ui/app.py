@@ -27,7 +27,7 @@ from ..api import build_api
 from ..errors import CorruptIndexError, IndexMismatchError
 from ..index import default_index_dir
 from ..lang import dictionary
-from ..pipeline import ask
+from ..pipeline import answer_slot, ask
 from ..retrieve import searcher
 from ..types import Answer
 from .inputs import (
@@ -47,12 +47,14 @@ from .library import query_library
 from .render import (
     EXAMPLES,
     LANG_CHOICES,
+    LIBRARY_JS,
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_FILES,
     READING_CSS,
     SCROLL_JS,
     SOURCES_CSS,
     SOURCES_JS,
+    confirm_html,
     conversation_markdown,
     lang_code,
     library_html,
@@ -72,6 +74,7 @@ log = logging.getLogger("rag.ui")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 READY_TIMEOUT = 600.0  # how long a question waits for the first index build
+REMOVE_WAIT = 120.0  # how long the library's remove button waits for the worker before showing the list again
 CONCURRENCY_LIMIT = 4
 QUEUE_SIZE = 64
 MAX_TURNS = 100  # answers kept for the Markdown export
@@ -84,8 +87,9 @@ LAUNCH_OPTIONS = dict(ssr_mode=False, show_error=False, max_file_size=MAX_UPLOAD
 class Handlers:
     """The app's event callbacks for one index folder and its background indexer (`gr` is the gradio module)."""
 
-    def __init__(self, gr, root: Path, jobs: IndexJobs):
-        self.gr, self.root, self.jobs = gr, root, jobs
+    def __init__(self, gr, root: Path, jobs: IndexJobs, changes: bool = False):
+        """`changes`: the server lets users change the index (uploads "shared"): the library can remove articles."""
+        self.gr, self.root, self.jobs, self.changes = gr, root, jobs, changes
         self.temp_root = gr.utils.get_upload_folder()  # where Gradio keeps uploaded files until we delete them
         self.export_root = Path(tempfile.gettempdir()) / "rag-exports"
 
@@ -98,8 +102,9 @@ class Handlers:
             raise InputError(t(lang, "not_ready"))
         try:
             # "昨天", "上周", "最新" are read against the server's today
-            return ask(q, str(self.root), k=kk, history=history or None, date_from=d_from, date_to=d_to,
-                       now=datetime.date.today())
+            with answer_slot():  # shared with the HTTP API: the server answers workers() questions at once
+                return ask(q, str(self.root), k=kk, history=history or None, date_from=d_from, date_to=d_to,
+                           now=datetime.date.today())
         except Exception as e:  # noqa: BLE001 - the inputs were checked above: this is the server's failure
             raise InputError(self.failure(e, lang)) from None
 
@@ -149,11 +154,15 @@ class Handlers:
         c = next((c for c in cits if isinstance(num, (int, float)) and c.get("number") == int(num)), None)
         if c is None:
             return gr.skip(), gr.skip()
+        aid = str(c.get("article_id"))
         try:
-            article = searcher(self.root).refresh().article(str(c.get("article_id")))
+            idx = searcher(self.root).refresh()
+            article = idx.article(aid)
+            copies = getattr(idx, "story_copies", lambda ids: {})([aid]).get(aid, ())  # near-duplicates
         except Exception as e:  # noqa: BLE001 - shown as a fixed sentence, details in the log
             return library_html(None, lang, self.failure(e, lang)), gr.update(open=True)
-        return render_article(article, c.get("start"), c.get("end"), lang), gr.update(open=True)
+        others = [x for x in copies if x.article_id != aid]
+        return render_article(article, c.get("start"), c.get("end"), lang, others), gr.update(open=True)
 
     def library(self, delta, page, date_from, date_to, source, title, lang_choice):
         """(the library page's HTML, the page number, the index status) for page `page + delta` (delta None: 1)."""
@@ -170,7 +179,42 @@ class Handlers:
             return library_html(None, lang, str(e)), gr.skip(), gr.skip()
         except Exception as e:  # noqa: BLE001 - shown as a fixed sentence, details in the log
             return library_html(None, lang, self.failure(e, lang)), gr.skip(), gr.skip()
-        return library_html(result, lang), result["page"], stats_html(stats, lang)
+        return library_html(result, lang, removable=self.changes), result["page"], stats_html(stats, lang)
+
+    def ask_remove(self, lang_choice, article_id):
+        """The confirmation for removing article `article_id` from the library: (its question, the confirmation row
+        shown, the article id kept until confirmed)."""
+        gr = self.gr
+        lang = lang_code(lang_choice)
+        if not self.changes or not isinstance(article_id, str) or not article_id or len(article_id) > 64:
+            return gr.skip(), gr.skip(), gr.skip()
+        try:
+            article = searcher(self.root).refresh().article(article_id)
+        except Exception as e:  # noqa: BLE001 - shown as a fixed sentence, details in the log
+            return confirm_html(self.failure(e, lang)), gr.update(visible=False), None
+        if article is None:
+            return confirm_html(t(lang, "lib_gone")), gr.update(visible=False), None
+        return (confirm_html(t(lang, "lib_confirm_q", title=article.title)), gr.update(visible=True),
+                {"id": article_id, "title": article.title})
+
+    def confirm_remove(self, pending, page, date_from, date_to, source, title, lang_choice):
+        """Remove the article the user confirmed (through the indexing worker), then show the library again:
+        (the message, the confirmation row hidden, no pending article, the page, its number, the index status)."""
+        gr = self.gr
+        lang = lang_code(lang_choice)
+        hide = gr.update(visible=False)
+        if not self.changes or not isinstance(pending, dict) or not isinstance(pending.get("id"), str):
+            return "", hide, None, gr.skip(), gr.skip(), gr.skip()
+        name = str(pending.get("title") or pending["id"])
+        if not self.jobs.request_remove_article(pending["id"]):
+            return confirm_html(t(lang, "remove_busy")), hide, None, gr.skip(), gr.skip(), gr.skip()
+        state = self.jobs.wait_article(pending["id"], REMOVE_WAIT)
+        key = {"removed": "lib_removed", "removing": "lib_removing"}.get(state, "lib_remove_failed")
+        listing, number, stats = self.library(0, page, date_from, date_to, source, title, lang_choice)
+        return confirm_html(t(lang, key, title=name)), hide, None, listing, number, stats
+
+    def cancel_remove(self):
+        return "", self.gr.update(visible=False), None
 
     def export(self, turns, lang_choice):
         """A Markdown file of the conversation for the download box (None, with a notice, when there is none)."""
@@ -290,7 +334,7 @@ class Handlers:
     def relabel_tabs(self, ui: SimpleNamespace, lang: str) -> dict:
         """The labels of the tabs, the reading view, the export and the library's controls in `lang`."""
         gr = self.gr
-        return {
+        out = {
             ui.chat_tab: gr.update(label=t(lang, "tab_chat")),
             ui.lib_tab: gr.update(label=t(lang, "tab_library")),
             ui.reading_box: gr.update(label=t(lang, "reading")),
@@ -303,6 +347,10 @@ class Handlers:
             ui.lib_prev: gr.update(value=t(lang, "lib_prev")),
             ui.lib_next: gr.update(value=t(lang, "lib_next")),
         }
+        if ui.lib_confirm_btn is not None:
+            out[ui.lib_confirm_btn] = gr.update(value=t(lang, "lib_confirm"))
+            out[ui.lib_cancel_btn] = gr.update(value=t(lang, "lib_cancel"))
+        return out
 
 
 def _upload_path(f) -> str:
@@ -342,7 +390,7 @@ def build_app(index_dir: str | os.PathLike | None = None, *, seed_dir: str | os.
         jobs.bootstrap(background=True)
     elif jobs.index_exists():
         jobs.ready.set()
-    handlers = Handlers(gr, root, jobs)
+    handlers = Handlers(gr, root, jobs, changes=uploads == "shared")
     with gr.Blocks(title="新闻问答 · News Q&A", analytics_enabled=False) as demo:
         ui = build_layout(gr, jobs, uploads == "shared")
         wire_events(gr, demo, ui, handlers)
@@ -366,14 +414,15 @@ def build_layout(gr, jobs: IndexJobs, uploads: bool) -> SimpleNamespace:
         with gr.Tab(t(L, "tab_chat"), elem_id="rag-chat-tab") as chat_tab:
             chat = build_chat(gr, jobs, uploads, L)
         with gr.Tab(t(L, "tab_library"), elem_id="rag-library-tab") as lib_tab:
-            lib = build_library(gr, L)
+            lib = build_library(gr, L, uploads)
     timer = gr.Timer(1.0, active=jobs.is_busy)
     return SimpleNamespace(title=title, lang_radio=lang_radio, status=status, last_answer=last_answer, turns=turns,
                            turn=turn, chat_tab=chat_tab, lib_tab=lib_tab, timer=timer, **chat, **lib)
 
 
-def build_library(gr, L: str) -> dict:
-    """The library tab: filters, the index status, a page of articles and prev/next."""
+def build_library(gr, L: str, changes: bool = False) -> dict:
+    """The library tab: filters, the index status, a page of articles and prev/next; with `changes`, a remove
+    button per article and the row that confirms it."""
     lib_stats = gr.HTML("", elem_id="rag-lib-stats", js_on_load=None)
     with gr.Row():
         lib_from = gr.Textbox(label=t(L, "date_from"), placeholder=t(L, "date_placeholder"), max_lines=1,
@@ -386,10 +435,20 @@ def build_library(gr, L: str) -> dict:
         lib_search = gr.Button(t(L, "lib_search"), variant="primary", elem_id="rag-lib-search")
         lib_prev = gr.Button(t(L, "lib_prev"), elem_id="rag-lib-prev")
         lib_next = gr.Button(t(L, "lib_next"), elem_id="rag-lib-next")
-    lib_list = gr.HTML(library_html(None, L, ""), elem_id="rag-lib-list", css_template=READING_CSS, js_on_load=None)
+    lib_msg = gr.HTML("", elem_id="rag-lib-msg", js_on_load=None)
+    lib_confirm = lib_confirm_btn = lib_cancel_btn = lib_pending = None
+    if changes:
+        with gr.Row(visible=False, elem_id="rag-lib-confirm-row") as lib_confirm:
+            lib_confirm_btn = gr.Button(t(L, "lib_confirm"), variant="stop", elem_id="rag-lib-confirm")
+            lib_cancel_btn = gr.Button(t(L, "lib_cancel"), elem_id="rag-lib-cancel")
+        lib_pending = gr.State(None)
+    lib_list = gr.HTML(library_html(None, L, ""), elem_id="rag-lib-list", css_template=READING_CSS,
+                       js_on_load=LIBRARY_JS if changes else None)
     lib_page = gr.State(1)
     return dict(lib_stats=lib_stats, lib_from=lib_from, lib_to=lib_to, lib_source=lib_source, lib_title=lib_title,
-                lib_search=lib_search, lib_prev=lib_prev, lib_next=lib_next, lib_list=lib_list, lib_page=lib_page)
+                lib_search=lib_search, lib_prev=lib_prev, lib_next=lib_next, lib_list=lib_list, lib_page=lib_page,
+                lib_msg=lib_msg, lib_confirm=lib_confirm, lib_confirm_btn=lib_confirm_btn,
+                lib_cancel_btn=lib_cancel_btn, lib_pending=lib_pending)
 
 
 def build_chat(gr, jobs: IndexJobs, uploads: bool, L: str) -> dict:
@@ -466,6 +525,8 @@ def wire_events(gr, demo, ui: SimpleNamespace, h: Handlers) -> None:
         labelled += [ui.upload, ui.uploaded, ui.remove_btn]
     labelled += [ui.chat_tab, ui.lib_tab, ui.reading_box, ui.export_btn, ui.lib_from, ui.lib_to, ui.lib_source,
                  ui.lib_title, ui.lib_search, ui.lib_prev, ui.lib_next]
+    if ui.lib_confirm_btn is not None:
+        labelled += [ui.lib_confirm_btn, ui.lib_cancel_btn]
     ui.lang_radio.change(lambda lang, last: h.relabel(ui, lang, last), [ui.lang_radio, ui.last_answer], labelled,
                          api_visibility="private", queue=False)
     gr.api(h.api_ask, api_name="ask", concurrency_id="ask")
@@ -486,6 +547,17 @@ def wire_reading(gr, ui: SimpleNamespace, h: Handlers, quiet: dict) -> None:
     for trigger, delta in ((ui.lib_tab.select, None), (ui.lib_search.click, None), (ui.lib_prev.click, -1),
                            (ui.lib_next.click, 1)):
         trigger(functools.partial(h.library, delta), filters, lib_out, **quiet)
+    if ui.lib_confirm is not None:  # removing an article from the library (the server allows changes)
+        def ask_remove(lang_choice, evt):
+            data = getattr(evt, "_data", None)
+            return h.ask_remove(lang_choice, data.get("id") if isinstance(data, dict) else None)
+
+        ask_remove.__annotations__ = {"evt": gr.EventData}
+        ui.lib_list.click(ask_remove, [ui.lang_radio], [ui.lib_msg, ui.lib_confirm, ui.lib_pending], **quiet)
+        ui.lib_confirm_btn.click(h.confirm_remove, [ui.lib_pending, *filters],
+                                 [ui.lib_msg, ui.lib_confirm, ui.lib_pending, *lib_out], api_visibility="private",
+                                 concurrency_id="uploads", show_progress="minimal")
+        ui.lib_cancel_btn.click(h.cancel_remove, None, [ui.lib_msg, ui.lib_confirm, ui.lib_pending], **quiet)
 
 
 def resolve_address(host: str | None = None, port: int | str | None = None) -> tuple[str, int]:

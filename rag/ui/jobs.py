@@ -82,6 +82,8 @@ class IndexJobs:
         self.done = self.total = 0
         self._seed = self._index = False
         self._removals: collections.deque[str] = collections.deque()
+        self._article_removals: collections.deque[str] = collections.deque()  # article ids (the library tab)
+        self.article_results: collections.OrderedDict[str, str] = collections.OrderedDict()  # removing/removed/failed
         self._cv = threading.Condition()
         self._thread: threading.Thread | None = None
         self._proc: subprocess.Popen | None = None
@@ -125,6 +127,31 @@ class IndexJobs:
         self._want()
         return True
 
+    def request_remove_article(self, article_id: str) -> bool:
+        """Queue the removal of one indexed article by id (the library tab); False when the queue is full."""
+        with self._cv:
+            if article_id not in self._article_removals:
+                if len(self._article_removals) >= MAX_QUEUED_REMOVALS:
+                    return False
+                self._article_removals.append(article_id)
+            self._article_result(article_id, "removing")
+        self._want()
+        return True
+
+    def wait_article(self, article_id: str, timeout: float) -> str:
+        """The state of an article's removal once it is no longer "removing" (or after `timeout` seconds)."""
+        with self._cv:
+            self._cv.wait_for(lambda: self.article_results.get(article_id) != "removing" or self._closed, timeout)
+            return self.article_results.get(article_id, "")
+
+    def _article_result(self, article_id: str, state: str) -> None:
+        with self._cv:
+            self.article_results.pop(article_id, None)
+            self.article_results[article_id] = state
+            while len(self.article_results) > RESULTS_KEPT:
+                self.article_results.popitem(last=False)
+            self._cv.notify_all()
+
     def close(self) -> None:
         """Stop the thread after its task and end a running worker (writes are atomic: the index stays whole)."""
         with self._cv:
@@ -150,7 +177,7 @@ class IndexJobs:
     @property
     def is_busy(self) -> bool:
         with self._cv:
-            return bool(self.running or self._seed or self._index or self._removals)
+            return bool(self.running or self._seed or self._index or self._removals or self._article_removals)
 
     def uploaded_names(self) -> list[str]:
         """The stored uploads the index holds (the ones a user can remove)."""
@@ -192,7 +219,8 @@ class IndexJobs:
             running, done, total, last, problem = self.running, self.done, self.total, self.last, self.problem
         parts = []
         if running:
-            key = {"seed": "status_building_seeds", "index": "status_busy", "remove": "status_removing"}[running]
+            key = {"seed": "status_building_seeds", "index": "status_busy", "remove": "status_removing",
+                   "remove_article": "status_removing_article"}[running]
             parts.append(t(lang, key, done=done, total=total))
         state, stats = self.index_state()
         if stats:
@@ -215,7 +243,7 @@ class IndexJobs:
     def _loop(self) -> None:
         while True:
             with self._cv:
-                while not (self._closed or self._seed or self._index or self._removals):
+                while not (self._closed or self._seed or self._index or self._removals or self._article_removals):
                     self._cv.wait()
                 if self._closed:
                     return
@@ -241,6 +269,16 @@ class IndexJobs:
                 finally:
                     with self._cv:
                         self._removals.popleft()
+            while True:
+                with self._cv:
+                    if not self._article_removals or self._closed:
+                        break
+                    aid, self.running = self._article_removals[0], "remove_article"
+                try:
+                    self._run_article_removal(aid)
+                finally:
+                    with self._cv:
+                        self._article_removals.popleft()
         finally:
             with self._cv:
                 self.running = ""
@@ -335,6 +373,16 @@ class IndexJobs:
         with self._cv:
             self.problem = None
         log.info("removed upload %s: %s articles", name, res.data.get("removed"))
+
+    def _run_article_removal(self, article_id: str) -> None:
+        """Remove one article by id in a worker (rag.index.remove_articles matches ids before paths)."""
+        res = self._worker("remove", [article_id], timeout=JOB_SECONDS)
+        if not res.ok:
+            log.error("removing article %s failed (%s): %s", article_id, res.kind, res.data.get("error", ""))
+            self._article_result(article_id, "failed")
+            return
+        self._article_result(article_id, "removed")
+        log.info("removed article %s: %s removed", article_id, res.data.get("removed"))
 
     def _finished(self, data: dict) -> None:
         with self._cv:

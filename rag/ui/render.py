@@ -108,6 +108,18 @@ TEXT: dict[str, dict[str, str]] = {
         "lib_none": "没有符合条件的文章。",
         "lib_chars": "{n} 字",
         "lib_stats": "文章 {articles} 篇 · 片段 {chunks} 个 · 最后索引：{last} · 嵌入模型：{embedders}",
+        "also_in": "另有 {n} 篇文章刊载了这句话：",
+        "story_size": "这篇报道共有 {n} 个版本（转载或更正），这句话只见于此版本。",
+        "copies": "同一报道的其他版本（转载或更正，共 {n} 篇）",
+        "lib_remove": "删除",
+        "lib_confirm_q": "确定要从索引中删除《{title}》吗？删除后它不再出现在文章库和答案中。",
+        "lib_confirm": "确认删除",
+        "lib_cancel": "取消",
+        "lib_removing": "正在删除《{title}》…",
+        "lib_removed": "已从索引中删除《{title}》。",
+        "lib_remove_failed": "未能删除《{title}》；详情见服务器日志。",
+        "lib_gone": "这篇文章已不在索引中。",
+        "status_removing_article": "正在从索引中删除文章…",
     },
     "en": {
         "title": "# News Q&A\nAnswers quoted sentence by sentence from the indexed articles, each with its source.",
@@ -197,6 +209,18 @@ TEXT: dict[str, dict[str, str]] = {
         "lib_none": "No article matches.",
         "lib_chars": "{n} characters",
         "lib_stats": "{articles} articles · {chunks} chunks · last indexed: {last} · embedders: {embedders}",
+        "also_in": "{n} other articles carry this sentence too:",
+        "story_size": "This story has {n} versions (reprints or corrections); this sentence is only in this one.",
+        "copies": "Other versions of this story (reprints or corrections, {n} in all)",
+        "lib_remove": "Remove",
+        "lib_confirm_q": "Remove \"{title}\" from the index? It will no longer appear in the library or in answers.",
+        "lib_confirm": "Remove it",
+        "lib_cancel": "Cancel",
+        "lib_removing": "Removing \"{title}\"...",
+        "lib_removed": "\"{title}\" was removed from the index.",
+        "lib_remove_failed": "\"{title}\" could not be removed; the details are in the server log.",
+        "lib_gone": "This article is no longer in the index.",
+        "status_removing_article": "removing an article from the index...",
     },
 }
 
@@ -278,6 +302,8 @@ SOURCES_CSS = """
 .rag-source .rag-passage { white-space: pre-wrap; margin: .3em 0 0 0; padding: .4em .6em; font-size: .92em;
                            border-left: 3px solid var(--border-color-accent, #999); }
 .rag-source mark { background: #ffe27a; color: #000; padding: 0 .1em; }
+.rag-source .rag-also { margin: .3em 0; font-size: .9em; }
+.rag-source .rag-also ul, .rag-article .rag-copies ul { margin: .2em 0 0 1.2em; padding: 0; }
 .rag-source .rag-read { margin: .3em 0; font-size: .9em; cursor: pointer; text-decoration: underline;
                         background: none; border: none; padding: 0; color: var(--link-text-color, #2563eb); }
 """
@@ -312,10 +338,31 @@ def render_sources(answer: Answer | dict | None, lang: str = "zh") -> str:
             f'<button type="button" class="rag-read" data-num="{num}">{html.escape(t(lang, "read"))}</button>'
             f'</summary>'
             f'<div class="rag-link">{link}</div>'
+            f'{_also_html(c, lang)}'
             f'<div class="rag-passage">{highlight(str(c.get("passage") or ""), str(c.get("sentence") or ""))}</div>'
             f"</details>"
         )
     return f'<div class="rag-sources">{head}{"".join(items)}</div>'
+
+
+def _copy_item(c: dict, lang: str) -> str:
+    """One other copy of a story: title, date, link (all escaped)."""
+    day = _day(str(c.get("published") or "")) or t(lang, "no_date")
+    return (f'<li><span class="rag-title">{html.escape(printable(str(c.get("title") or "")))}</span> '
+            f'<span class="rag-date">{html.escape(day)}</span> {_link(c.get("url"), lang)}</li>')
+
+
+def _also_html(c: dict, lang: str) -> str:
+    """A citation's other copies carrying its sentence (rag.index.dedup), or the note that it has versions."""
+    also = [a for a in (c.get("also") or []) if isinstance(a, dict)]
+    if also:
+        items = "".join(_copy_item(a, lang) for a in also)
+        return (f'<div class="rag-also">{html.escape(t(lang, "also_in", n=len(also)))}'
+                f'<ul>{items}</ul></div>')
+    size = c.get("story_size") or 0
+    if isinstance(size, int) and size > 1:
+        return f'<div class="rag-also">{html.escape(t(lang, "story_size", n=size))}</div>'
+    return ""
 
 
 def printable(text: str) -> str:
@@ -346,8 +393,14 @@ READING_CSS = """
 .rag-article p { margin: 0 0 .7em 0; white-space: pre-wrap; }
 .rag-article mark { background: #ffe27a; color: #000; padding: 0 .1em; }
 .rag-library table { width: 100%; border-collapse: collapse; }
+.rag-article .rag-copies { margin-top: 1em; font-size: .92em; }
+.rag-article .rag-copies h4 { margin: 0 0 .3em 0; }
+.rag-library .rag-lib-remove { cursor: pointer; font-size: .9em; }
 .rag-library td, .rag-library th { text-align: left; padding: .25em .5em; border-bottom: 1px solid #ddd; }
 """
+# the library list: a click on a row's remove button fires the list's click event with the article's id
+LIBRARY_JS = ("element.addEventListener('click', (e) => { const b = e.target.closest('.rag-lib-remove'); "
+              "if (!b) return; e.preventDefault(); e.stopPropagation(); trigger('click', {id: b.dataset.id}); });")
 SCROLL_JS = "() => { setTimeout(() => document.getElementById('rag-cited')?.scrollIntoView({block: 'center'}), 50); }"
 # the sources panel: a click on a "read" button inside it fires the panel's click event with the citation number
 SOURCES_JS = ("element.addEventListener('click', (e) => { const b = e.target.closest('.rag-read'); if (!b) return; "
@@ -374,9 +427,11 @@ def _paragraph(text: str, ps: int, pe: int, start: int, end: int, first: bool) -
             f"{html.escape(text[b:pe])}"), True
 
 
-def render_article(article, start: int | None = None, end: int | None = None, lang: str = "zh") -> str:
+def render_article(article, start: int | None = None, end: int | None = None, lang: str = "zh",
+                   copies=()) -> str:
     """The reading view of a stored article (title, date, source, link, text by paragraph), every field escaped,
-    with text[start:end] exactly in <mark> (none when the span is not inside the text)."""
+    with text[start:end] exactly in <mark> (none when the span is not inside the text); `copies`: the other
+    articles of its story (rag.types.StoryCopy or dicts: near-duplicates), listed under the text."""
     if article is None:
         return f'<div class="rag-article"><p class="rag-empty">{html.escape(t(lang, "article_gone"))}</p></div>'
     text = printable(str(article.text or ""))
@@ -394,16 +449,23 @@ def render_article(article, start: int | None = None, end: int | None = None, la
         body, marked = _paragraph(text, m.start(), m.end(), s, e, first)
         first = first and not marked
         paras.append(f"<p>{body}</p>")
+    others = [c if isinstance(c, dict) else c.__dict__ for c in copies or ()]
+    listed = ""
+    if others:
+        items = "".join(_copy_item(c, lang) for c in others)
+        listed = (f'<div class="rag-copies"><h4>{html.escape(t(lang, "copies", n=len(others) + 1))}</h4>'
+                  f"<ul>{items}</ul></div>")
     return (f'<div class="rag-article"><h3>{html.escape(printable(str(article.title or "")))}</h3>'
-            f'<div class="rag-meta">{" · ".join(meta)}</div>{"".join(paras)}</div>')
+            f'<div class="rag-meta">{" · ".join(meta)}</div>{"".join(paras)}{listed}</div>')
 
 
 def reading_placeholder(lang: str = "zh") -> str:
     return f'<div class="rag-article"><p class="rag-empty">{html.escape(t(lang, "reading_empty"))}</p></div>'
 
 
-def library_html(result: dict | None, lang: str = "zh", note: str = "") -> str:
-    """The library page: `result` from rag.ui.library.query_library (total, page, pages, rows), all escaped."""
+def library_html(result: dict | None, lang: str = "zh", note: str = "", removable: bool = False) -> str:
+    """The library page: `result` from rag.ui.library.query_library (total, page, pages, rows), all escaped;
+    `removable`: a remove button per article (the server allows changes), which LIBRARY_JS turns into an event."""
     if note or not result:
         return f'<div class="rag-library"><p class="rag-empty">{html.escape(note)}</p></div>'
     head = html.escape(t(lang, "lib_page", total=result["total"], page=result["page"], pages=result["pages"]))
@@ -416,8 +478,18 @@ def library_html(result: dict | None, lang: str = "zh", note: str = "") -> str:
         rows.append(f'<tr><td class="rag-title">{html.escape(printable(str(r.get("title") or "")))}</td>'
                     f"<td>{html.escape(day)}</td><td>{html.escape(printable(str(r.get('source') or '')))}</td>"
                     f'<td>{html.escape(t(lang, "lib_chars", n=int(r.get("chars") or 0)))}</td>'
-                    f"<td>{_link(r.get('url'), lang)}</td></tr>")
+                    f"<td>{_link(r.get('url'), lang)}</td>{_remove_cell(r, lang) if removable else ''}</tr>")
     return f'<div class="rag-library"><p>{head}</p><table>{"".join(rows)}</table></div>'
+
+
+def _remove_cell(row: dict, lang: str) -> str:
+    aid = html.escape(str(row.get("id") or ""), quote=True)
+    return (f'<td><button type="button" class="rag-lib-remove" data-id="{aid}">'
+            f'{html.escape(t(lang, "lib_remove"))}</button></td>')
+
+
+def confirm_html(text: str) -> str:
+    return f'<div class="rag-lib-confirm">{html.escape(printable(text))}</div>'
 
 
 def stats_html(stats: dict | None, lang: str = "zh") -> str:

@@ -19,7 +19,7 @@ from rag.pipeline import ANSWER_CHARS, EARLIER_CHARS, MAX_QUESTION_CHARS, ask, c
 from rag.retrieve import Fusion, Searcher, searcher
 from rag.ingest import split_sentences
 from rag.index import Index
-from rag.types import Article, Citation, Passage
+from rag.types import Article, Citation, Passage, StoryCopy
 
 from news import ARTICLES, BLINKEN, OHIO, PANDA, ROCKET, STOCKS, WEATHER, FlatEmbedder  # noqa: E402
 
@@ -341,10 +341,12 @@ def test_answer_to_dict_round_trips_through_json(root):
     back = json.loads(text)
     assert (back["question"], back["text"], back["abstained"], back["lang"]) == (ans.question, ans.text, False, "en")
     names = [f.name for f in fields(Citation)]
-    assert names == ["number", "article_id", "title", "url", "published", "passage", "sentence", "start", "end"]
+    assert names == ["number", "article_id", "title", "url", "published", "passage", "sentence", "start", "end",
+                     "also_in", "also", "story_size"]  # also: the other copies of a near-duplicate story
     for c in back["citations"]:
         assert list(c) == names
-    assert tuple(Citation(**c) for c in back["citations"]) == ans.citations
+    assert tuple(Citation(**{**c, "also": tuple(StoryCopy(**x) for x in c["also"])})
+                 for c in back["citations"]) == ans.citations
 
 
 def test_chinese_answer_json_keeps_chinese_text(root):
@@ -985,3 +987,20 @@ def test_an_english_question_asks_for_a_time_only_by_its_words(question, wants):
     p = Passage(0, "a", "t", "", 0, 0, 1.0)
     cands = [Candidate(p, 0, 0, 1, "目标提高到每年12万5千。")]  # no date in it
     assert features(question, cands, {}, None)[0, FEATURES.index("type_miss")] == float(wants)
+
+
+def test_a_question_in_two_parts_cites_an_answer_to_each(root):
+    # one sentence a part: asked as one question, only one of the two would be answered
+    ans = ask("熊猫将在哪里隔离检疫？长征五号火箭是在哪里发射的？", index=root, config=AnswerConfig(max_sentences=1))
+    assert not ans.abstained
+    assert {c.article_id for c in ans.citations} == {PANDA.id, ROCKET.id}
+    assert any("卧龙" in c.sentence for c in ans.citations) and any("文昌" in c.sentence for c in ans.citations)
+    assert [c.number for c in ans.citations] == list(range(1, len(ans.citations) + 1))
+    assert ans.text.index("卧龙") < ans.text.index("文昌")  # parts answered in order
+    for c in ans.citations:
+        assert f"{c.sentence} [{c.number}]" in ans.text
+
+
+def test_a_question_in_parts_none_of_which_the_articles_answer_is_declined(root):
+    ans = ask("量子引力的弦论模型是什么？火星上的首都叫什么名字？", index=root)
+    assert ans.abstained and ans.citations == ()

@@ -142,3 +142,57 @@ def test_docs_api_md_is_generated_from_the_current_schema(tmp_path):
 
     assert (ROOT / "docs" / "api.md").read_text(encoding="utf-8") == render(build_api(tmp_path).openapi()), \
         "regenerate it: python -m rag.api.reference > docs/api.md"
+
+
+def test_the_server_answers_workers_questions_at_once_and_the_rest_wait_their_turn(client, monkeypatch):
+    import threading
+
+    from rag import pipeline
+
+    monkeypatch.setenv("RAG_WORKERS", "3")
+    assert pipeline.workers() == 3
+    monkeypatch.setenv("RAG_WORKERS", "x")
+    assert pipeline.workers() >= 1  # a bad value: one per core
+    gate = pipeline.Gate(1)
+    monkeypatch.setattr(pipeline, "_gate", gate)
+    assert pipeline.answer_slot() is gate
+    gate.__enter__()  # the one slot is taken: a question waits in line
+    got = []
+    t = threading.Thread(target=lambda: got.append(client.post("/v1/ask", json={"question": QUESTION})))
+    t.start()
+    t.join(1.0)
+    assert t.is_alive() and not got
+    gate.__exit__(None, None, None)
+    t.join(30)
+    assert got and got[0].status_code == 200 and "危地马拉" in got[0].json()["text"]
+
+
+def test_the_gate_serves_waiters_in_arrival_order_and_a_leaver_cannot_overtake():
+    import threading
+    import time
+
+    from rag.pipeline import Gate
+
+    gate, order, started = Gate(1), [], []
+    gate.__enter__()
+
+    def wait(i):
+        started.append(i)
+        with gate:
+            order.append(i)
+
+    threads = []
+    for i in range(5):
+        threads.append(threading.Thread(target=wait, args=(i,)))
+        threads[-1].start()
+        while len(started) <= i:  # each one queues before the next starts
+            time.sleep(0.001)
+        time.sleep(0.02)
+    gate.__exit__(None, None, None)
+    with gate:  # the holder leaves and comes straight back: it queues behind the five
+        order.append("again")
+    for t in threads:
+        t.join(5)
+    assert order == [0, 1, 2, 3, 4, "again"]
+    with pytest.raises(ValueError, match="at least one slot"):
+        Gate(0)

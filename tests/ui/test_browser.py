@@ -260,3 +260,87 @@ def test_library_tab_lists_the_seed_article(page):
     page.fill("#rag-lib-title input, #rag-lib-title textarea", "不存在的标题")
     page.click("#rag-lib-search")
     expect(listing).to_contain_text("没有符合条件的文章", timeout=30_000)
+
+
+# ---------------------------------------------------------------- near-duplicate stories and the library's remove button
+
+DUP_WORD = "夸克利昂"
+DUP_TEXT = (f"{DUP_WORD}公司星期一在上海宣布，将投资五亿元建设一座新的电池回收工厂，预计明年底投产。"
+            f"公司发言人说，新工厂每年可以回收十万吨废旧电池，并创造八百个就业岗位。"
+            f"{DUP_WORD}公司去年的营业收入增长了三成，主要来自海外市场。"
+            "分析人士认为，电池回收行业将在未来五年保持快速增长，地方政府也出台了补贴政策。")
+DUP_ORIGINAL = {"title": f"{DUP_WORD}公司宣布建设电池回收工厂", "url": "https://news.example/dup-original",
+                "published": "2024-05-01T08:00:00Z", "source": "wire", "text": DUP_TEXT}
+DUP_REPRINT = {"title": f"（转载）{DUP_WORD}投资五亿元建电池回收厂", "url": "https://news.example/dup-reprint",
+               "published": "2024-05-02T09:30:00Z", "source": "paper",
+               "text": "本报讯 " + DUP_TEXT + "（编辑：李四）"}
+DUP_QUESTION = f"{DUP_WORD}公司新工厂每年可以回收多少废旧电池？"
+
+
+def test_reading_view_lists_a_near_duplicate(page, tmp_path):
+    """An article and its republished copy: the answer cites the earliest with "1 other article carries it", and
+    the reading view lists the copy (title, date, link)."""
+    import json
+
+    from playwright.sync_api import expect
+
+    f = tmp_path / "dup-story.jsonl"
+    f.write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in (DUP_ORIGINAL, DUP_REPRINT)),
+                 encoding="utf-8")
+    page.set_input_files("#rag-upload input[type=file]", [str(f)])
+    expect(page.locator("#rag-upload-msg .rag-ok")).to_contain_text("已索引：2 篇文章", timeout=90_000)
+    expect(page.locator("#rag-status")).to_contain_text("3 篇文章", timeout=60_000)
+
+    text = _ask(page, DUP_QUESTION)
+    assert "十万吨" in text and "[1]" in text, text
+    sources = page.locator("#rag-sources")
+    expect(sources).to_contain_text(DUP_ORIGINAL["title"])  # the earliest copy is the one cited
+    first = page.locator("#rag-sources details").first
+    first.locator("summary").click()
+    expect(first.locator(".rag-also")).to_contain_text("另有 1 篇文章刊载了这句话")
+    expect(first.locator(".rag-also")).to_contain_text(DUP_REPRINT["title"])
+
+    first.locator(".rag-read").click()
+    reading = page.locator("#rag-reading")
+    expect(reading.locator("h3")).to_have_text(DUP_ORIGINAL["title"], timeout=30_000)
+    copies = reading.locator(".rag-copies")
+    expect(copies).to_contain_text("同一报道的其他版本")
+    expect(copies).to_contain_text(DUP_REPRINT["title"])
+    expect(copies).to_contain_text("2024-05-02")
+    assert copies.locator("a").first.get_attribute("href") == DUP_REPRINT["url"]
+    _shot(page, "reading-duplicates.png")
+
+
+def test_library_removes_an_article_after_confirmation(page):
+    """The library's remove button asks first, then the article is gone from the list and from answers."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="文章库").click()
+    listing = page.locator("#rag-lib-list")
+    expect(listing).to_contain_text(DUP_REPRINT["title"], timeout=30_000)
+    expect(page.locator("#rag-lib-stats")).to_contain_text("文章 3 篇")
+
+    def remove(title: str, confirm: bool = True) -> None:
+        listing.locator("tr", has_text=title).locator(".rag-lib-remove").click()
+        expect(page.locator("#rag-lib-msg")).to_contain_text(f"确定要从索引中删除《{title}》吗", timeout=30_000)
+        page.click("#rag-lib-confirm" if confirm else "#rag-lib-cancel")
+
+    remove(DUP_REPRINT["title"], confirm=False)  # cancelled: nothing changes
+    expect(page.locator("#rag-lib-confirm")).to_be_hidden()
+    expect(listing).to_contain_text(DUP_REPRINT["title"])
+
+    remove(DUP_REPRINT["title"])
+    expect(page.locator("#rag-lib-msg")).to_contain_text(f"已从索引中删除《{DUP_REPRINT['title']}》", timeout=90_000)
+    expect(listing).not_to_contain_text(DUP_REPRINT["title"])
+    expect(listing).to_contain_text(DUP_ORIGINAL["title"])
+    expect(page.locator("#rag-lib-stats")).to_contain_text("文章 2 篇")
+    _shot(page, "library-remove.png")
+
+    remove(DUP_ORIGINAL["title"])
+    expect(page.locator("#rag-lib-msg")).to_contain_text("已从索引中删除", timeout=90_000)
+    expect(listing).not_to_contain_text(DUP_ORIGINAL["title"])
+    expect(page.locator("#rag-lib-stats")).to_contain_text("文章 1 篇")
+
+    page.get_by_role("tab", name="问答").click()
+    text = _ask(page, DUP_QUESTION)
+    assert "十万吨" not in text and "[1]" not in text.replace(DUP_QUESTION, ""), text

@@ -362,3 +362,33 @@ def test_record_is_written_atomically(index_dir):
     names = os.listdir(jobs.uploads)
     assert sorted(names) == sorted([RECORD, "x.txt"])  # no temp file left behind
     assert json.loads((jobs.uploads / RECORD).read_text(encoding="utf-8"))["files"]["x.txt"]["articles"] == 1
+
+
+def test_the_library_removes_an_article_by_id_through_the_worker(index_dir):
+    """The library tab's remove button: asked, confirmed, removed by a worker process; only when changes are on."""
+    import gradio as gr
+
+    from rag.retrieve import searcher
+
+    put(index_dir, "a.txt", GOOD)
+    jobs = jobs_for(index_dir)
+    run(jobs)
+    idx = Index.open(index_dir)
+    aid = next(a for a in idx.article_ids() if idx.article(a).title == "上海天气")
+    idx.close()
+    searcher(str(index_dir), FakeEmbedder())
+    jobs.ready.set()
+    off = Handlers(gr, index_dir, jobs)  # uploads off: no remove button, and the events do nothing
+    assert "rag-lib-remove" not in off.library(None, 1, "", "", "", "", "中文")[0]
+    assert off.ask_remove("中文", aid) == (gr.skip(),) * 3
+    h = Handlers(gr, index_dir, jobs, changes=True)
+    page = h.library(None, 1, "", "", "", "", "中文")[0]
+    assert f'class="rag-lib-remove" data-id="{aid}"' in page
+    msg, _, pending = h.ask_remove("中文", aid)
+    assert "确定要从索引中删除《上海天气》吗" in msg and pending == {"id": aid, "title": "上海天气"}
+    assert h.ask_remove("中文", "no-such-id")[0].count("这篇文章已不在索引中") == 1
+    msg, _, pending, listing, number, stats = h.confirm_remove(pending, 1, "", "", "", "", "中文")
+    assert "已从索引中删除《上海天气》" in msg and pending is None
+    assert "上海天气" not in listing and number == 1 and "文章 1 篇" in stats
+    assert "上海天气" not in indexed_titles(index_dir)
+    assert jobs.article_results[aid] == "removed" and not jobs.is_busy

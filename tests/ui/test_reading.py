@@ -133,3 +133,39 @@ def test_library_html_escapes_and_counts():
     s = stats_html({"articles": 3, "chunks": 9, "embedder": "use-m3", "second_embedder": "e5",
                     "last_indexed": "2024-05-08T00:00:00Z"}, "en")
     assert "3 articles · 9 chunks" in s and "use-m3, e5" in s and "2024-05-08T00:00:00Z" in s
+
+
+def test_sources_list_the_other_copies_of_a_story_escaped():
+    from rag.types import StoryCopy
+
+    other = StoryCopy("b", f"转载{SCRIPT}", "javascript:alert(1)", "2024-05-09T00:00:00Z", "x")
+    linked = StoryCopy("c", "更正版", "https://example.com/c", "", "y")
+    c = Citation(1, "a", "t", "https://example.com/a", "2024-05-08", "p s", "s", 2, 3, 2, (other, linked), 3)
+    out = render_sources(Answer("q", "s [1]", False, (c,), "zh"), "zh")
+    assert "另有 2 篇文章刊载了这句话" in out and "<script" not in out
+    assert "转载&lt;script&gt;" in out and "2024-05-09" in out and "javascript:alert(1)" in out
+    assert out.count('<a href="https://example.com/c"') == 1 and 'href="javascript' not in out
+    alone = Citation(1, "a", "t", "", "", "p s", "s", 2, 3, 0, (), 3)
+    assert "共有 3 个版本" in render_sources(Answer("q", "s [1]", False, (alone,), "zh"), "zh")
+    plain = Citation(1, "a", "t", "", "", "p s", "s", 2, 3)
+    assert "rag-also" not in render_sources(Answer("q", "s [1]", False, (plain,), "zh"), "zh")
+
+
+def test_reading_view_lists_the_near_duplicates():
+    from rag.types import StoryCopy
+
+    copies = [StoryCopy("b", f"转载{IMG}", "https://example.com/b", "2024-05-09T00:00:00Z", "x"),
+              {"article_id": "c", "title": "更正", "url": "", "published": "", "source": ""}]
+    out = render_article(_article(), lang="en", copies=copies)
+    assert "Other versions of this story (reprints or corrections, 3 in all)" in out
+    assert "转载&lt;img" in out and "<img" not in out and "2024-05-09" in out and "date unknown" in out
+    assert '<a href="https://example.com/b"' in out
+    assert "rag-copies" not in render_article(_article(), lang="en")
+
+
+def test_library_rows_get_a_remove_button_only_when_asked():
+    rows = [{"id": 'x"><script>', "title": "标题", "url": "", "published": "", "source": "", "chars": 3}]
+    result = {"total": 1, "page": 1, "pages": 1, "rows": rows}
+    assert "rag-lib-remove" not in library_html(result, "zh")
+    out = library_html(result, "zh", removable=True)
+    assert 'data-id="x&quot;&gt;&lt;script&gt;"' in out and "<script" not in out and ">删除</button>" in out
