@@ -204,6 +204,8 @@ def cmd_ask(args) -> int:
             date = c.published[:10] if c.published else "n.d."
             print(f"[{c.number}] {c.title} ({date}) {c.url}".rstrip())
             print(f"    {c.sentence}")
+            for a in c.also:  # near-duplicate copies of the story that carry the sentence too
+                print(f"    also: {a.title} ({a.published[:10] or 'n.d.'}) {a.url}".rstrip())
     return 0
 
 
@@ -240,7 +242,7 @@ def _serve_api(spec: str, args) -> int:
 
 
 def cmd_status(args) -> int:
-    idx = open_store(_index_dir(args))
+    idx = open_store(_index_dir(args), eager=False)  # records and counts only: no FAISS or postings loaded
     print(json.dumps(idx.stats(), indent=2, ensure_ascii=False))
     idx.close()
     return 0

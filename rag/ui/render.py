@@ -518,5 +518,10 @@ def conversation_markdown(turns: list[dict] | None) -> str:
             link = f" <{url.replace('<', '%3C').replace('>', '%3E')}>" if url else ""
             out.append(f"- [{int(c.get('number', 0))}] {_md_text(c.get('title'))} ({day}){link}")
             out.append(f"  > {_md_text(c.get('sentence'))}")
+            for a in c.get("also") or []:  # the story's other copies carrying the sentence
+                if isinstance(a, dict):
+                    aurl = safe_url(a.get("url"))
+                    alink = f" <{aurl.replace('<', '%3C').replace('>', '%3E')}>" if aurl else ""
+                    out.append(f"  - also: {_md_text(a.get('title'))} ({_day(str(a.get('published') or '')) or '-'}){alink}")
         out.append("")
     return "\n".join(out).rstrip() + "\n"

@@ -259,3 +259,4 @@ def test_a_sentence_only_a_copy_holds_cites_that_copy_and_an_identical_one_is_no
     assert ans.citations[0].also_in == 0 and ans.citations[1].also_in == 2
     assert ans.text == f"{own} [1]{shared} [2]"
     assert ORIGINAL.text[ans.citations[1].start : ans.citations[1].end] == shared
+

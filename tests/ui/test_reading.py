@@ -1,9 +1,11 @@
 """The reading view, the library query and the Markdown export: pure functions, no browser."""
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 
-from rag.types import Answer, Article, Citation
+from rag.types import Answer, Article, Citation, StoryCopy
 from rag.ui.inputs import InputError
 from rag.ui.library import PAGE_SIZE, query_library
 from rag.ui.render import conversation_markdown, library_html, render_article, render_sources, stats_html
@@ -83,6 +85,13 @@ def test_conversation_markdown():
     assert "  > 他说" in md and "<script" not in md and "<img" not in md
     assert "&lt;script&gt;" in md  # literal when the Markdown is rendered
     assert conversation_markdown([]).startswith("# ")
+
+
+def test_conversation_markdown_lists_the_copies_carrying_a_sentence():
+    copy = StoryCopy("b", f"转载 {IMG}", "https://example.com/b", "2024-05-09T00:00:00Z")
+    c = Citation(1, "abc", "原文", "https://example.com/a", "2024-05-08", "p", "这是测试。", 0, 5, 1, (copy,), 2)
+    md = conversation_markdown([{"question": "q", "text": "这是测试。 [1]", "citations": [asdict(c)]}])
+    assert "  - also: 转载 " in md and "(2024-05-09) <https://example.com/b>" in md and "<img" not in md
 
 
 class FakeIndex:
