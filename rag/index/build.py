@@ -353,34 +353,8 @@ def index_stream(
         w = Writer(root, emb.name, emb.dim, tokenizer=tokenizer, chunk_size=chunk_size,
                    chunk_overlap=chunk_overlap, rebuild=rebuild, second_embedder=second.name if second else "",
                    second_dim=second.dim if second else 0)
-        notes.extend(w.notes)
-        interrupted = w.interrupted_run
-        try:
-            second = prepare_writer(w, second, notes)
-            w.mark_run(checkpoint > 0)
-            batch = (fanout or Batch)(w, emb, second, counts, checkpoint)
-            try:
-                seen_ids = apply_stream(stream, w, batch, counts, errors, notes, Progress(progress, files, counts))
-            finally:
-                batch.close()
-            notes.extend(batch.notes)
-            if prune:
-                for path in list(w.paths()):
-                    if not path.startswith("memory:") and not os.path.exists(path):
-                        counts["removed"] += len(w.drop_source(path))
-            if w.splitter != SPLITTER_VERSION:
-                left = len(w.article_ids() - seen_ids)
-                if left:
-                    notes.append(f"{left} articles keep sentences split by an older version (v{w.splitter}, now "
-                                 f"v{SPLITTER_VERSION}): index their files again, or rebuild with --rebuild")
-                else:
-                    w.splitter = SPLITTER_VERSION
-            gen = w.commit()
-        except BaseException:
-            w.abort()
-            raise
-    if interrupted:
-        counts["resumed"] = counts["skipped"]
+        gen = run_writer(w, stream, emb, second, counts, errors, notes, checkpoint=checkpoint, prune=prune,
+                         bar=Progress(progress, files, counts), batch_type=fanout or Batch)
     if w.final is not None:  # the generation the writer left (opening the index again cost ~1 s at 1M chunks)
         articles, chunks, segments = w.final
     else:
@@ -390,6 +364,42 @@ def index_stream(
     return IndexSummary(**counts, seconds=time.perf_counter() - t0, total_articles=articles,
                         total_chunks=chunks, segments=segments, generation=gen,
                         errors=tuple(errors), notes=tuple(notes))
+
+
+def run_writer(w, stream, emb: Embedder, second: Embedder | None, counts: dict[str, int], errors: list[str],
+               notes: list[str], *, checkpoint: int, prune: bool, bar: "Progress", batch_type=None) -> str | None:
+    """One indexing run on an open writer (a Writer, or a store's writer with the same methods): the stream applied
+    in batches (`batch_type`, default Batch), files gone pruned, the splitter version settled, committed; aborted on
+    any error. Returns the generation published."""
+    notes.extend(w.notes)
+    interrupted = w.interrupted_run
+    try:
+        second = prepare_writer(w, second, notes)
+        w.mark_run(checkpoint > 0)
+        batch = (batch_type or Batch)(w, emb, second, counts, checkpoint)
+        try:
+            seen_ids = apply_stream(stream, w, batch, counts, errors, notes, bar)
+        finally:
+            batch.close()
+        notes.extend(getattr(batch, "notes", ()))
+        if prune:
+            for path in list(w.paths()):
+                if not path.startswith("memory:") and not os.path.exists(path):
+                    counts["removed"] += len(w.drop_source(path))
+        if w.splitter != SPLITTER_VERSION:
+            left = len(w.article_ids() - seen_ids)
+            if left:
+                notes.append(f"{left} articles keep sentences split by an older version (v{w.splitter}, now "
+                             f"v{SPLITTER_VERSION}): index their files again, or rebuild with --rebuild")
+            else:
+                w.splitter = SPLITTER_VERSION
+        gen = w.commit()
+    except BaseException:
+        w.abort()
+        raise
+    if interrupted:
+        counts["resumed"] = counts["skipped"]
+    return gen
 
 
 def prepare_writer(w, second: Embedder | None, notes: list[str]) -> Embedder | None:

@@ -13,8 +13,8 @@ import numpy as np
 
 from ..errors import NothingToIndexError, RagError
 from ..index import CHECKPOINT, Index, IndexSummary, build, printable
-from ..index.build import Batch, Progress
-from ..ingest import CHUNK_OVERLAP, CHUNK_SIZE, SPLITTER_VERSION, count_files, iter_articles
+from ..index.build import Progress
+from ..ingest import CHUNK_OVERLAP, CHUNK_SIZE, count_files, iter_articles
 from ..models import indexing_embedder, registry
 from ..models.registry import E5_SPECS
 from ..types import Article, Chunk, Embedder
@@ -72,33 +72,8 @@ def index_stream_into(stream, spec, embedder: str | Embedder = "use", *, prune: 
     w = open_writer(spec, emb.name, emb.dim, tokenizer=tokenizer, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
                     rebuild=rebuild, second_embedder=second.name if second else "",
                     second_dim=second.dim if second else 0, lexical=lexical, wait=wait)
-    notes.extend(w.notes)
-    interrupted = w.interrupted_run
-    try:
-        second = build.prepare_writer(w, second, notes)
-        w.mark_run(checkpoint > 0)
-        batch = Batch(w, emb, second, counts, checkpoint)
-        try:
-            seen_ids = build.apply_stream(stream, w, batch, counts, errors, notes, Progress(progress, files, counts))
-        finally:
-            batch.close()
-        if prune:
-            for path in list(w.paths()):
-                if not path.startswith("memory:") and not os.path.exists(path):
-                    counts["removed"] += len(w.drop_source(path))
-        if w.splitter != SPLITTER_VERSION:
-            left = len(w.article_ids() - seen_ids)
-            if left:
-                notes.append(f"{left} articles keep sentences split by an older version (v{w.splitter}, now "
-                             f"v{SPLITTER_VERSION}): index their files again, or rebuild with --rebuild")
-            else:
-                w.splitter = SPLITTER_VERSION
-        gen = w.commit()
-    except BaseException:
-        w.abort()
-        raise
-    if interrupted:
-        counts["resumed"] = counts["skipped"]
+    gen = build.run_writer(w, stream, emb, second, counts, errors, notes, checkpoint=checkpoint, prune=prune,
+                           bar=Progress(progress, files, counts))
     articles, chunks, segments = w.final
     return IndexSummary(**counts, seconds=time.perf_counter() - t0, total_articles=articles, total_chunks=chunks,
                         segments=segments, generation=gen, errors=tuple(errors), notes=tuple(notes))
