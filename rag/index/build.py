@@ -290,6 +290,12 @@ def index_paths(
 ) -> IndexSummary:
     """Add the articles under `paths` to the index at `index_dir` (created if needed). Paths that hold no article
     file at all raise NothingToIndexError before anything is created (unless `prune` is asked for)."""
+    return index_stream(path_stream(paths, max_bytes, kw), index_dir, embedder, **kw)
+
+
+def path_stream(paths, max_bytes: int, kw: dict):
+    """The articles under `paths` as index_stream reads them; sets kw["files"] for the progress bar, and raises
+    NothingToIndexError when the paths hold no article file (unless kw asks to prune)."""
     stream = iter_articles([str(p) for p in paths], max_bytes=max_bytes)
     if kw.get("progress", True) and "files" not in kw:
         kw["files"] = count_files([str(p) for p in paths])
@@ -299,7 +305,7 @@ def index_paths(
             raise NothingToIndexError(f"no article files found under {', '.join(printable(str(p)) for p in paths)}: "
                                       "nothing indexed")
         stream = itertools.chain([first], stream)
-    return index_stream(stream, index_dir, embedder, **kw)
+    return stream
 
 
 def index_articles(articles: Iterable[Article], index_dir, embedder: str | Embedder = "use",
@@ -334,15 +340,7 @@ def index_stream(
     t0 = time.perf_counter()
     root = Path(index_dir or default_index_dir())
     check_folder(root)
-    if isinstance(embedder, str):  # e5 through its fast backend where it runs; others new, as the caller may expect
-        embedder = indexing_embedder(embedder) if embedder.strip().lower() in E5_SPECS else registry.get_embedder(embedder)
-    emb = embedder
-    if second == "default":
-        second = DEFAULT_SECOND
-    if isinstance(second, str):
-        second = indexing_embedder(second)
-    if second is not None and second.name == emb.name:
-        second = None  # the index's own embedder already
+    emb, second = resolve_embedders(embedder, second)
     if checkpoint < 0:
         raise ValueError(f"checkpoint must be >= 0 chunks, got {checkpoint!r}")
     counts = dict(added=0, updated=0, skipped=0, failed=0, removed=0, resplit=0, chunks=0, embedded=0,
@@ -364,6 +362,20 @@ def index_stream(
     return IndexSummary(**counts, seconds=time.perf_counter() - t0, total_articles=articles,
                         total_chunks=chunks, segments=segments, generation=gen,
                         errors=tuple(errors), notes=tuple(notes))
+
+
+def resolve_embedders(embedder: str | Embedder, second: str | Embedder | None) -> tuple[Embedder, Embedder | None]:
+    """The run's embedder and second embedder from specs ("default": DEFAULT_SECOND, read now: tests set it); a
+    second that is the first embedder already is none."""
+    if isinstance(embedder, str):  # e5 through its fast backend where it runs; others new, as the caller may expect
+        embedder = indexing_embedder(embedder) if embedder.strip().lower() in E5_SPECS else registry.get_embedder(embedder)
+    if second == "default":
+        second = DEFAULT_SECOND
+    if isinstance(second, str):
+        second = indexing_embedder(second)
+    if second is not None and second.name == embedder.name:
+        second = None
+    return embedder, second
 
 
 def run_writer(w, stream, emb: Embedder, second: Embedder | None, counts: dict[str, int], errors: list[str],

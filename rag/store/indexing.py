@@ -2,7 +2,6 @@
 into a MilvusWriter; removing articles; copying a local index's records (vectors included) into a Milvus store."""
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import time
@@ -11,12 +10,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import NothingToIndexError, RagError
-from ..index import CHECKPOINT, Index, IndexSummary, build, printable
+from ..errors import RagError
+from ..index import CHECKPOINT, Index, IndexSummary, build
 from ..index.build import Progress
-from ..ingest import CHUNK_OVERLAP, CHUNK_SIZE, count_files, iter_articles
-from ..models import indexing_embedder, registry
-from ..models.registry import E5_SPECS
+from ..ingest import CHUNK_OVERLAP, CHUNK_SIZE
 from ..types import Article, Chunk, Embedder
 from . import open_writer, parse_spec
 
@@ -24,16 +21,7 @@ from . import open_writer, parse_spec
 def index_paths_into(paths: Sequence[str | os.PathLike], spec, embedder: str | Embedder = "use", *,
                      max_bytes: int = 5_000_000, **kw) -> IndexSummary:
     """rag.index.index_paths for a Milvus store `spec`."""
-    stream = iter_articles([str(p) for p in paths], max_bytes=max_bytes)
-    if kw.get("progress", True) and "files" not in kw:
-        kw["files"] = count_files([str(p) for p in paths])
-    if paths and not kw.get("prune"):
-        first = next(stream, None)
-        if first is None:
-            raise NothingToIndexError(f"no article files found under {', '.join(printable(str(p)) for p in paths)}: "
-                                      "nothing indexed")
-        stream = itertools.chain([first], stream)
-    return index_stream_into(stream, spec, embedder, **kw)
+    return index_stream_into(build.path_stream(paths, max_bytes, kw), spec, embedder, **kw)
 
 
 def index_articles_into(articles: Iterable[Article], spec, embedder: str | Embedder = "use",
@@ -53,16 +41,7 @@ def index_stream_into(stream, spec, embedder: str | Embedder = "use", *, prune: 
     if fanout is not None:
         raise RagError(f"{spec}: embedding in Ray workers (--ray) writes into an index folder for now; index into "
                        "the Milvus store without --ray")
-    if isinstance(embedder, str):
-        spec_ = embedder.strip().lower()
-        embedder = indexing_embedder(embedder) if spec_ in E5_SPECS else registry.get_embedder(embedder)
-    emb = embedder
-    if second == "default":
-        second = build.DEFAULT_SECOND  # read now: tests set it
-    if isinstance(second, str):
-        second = indexing_embedder(second)
-    if second is not None and second.name == emb.name:
-        second = None
+    emb, second = build.resolve_embedders(embedder, second)
     if checkpoint < 0:
         raise ValueError(f"checkpoint must be >= 0 chunks, got {checkpoint!r}")
     counts = dict(added=0, updated=0, skipped=0, failed=0, removed=0, resplit=0, chunks=0, embedded=0,
