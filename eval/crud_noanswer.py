@@ -26,12 +26,23 @@ SETS = ("crud-2docs", "crud-3docs")
 SEED = 0
 
 
+def removed_entries(questions) -> set[str]:
+    """The seeded half of the questions' entries (dicts with "entry") whose gold articles leave the corpus: their
+    questions are crud-noanswer's; the other half's are crud-kept's (and what training may not see)."""
+    entries = sorted({q["entry"] for q in questions})
+    return set(random.Random(SEED).sample(entries, len(entries) // 2))
+
+
+def read_sets(sets_dir) -> list[dict]:
+    """Every question line of SETS in `sets_dir`."""
+    return [json.loads(line) for s in SETS for line in open(Path(sets_dir) / f"{s}.jsonl", encoding="utf-8")
+            if line.strip()]
+
+
 def build(slice_path: str, out: str, sets_dir: str) -> dict:
     articles = read_articles(slice_path)
-    questions = [json.loads(line) for s in SETS for line in open(Path(sets_dir) / f"{s}.jsonl", encoding="utf-8")
-                 if line.strip()]
-    entries = sorted({q["entry"] for q in questions})
-    removed = set(random.Random(SEED).sample(entries, len(entries) // 2))
+    questions = read_sets(sets_dir)
+    removed = removed_entries(questions)
     gone = {a for q in questions if q["entry"] in removed for a in q["article_ids"]}
     kept_articles = [a for a in articles if a.id not in gone]
     texts = [normalise(a.title + "\n" + a.text) for a in kept_articles]

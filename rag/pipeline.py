@@ -10,11 +10,11 @@ import reprlib
 import threading
 
 from .answer import CROSS_NOTE, NOT_FOUND, AnswerConfig, Answerer, Evidence, gather as evidence, query_terms
-from .store import default_store
 from .lang import clean
 from .lang.parts import split_parts
 from .lang.when import DateRange, as_date, resolve
 from .retrieve import DEFAULT_FUSION, Fusion, Searcher, searcher
+from .store import default_store
 from .types import Answer, Passage
 
 # Questions are cut here (the longest of 12,800 dev questions has 200 characters): e5 embeds a 500-character query

@@ -25,7 +25,8 @@ class Article:
     headings: tuple[tuple[int, str], ...] = ()
     captions: tuple[str, ...] = ()
     # `published` was read from the text's head (a header stamp or a dated dateline), the file giving no date
-    # (rag.ingest.dates.date_from_text); not kept by the index
+    # (rag.ingest.dates.date_from_text); kept by both stores (False in one
+    # stored before they kept it, until it is indexed again: its content_hash differs)
     date_from_text: bool = False
 
     @property
@@ -40,6 +41,8 @@ class Article:
         for part in (self.title, self.url, self.published, self.source, self.text, repr(self.headings)):
             h.update(part.encode("utf-8", "surrogatepass"))
             h.update(b"\x00")
+        if self.date_from_text:  # only when set: an article stored before the stores kept the flag is stored again
+            h.update(b"date_from_text\x00")
         return h.hexdigest()
 
     def heading_at(self, offset: int) -> str:
@@ -81,6 +84,7 @@ class Passage:
     heading: str = ""
     # the representative of the article's near-duplicate story (rag.index.dedup), "" when no other article carries it
     story: str = ""
+    date_from_text: bool = False  # `published` was read from the article's text (Article.date_from_text)
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class StoryCopy:
     url: str = ""
     published: str = ""
     source: str = ""
+    date_from_text: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,7 @@ class Citation:
     also_in: int = 0
     also: tuple[StoryCopy, ...] = ()
     story_size: int = 0  # how many articles carry the cited article's story (0: it alone)
+    date_from_text: bool = False  # `published` was read from the cited article's text (Article.date_from_text)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -68,6 +69,35 @@ def seed_index(tmp_path, fake_embedder):
     root = tmp_path / "seed-index"
     summary = index_paths([SEEDS], root, fake_embedder, progress=False)
     assert summary.added == 1 and summary.total_chunks > 0, summary
+    return root
+
+
+# Two articles whose text opens with a dated header (rag.ingest.articles.dated_from_text): the first's file gives no
+# date, so it takes the header's, marked date_from_text; the second's gives its own, which wins, unmarked.
+DATED_ROWS = [
+    {"title": "人民币汇率中间价", "url": "https://news.example/rate", "published": "",
+     "text": "2023-07-28 16:40，正文：人民币对美元汇率中间价报7.1，较前一交易日调升10个基点。"},
+    {"title": "大熊猫回国", "url": "https://news.example/panda", "published": "2023-11-09T01:00:00Z",
+     "text": "2023-07-28 16:40，正文：旅美大熊猫乘坐专机抵达成都，将在基地隔离检疫。"},
+]
+DATED_QUESTIONS = {"https://news.example/rate": "人民币对美元汇率中间价报多少？",
+                   "https://news.example/panda": "旅美大熊猫乘坐专机抵达哪里？"}
+
+
+def write_dated(path: Path) -> Path:
+    """DATED_ROWS as a .jsonl file at `path`."""
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in DATED_ROWS), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def dated_index(tmp_path, fake_embedder):
+    """A local index of DATED_ROWS' file built with the test's `fake_embedder`, at tmp_path/'dated-index'."""
+    from rag.index import index_paths
+
+    root = tmp_path / "dated-index"
+    summary = index_paths([write_dated(tmp_path / "dated.jsonl")], root, fake_embedder, progress=False)
+    assert summary.added == 2 and summary.failed == 0, summary
     return root
 
 

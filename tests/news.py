@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
-
 from conftest import FakeEmbedder
+
 from rag.types import Article
 
 BLINKEN = Article(

@@ -11,12 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import DATED_QUESTIONS, SEEDS, FakeEmbedder
 
-from conftest import SEEDS, FakeEmbedder
 from rag import cli
-from rag.models import registry
-from rag.index import index_paths
 from rag.index import Index
+from rag.models import registry
 
 QUESTION = "布林肯星期二前往哪个国家？"
 SEED_TITLE = "布林肯前往危地马拉出席地区移民会议"
@@ -53,8 +52,7 @@ def fake_use(monkeypatch):
 def test_index_twice_prints_summaries(use_index, capsys):
     d, first = use_index
     assert "articles: 1 added, 0 updated, 0 unchanged, 0 failed, 0 removed" in first
-    from rag.ingest import load_file
-    from rag.ingest import Chunker
+    from rag.ingest import Chunker, load_file
 
     n = len(Chunker().run(load_file(next(Path(SEEDS).glob("*.txt")))[0]))
     assert n > 1
@@ -115,6 +113,19 @@ def test_ask_with_a_fake_embedder_index(seed_index, capsys, monkeypatch):
     assert code == 0, err
     data = json.loads(out)
     assert data["citations"] and data["citations"][0]["title"] == SEED_TITLE
+
+
+def test_ask_says_when_a_citation_s_date_was_read_from_the_text(dated_index, fake_embedder, capsys, monkeypatch):
+    monkeypatch.setitem(registry.SHARED, "fake-64", fake_embedder)
+    lines = {}
+    for url, q in DATED_QUESTIONS.items():
+        code, out, err = run(capsys, "ask", q, "--index", dated_index, "--reader", "none")
+        assert code == 0, err
+        lines[url] = out.partition("\n\n")[2].splitlines()[0]
+        code, out, err = run(capsys, "ask", q, "--index", dated_index, "--reader", "none", "--json")
+        assert json.loads(out)["citations"][0]["date_from_text"] is url.endswith("/rate")
+    assert lines == {"https://news.example/rate": "[1] 人民币汇率中间价 (2023-07-28, date from text) https://news.example/rate",
+                     "https://news.example/panda": "[1] 大熊猫回国 (2023-11-09) https://news.example/panda"}
 
 
 def test_missing_path_is_reported(tmp_path, capsys):

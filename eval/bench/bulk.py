@@ -165,7 +165,8 @@ def build(root: Path, n_chunks: int, emb: HashEmbedder, second: HashEmbedder | N
                 for k, i in items:
                     a = _copy(p.arts[i], k)
                     aid = a.id
-                    ra.append((aid, a.title, a.url, a.published, a.source, a.text, "[]", "[]", a.content_hash, stamp))
+                    ra.append((aid, a.title, a.url, a.published, a.source, a.text, "[]", "[]", a.content_hash, stamp,
+                               int(a.date_from_text)))
                     rs.append((f"memory:bulk{k}", aid))
                     for o, start, end, head, text, h, row, toks in p.chunks[i]:
                         if toks is None:  # Writer._chunk_tokens: the first chunk carries its title too
@@ -178,7 +179,7 @@ def build(root: Path, n_chunks: int, emb: HashEmbedder, second: HashEmbedder | N
                         rsent.append((next_sentence, aid, start, end, h))
                         srows.append(row)
                         next_sentence += 1
-                for sql, rows in (("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)", ra),
+                for sql, rows in (("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?)", ra),
                                   ("INSERT INTO sources VALUES (?,?)", rs),
                                   ("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?)", rc),
                                   ("INSERT INTO sentences VALUES (?,?,?,?,?)", rsent)):

@@ -122,10 +122,10 @@ def _big_sqlite(con, pool, seq: np.ndarray, starts: np.ndarray, first_id: int, f
             pos += n
         text = "".join(parts)
         rows_a.append((aid, titles[d % len(titles)][:30], f"synthetic://bench/big/{d}", "", "synthetic", text, "[]",
-                       "[]", aid, stamp))
+                       "[]", aid, stamp, 0))
         rows_c.append((first_id + d, aid, 0, 0, len(text), "", text, "", ""))
         if len(rows_a) >= 50_000 or d == len(starts) - 2:
-            con.executemany("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)", rows_a)
+            con.executemany("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows_a)
             con.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?)", rows_c)
             con.executemany("INSERT INTO sentences VALUES (?,?,?,?,?)", rows_s)
             rows_a, rows_c, rows_s = [], [], []

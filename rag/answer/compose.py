@@ -38,19 +38,23 @@ def cite(n: int, c: Candidate, stories: dict, texts: dict) -> Citation:
     p = c.passage
     copies: tuple[StoryCopy, ...] = stories.get(p.article_id, ())
     if not copies:
-        return Citation(n, p.article_id, p.title, p.url, p.published, p.text, c.text, c.start, c.end)
+        return Citation(n, p.article_id, p.title, p.url, p.published, p.text, c.text, c.start, c.end,
+                        date_from_text=p.date_from_text)
     aid, title, url, published, passage, start, end = (p.article_id, p.title, p.url, p.published, p.text, c.start,
                                                        c.end)
+    derived = p.date_from_text
     rep = copies[0]
     text = texts.get(rep.article_id, "")
     i = text.find(c.text) if rep.article_id != aid and text else -1
     if i >= 0:
         aid, title, url, published, start, end = rep.article_id, rep.title, rep.url, rep.published, i, i + len(c.text)
+        derived = rep.date_from_text
         if passage not in text:
             passage = text[max(0, i - PASSAGE_MARGIN): end + PASSAGE_MARGIN]
     plain = _plain(c.text)
     also = tuple(x for x in copies if x.article_id != aid and plain and plain in _plain(texts.get(x.article_id, "")))
-    return Citation(n, aid, title, url, published, passage, c.text, start, end, len(also), also, len(copies))
+    return Citation(n, aid, title, url, published, passage, c.text, start, end, len(also), also, len(copies),
+                    derived)
 
 
 def build_answer(question: str, picked: list[Candidate], passages: list[Passage], lang: str,

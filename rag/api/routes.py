@@ -105,7 +105,8 @@ def build_api(index_dir: str | os.PathLike, *, api_key: str | None = None, app: 
 
     @app.post("/v1/ask", tags=["rag"], dependencies=v1)
     def ask_route(body: AskRequest) -> dict:
-        """`ask()`: the answer with its citations and the passages it read."""
+        """`ask()`: the answer with its citations and the passages it read. A citation's (and passage's)
+        `date_from_text` is true when its `published` was read from the article's text, the file giving no date."""
         answer = _safely(ask, body.question, root, k=body.k, history=[tuple(t) for t in body.history] or None,
                          date_from=body.date_from, date_to=body.date_to, source=body.source,
                          config=AnswerConfig(reader=body.reader), now=body.now)
@@ -129,16 +130,17 @@ def build_api(index_dir: str | os.PathLike, *, api_key: str | None = None, app: 
 
     @app.get("/v1/articles/{article_id}", tags=["library"], dependencies=v1)
     def article(article_id: str) -> dict:
-        """One article's stored text and metadata (plain text, never the original HTML); `story`: the other articles
-        carrying the same story (near-duplicates: id, title, url, published, source; the representative first)."""
+        """One article's stored text and metadata (plain text, never the original HTML; `date_from_text`: `published`
+        was read from the text); `story`: the other articles carrying the same story (near-duplicates: id, title,
+        url, published, source, date_from_text; the representative first)."""
         idx = _index(root)
         found = idx.article(article_id) if len(article_id) <= 64 else None
         if found is None:
             raise ApiError(404, f"no article {article_id[:64]!r} in the index", param="article_id")
         copies = getattr(idx, "story_copies", lambda ids: {})([article_id]).get(article_id, ())
         return {"id": article_id, "title": found.title, "url": found.url, "published": found.published,
-                "source": found.source, "text": found.text, "headings": [list(h) for h in found.headings],
-                "captions": list(found.captions),
+                "date_from_text": found.date_from_text, "source": found.source, "text": found.text,
+                "headings": [list(h) for h in found.headings], "captions": list(found.captions),
                 "story": [asdict(c) for c in copies if c.article_id != article_id]}
 
     return app

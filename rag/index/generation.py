@@ -353,7 +353,8 @@ class Index:
                 marks = ",".join("?" * len(part[i : i + 500]))
                 for r in v.seg.sql(
                         f"SELECT c.id, c.article_id, a.title, c.text, c.start, c.end_, a.url, a.published, a.source, "
-                        f"c.heading FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})",
+                        f"c.heading, {v.seg.date_from_text('a.')} FROM chunks c JOIN articles a ON a.id = c.article_id "
+                        f"WHERE c.id IN ({marks})",
                         part[i : i + 500]):
                     if r[1] not in v.dead_articles:
                         by_id[r[0]] = r
@@ -363,7 +364,7 @@ class Index:
             r = by_id.get(cid)
             if r is not None:
                 out.append(Passage(r[0], r[1], r[2], r[3], r[4], r[5], float(scores.get(cid, 0.0)), r[6], r[7], r[8], r[9],
-                                   (self.story(r[1]) or ("",))[0]))
+                                   (self.story(r[1]) or ("",))[0], bool(r[10])))
         return out
 
     # ---- near-duplicate stories (rag.index.dedup)
@@ -380,22 +381,24 @@ class Index:
         if not groups:
             return {}
         info = self._article_rows(sorted({m for g in groups.values() for m in g}),
-                                  "id, title, url, published, source")
+                                  "id, title, url, published, source", flag=True)
         return {a: tuple(StoryCopy(*info[m]) for m in g if m in info) for a, g in groups.items()}
 
     def texts(self, article_ids: Iterable[str]) -> dict[str, str]:
         """The stored text of each of `article_ids` the generation holds."""
         return {a: r[1] for a, r in self._article_rows(sorted(set(article_ids)), "id, text").items()}
 
-    def _article_rows(self, ids: list[str], columns: str) -> dict[str, tuple]:
+    def _article_rows(self, ids: list[str], columns: str, flag: bool = False) -> dict[str, tuple]:
+        """`columns` of these articles by id; `flag`: with their date_from_text (as a bool) last."""
         out: dict[str, tuple] = {}
         for i in range(0, len(ids), 500):
             arg = json.dumps(ids[i : i + 500], ensure_ascii=False)
             for v in self.views:
-                for r in v.seg.sql(f"SELECT {columns} FROM articles WHERE id IN (SELECT value FROM json_each(?))",
+                cols = f"{columns}, {v.seg.date_from_text()}" if flag else columns
+                for r in v.seg.sql(f"SELECT {cols} FROM articles WHERE id IN (SELECT value FROM json_each(?))",
                                    (arg,)):
                     if r[0] not in v.dead_articles:
-                        out[r[0]] = tuple(r)
+                        out[r[0]] = (*r[:-1], bool(r[-1])) if flag else tuple(r)
         return out
 
     def chunk_langs(self, chunk_ids: Sequence[int]) -> list[str]:
@@ -477,10 +480,10 @@ class Index:
         v = self._holder(article_id)
         if v is None:
             return None
-        r = v.seg.sql("SELECT title, text, url, published, source, headings, captions FROM articles WHERE id=?",
-                      (article_id,))[0]
+        r = v.seg.sql(f"SELECT title, text, url, published, source, headings, captions, {v.seg.date_from_text()} "
+                      "FROM articles WHERE id=?", (article_id,))[0]
         heads = tuple((int(o), h) for o, h in json.loads(r[5]))
-        return Article(r[0], r[1], r[2], r[3], r[4], "", heads, tuple(json.loads(r[6])))
+        return Article(r[0], r[1], r[2], r[3], r[4], "", heads, tuple(json.loads(r[6])), bool(r[7]))
 
     def allowed_ids(self, date_from: str | None = None, date_to: str | None = None, source: str | None = None) -> np.ndarray | None:
         """Chunk ids passing the metadata filters, or None when no filter is set."""

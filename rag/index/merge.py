@@ -16,7 +16,7 @@ from .dedup import META_KEY, current_fingerprint, signature, to_blob
 from .files import SEGMENTS, fsync_dir, fsync_tree, make_dir, now_iso
 from .lexical import Postings
 from .lexicon import MAX_WORDS, Lexicon
-from .segment import SCHEMA, SEGMENT_FORMAT
+from .segment import ARTICLE_COLUMNS, SCHEMA, SEGMENT_FORMAT
 from .vectors import build_faiss
 
 FACTOR = 10  # a tier is merged once it holds this many segments of similar size (Lucene's segmentsPerTier)
@@ -104,8 +104,9 @@ def merge_segments(root: Path, views: Sequence, *, dim: int, second_dim: int, fa
             seg, dead = v.seg, v.dead_json
             con.execute(f"ATTACH DATABASE ? AS s{n}", (f"file:{seg.path / 'meta.sqlite'}?mode=ro",))
             keep = "article_id NOT IN (SELECT value FROM json_each(?))"
-            con.execute(f"INSERT INTO articles SELECT * FROM s{n}.articles WHERE id NOT IN "
-                        f"(SELECT value FROM json_each(?))", (dead,))
+            con.execute(f"INSERT INTO articles ({ARTICLE_COLUMNS}, date_from_text) SELECT {ARTICLE_COLUMNS}, "
+                        f"{seg.date_from_text()} FROM s{n}.articles WHERE id NOT IN (SELECT value FROM json_each(?))",
+                        (dead,))
             con.execute(f"INSERT INTO chunks SELECT * FROM s{n}.chunks WHERE {keep}", (dead,))
             con.execute(f"INSERT INTO sentences SELECT * FROM s{n}.sentences WHERE {keep}", (dead,))
             if seg.has_minhash():

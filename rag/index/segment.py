@@ -28,7 +28,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
     id TEXT PRIMARY KEY, title TEXT NOT NULL, url TEXT NOT NULL, published TEXT NOT NULL, source TEXT NOT NULL,
     text TEXT NOT NULL, headings TEXT NOT NULL, captions TEXT NOT NULL, content_hash TEXT NOT NULL,
-    indexed_at TEXT NOT NULL
+    indexed_at TEXT NOT NULL, date_from_text INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS sources (
     path TEXT NOT NULL, article_id TEXT NOT NULL, PRIMARY KEY (path, article_id)
@@ -53,6 +53,9 @@ CREATE TABLE IF NOT EXISTS minhash (article_id TEXT PRIMARY KEY, sig BLOB NOT NU
 # minhash: each article's MinHash signature (rag.index.dedup: NUM_PERM little-endian uint32; none for a text too
 # short to say), and meta's "minhash" row how they were made. A segment written before them has neither table row
 # nor table: its articles are their own stories until a merge rewrites it with signatures.
+# articles.date_from_text: 1 when `published` was read from the text (rag.types.Article.date_from_text). A segment
+# written before it has no such column and reads 0 (Segment.date_from_text); a merge rewrites it with the column.
+ARTICLE_COLUMNS = "id, title, url, published, source, text, headings, captions, content_hash, indexed_at"  # in all
 
 
 class Segment:
@@ -76,6 +79,7 @@ class Segment:
         try:
             self._open_pool(db)
             counts = {t: self.sql(f"SELECT COUNT(*) FROM {t}")[0][0] for t in ("chunks", "articles", "sentences")}
+            self.has_date_flag = any(r[1] == "date_from_text" for r in self.sql("PRAGMA table_info(articles)"))
         except sqlite3.DatabaseError as e:
             self.close()
             raise CorruptIndexError(str(db), f"SQLite database is damaged ({e})") from None
@@ -192,6 +196,11 @@ class Segment:
                     self._lex_file = open(self.path / "lexicon.faiss", "rb")
                 self._lexicon = Lexicon.load(self.path, self.dim, self.words, self._lex_file.fileno())
             return self._lexicon
+
+    def date_from_text(self, table: str = "") -> str:
+        """The SQL expression of an article's date_from_text (`table`: its alias with the dot, e.g. "a."): the
+        column, or 0 in a segment written before it."""
+        return f"{table}date_from_text" if self.has_date_flag else "0"
 
     def has_minhash(self) -> bool:
         """Whether this segment holds signatures made the way this version makes them (rag.index.dedup)."""

@@ -298,10 +298,10 @@ class Writer:
             raise ValueError("one vector per sentence expected")
         self.remove_article(article.id, keep_sources=True)
         self.con.execute(
-            "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (article.id, article.title, article.url, article.published, article.source, article.text,
              json.dumps(list(article.headings), ensure_ascii=False), json.dumps(list(article.captions), ensure_ascii=False),
-             article.content_hash, now_iso()))
+             article.content_hash, now_iso(), int(article.date_from_text)))
         sig = signature(article.text)
         if sig is not None:
             self.con.execute("INSERT INTO minhash VALUES (?,?)", (article.id, to_blob(sig)))

@@ -125,10 +125,11 @@ def copy_index(index_dir: str | os.PathLike, spec, *, lexical: str | None = None
 
 def _copy_article(w, src: Index, v, aid: str) -> None:
     seg = v.seg
-    title, text, url, published, source, headings, captions = seg.sql(
-        "SELECT title, text, url, published, source, headings, captions FROM articles WHERE id=?", (aid,))[0]
+    title, text, url, published, source, headings, captions, flag = seg.sql(
+        f"SELECT title, text, url, published, source, headings, captions, {seg.date_from_text()} FROM articles "
+        "WHERE id=?", (aid,))[0]
     article = Article(title, text, url, published, source, "", tuple((int(o), h) for o, h in json.loads(headings)),
-                      tuple(json.loads(captions)))
+                      tuple(json.loads(captions)), bool(flag))
     rows = seg.sql("SELECT id, ordinal, start, end_, heading, text FROM chunks WHERE article_id=? ORDER BY ordinal",
                    (aid,))
     ids = np.array([r[0] for r in rows], dtype=np.int64)

@@ -19,6 +19,7 @@ from ..index.lexicon import Lexicon, Lexicons
 from ..lang import tokens as lang_tokens
 from ..types import Article, Passage
 from .milvus_base import (
+    FLAG,
     StoreInfo,
     analyzer_word,
     article_filters,
@@ -26,6 +27,7 @@ from .milvus_base import (
     count,
     df_at,
     ensure_loaded,
+    field_names,
     idf,
     live,
     query_in,
@@ -89,6 +91,7 @@ class MilvusIndex:
         self._english: float | None = None
         self._lexicon: Lexicons | None = None
         self._lock = threading.RLock()
+        self._flag = FLAG in field_names(self.uri, self._c("chunks"), info.uid)  # False: a store made before it
 
     @classmethod
     def open(cls, spec, embedder_name: str | None = None) -> "MilvusIndex":
@@ -152,7 +155,7 @@ class MilvusIndex:
             have = {c: cache.chunks[c] for c in ids if c in cache.chunks}
         missing = [c for c in ids if c not in have]
         if missing:
-            fields = CHUNK_FIELDS + (["second"] if self.info.second_embedder else [])
+            fields = CHUNK_FIELDS + (["second"] if self.info.second_embedder else []) + ([FLAG] if self._flag else [])
             got = {}
             for r in query_in(self.uri, self._c("chunks"), "id", missing, fields):
                 r["vec"] = np.asarray(r["vec"], dtype=np.float32)
@@ -301,7 +304,8 @@ class MilvusIndex:
             r = rows.get(cid)
             if r is not None:
                 out.append(Passage(cid, r["article_id"], r["title"], r["text"], int(r["start"]), int(r["end_"]),
-                                   float(scores.get(cid, 0.0)), r["url"], r["published"], r["source"], r["heading"]))
+                                   float(scores.get(cid, 0.0)), r["url"], r["published"], r["source"], r["heading"],
+                                   date_from_text=bool(r.get(FLAG))))
         return out
 
     def chunk_langs(self, chunk_ids: Sequence[int]) -> list[str]:
@@ -360,7 +364,8 @@ class MilvusIndex:
 
     def article(self, article_id: str) -> Article | None:
         rows = query_in(self.uri, self._c("articles"), "article_id", [article_id],
-                        ["part", "title", "url", "published", "source", "body"], self.live)
+                        ["part", "title", "url", "published", "source", "body"] + ([FLAG] if self._flag else []),
+                        self.live)
         if not rows:
             return None
         rows.sort(key=lambda r: int(r["part"]))
@@ -368,7 +373,7 @@ class MilvusIndex:
         body = json.loads("".join(r["body"] for r in rows))
         heads = tuple((int(o), h) for o, h in body["headings"])
         return Article(head["title"], body["text"], head["url"], head["published"], head["source"], "", heads,
-                       tuple(body["captions"]))
+                       tuple(body["captions"]), bool(head.get(FLAG)))
 
     def _articles(self, expr: str, fields: list[str]) -> list[dict]:
         return scan(self.uri, self._c("articles"), f"part == 0 and {self.live}" + (f" and {expr}" if expr else ""),

@@ -23,6 +23,10 @@ import numpy as np
 from ..errors import IndexMismatchError, RagError
 
 MILVUS_FORMAT = 1  # the layout below; a store of another format is refused by name (IndexMismatchError)
+# chunks and articles carry FLAG (rag.types.Article.date_from_text), the format unchanged: a store made before has
+# no such field (Milvus Lite cannot add one to a collection) and reads False; a writer to it notes that it is not kept
+FLAG = "date_from_text"
+FLAGGED = ("chunks", "articles")  # the collections carrying it
 ALIVE = 2**62  # v_to of a live row
 FORMAT_ROW, PUBLISHED_ROW, LOCK_ROW = 1, 2, 3
 TEXT = 65_535  # bytes: Milvus's largest VARCHAR
@@ -129,6 +133,22 @@ def ensure_loaded(uri: str, names: Iterable[str]) -> None:
             _LOADED.add((uri, name))
 
 
+_FIELDS: dict[tuple[str, str, str], frozenset[str]] = {}
+
+
+def field_names(uri: str, coll: str, uid: str) -> frozenset[str]:
+    """A collection's field names, read once per store (`uid`: a store's fields never change; a rebuilt store has
+    another uid)."""
+    key = (uri, coll, uid)
+    with _LOCK:
+        got = _FIELDS.get(key)
+    if got is None:
+        got = frozenset(f["name"] for f in client(uri).describe_collection(coll)["fields"])
+        with _LOCK:
+            _FIELDS[key] = got
+    return got
+
+
 def _first_line(e: BaseException) -> str:
     return (str(e).splitlines() or [e.__class__.__name__])[0][:300]
 
@@ -165,6 +185,9 @@ def create_collections(uri: str, prefix: str, dim: int, second_dim: int, lexical
     i = (DataType.INT64, {})
     versioned = [("v_from", *i), ("v_to", *i)]
 
+    def flag(name: str) -> list[tuple]:
+        return [(FLAG, DataType.BOOL, {"default_value": False})] if name in FLAGGED else []
+
     def lexical_field(schema, params):
         if lexical == "bm25":
             schema.add_field("toks", DataType.VARCHAR, max_length=TEXT, enable_analyzer=True,
@@ -181,6 +204,7 @@ def create_collections(uri: str, prefix: str, dim: int, second_dim: int, lexical
     chunk_fields = [("article_id", *s()), ("ordinal", *i), ("start", *i), ("end_", *i), ("heading", *s()),
                     ("text", *s()), ("text_hash", *s()), ("title", *s()), ("url", *s()), ("published", *s()),
                     ("source", *s()), ("lang", *s()), ("n_tokens", *i), ("sent_first", *i), ("sent_count", *i),
+                    *flag("chunks"),
                     *versioned]  # sent_*: the ids of the sentences written with the chunk's article (consecutive)
     vecs = [("vec", dim)] + ([("second", second_dim)] if second_dim else [])
     new("chunks", chunk_fields, vecs, ("article_id", "text_hash"), lexical_field)
@@ -188,7 +212,7 @@ def create_collections(uri: str, prefix: str, dim: int, second_dim: int, lexical
         [("vec", dim)], ("article_id", "text_hash"))
     new("articles", [("article_id", *s()), ("part", *i), ("parts", *i), ("title", *s()), ("url", *s()),
                      ("published", *s()), ("source", *s()), ("content_hash", *s()), ("indexed_at", *s()),
-                     ("chars", *i), ("body", *s()), *versioned], [(DUMMY, 2)], ("article_id",))
+                     ("chars", *i), ("body", *s()), *flag("articles"), *versioned], [(DUMMY, 2)], ("article_id",))
     new("sources", [("path", *s()), ("article_id", *s()), *versioned], [(DUMMY, 2)], ("path", "article_id"))
     new("words", [("word", *s()), *versioned], [("vec", dim)])
     new("terms", [("term", *s()), ("hist", *s()), ("max_v", *i)], [(DUMMY, 2)])

@@ -26,6 +26,7 @@ from .milvus_base import (
     ALIVE,
     COLLECTIONS,
     DUMMY,
+    FLAG,
     FORMAT_ROW,
     HISTORY,
     INSERT_BATCH,
@@ -43,6 +44,7 @@ from .milvus_base import (
     df_at,
     doc_weights,
     drop_collections,
+    field_names,
     live,
     query_in,
     read_meta,
@@ -114,6 +116,11 @@ class MilvusWriter:
         self.chunk_size, self.chunk_overlap = i.chunk_size, i.chunk_overlap
         self.second_embedder, self.second_dim = i.second_embedder, i.second_dim
         self.splitter, self.tokens = i.splitter, i.tokens
+        self._flag = FLAG in field_names(self.uri, self._c("chunks"), i.uid)
+        if not self._flag:
+            self.notes.append(f"this store was made before it kept whether an article's date was read from its text: "
+                              f"such dates show as given ones; rebuild it with `rag index --rebuild --store "
+                              f"{self.where} PATH...` to keep that")
         self._base_hash: dict[str, str] | None = None  # live article id -> content hash at the base version
         self._base_sources: set[tuple[str, str]] | None = None
         self._known_words: set[str] | None = None
@@ -319,12 +326,13 @@ class MilvusWriter:
                            "captions": list(article.captions)}, ensure_ascii=False)
         pieces = [body[n : n + PART_CHARS] for n in range(0, len(body), PART_CHARS)] or [""]
         stamp = now_iso()
+        flag = {FLAG: article.date_from_text} if self._flag else {}
         self._arts[aid] = [{
             "article_id": aid, "part": n, "parts": len(pieces), "title": article.title if n == 0 else "",
             "url": article.url if n == 0 else "", "published": article.published if n == 0 else "",
             "source": article.source if n == 0 else "", "content_hash": article.content_hash if n == 0 else "",
-            "indexed_at": stamp if n == 0 else "", "chars": len(article.text) if n == 0 else 0, "body": piece}
-            for n, piece in enumerate(pieces)]
+            "indexed_at": stamp if n == 0 else "", "chars": len(article.text) if n == 0 else 0, "body": piece,
+            **flag} for n, piece in enumerate(pieces)]
         self._art_hash[aid] = article.content_hash
         vecs = np.asarray(vectors, dtype=np.float32).reshape(len(chunks), self.dim)
         seconds = (np.asarray(second_vectors, dtype=np.float16).astype(np.float32).reshape(len(chunks), self.second_dim)
@@ -341,7 +349,8 @@ class MilvusWriter:
             row = {"id": cid, "article_id": aid, "ordinal": ch.ordinal, "start": ch.start, "end_": ch.end,
                    "heading": ch.heading, "text": ch.text, "text_hash": h, "title": article.title, "url": article.url,
                    "published": article.published, "source": article.source, "lang": detect_lang(ch.text[:200]),
-                   "n_tokens": len(toks), "sent_first": sent_first, "sent_count": len(sentences), "vec": vecs[n]}
+                   "n_tokens": len(toks), "sent_first": sent_first, "sent_count": len(sentences), "vec": vecs[n],
+                   **flag}
             if seconds is not None:
                 row["second"] = seconds[n]
                 self._second_cache.setdefault((article.title, ch.text), seconds[n])

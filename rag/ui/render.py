@@ -45,6 +45,7 @@ TEXT: dict[str, dict[str, str]] = {
         "no_sources": "暂无来源。提问后，这里会列出答案引用的文章。",
         "abstained": "没有找到可引用的句子，因此没有来源。",
         "no_date": "日期不详",
+        "date_from_text": "（日期取自正文）",
         "open_link": "打开原文",
         "no_link": "无可用链接",
         "status_index": "索引：{articles} 篇文章，{chunks} 个片段 · 嵌入模型：{embedder} · 最后索引：{last}",
@@ -145,6 +146,7 @@ TEXT: dict[str, dict[str, str]] = {
         "no_sources": "No sources yet. Ask a question and the cited articles appear here.",
         "abstained": "No sentence could be quoted, so there are no sources.",
         "no_date": "date unknown",
+        "date_from_text": " (date from text)",
         "open_link": "Open the article",
         "no_link": "no usable link",
         "status_index": "Index: {articles} articles, {chunks} chunks · embedder: {embedder} · last indexed: {last}",
@@ -278,6 +280,14 @@ def _day(published: str) -> str:
     return p[:10] if re.match(r"\d{4}-\d{2}-\d{2}", p) else ""
 
 
+def _shown_day(published, from_text, lang: str) -> str:
+    """The day to show, marked when it was read from the article's text (rag.types.Article.date_from_text)."""
+    day = _day(str(published or ""))
+    if not day:
+        return t(lang, "no_date")
+    return day + t(lang, "date_from_text") if from_text is True else day
+
+
 def highlight(passage: str, sentence: str) -> str:
     """The passage as escaped HTML with the first occurrence of `sentence` wrapped in <mark>."""
     passage, sentence = str(passage or ""), str(sentence or "").strip()
@@ -322,7 +332,7 @@ def render_sources(answer: Answer | dict | None, lang: str = "zh") -> str:
     for c in cits:
         num = int(c.get("number", 0))
         title = html.escape(str(c.get("title") or ""))
-        day = _day(str(c.get("published") or "")) or t(lang, "no_date")
+        day = _shown_day(c.get("published"), c.get("date_from_text"), lang)
         url = safe_url(c.get("url"))
         if url:
             link = (f'<a href="{html.escape(url, quote=True)}" rel="noopener noreferrer" target="_blank">'
@@ -347,7 +357,7 @@ def render_sources(answer: Answer | dict | None, lang: str = "zh") -> str:
 
 def _copy_item(c: dict, lang: str) -> str:
     """One other copy of a story: title, date, link (all escaped)."""
-    day = _day(str(c.get("published") or "")) or t(lang, "no_date")
+    day = _shown_day(c.get("published"), c.get("date_from_text"), lang)
     return (f'<li><span class="rag-title">{html.escape(printable(str(c.get("title") or "")))}</span> '
             f'<span class="rag-date">{html.escape(day)}</span> {_link(c.get("url"), lang)}</li>')
 
@@ -437,7 +447,7 @@ def render_article(article, start: int | None = None, end: int | None = None, la
     text = printable(str(article.text or ""))
     ok = isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)
     s, e = (start, end) if ok else (-1, -1)
-    day = _day(str(article.published or "")) or t(lang, "no_date")
+    day = _shown_day(article.published, getattr(article, "date_from_text", False), lang)
     meta = [html.escape(day)]
     if article.source:
         meta.append(f'{html.escape(t(lang, "source_name"))}: {html.escape(printable(str(article.source)))}')
@@ -514,6 +524,8 @@ def conversation_markdown(turns: list[dict] | None) -> str:
         out += [f"## {i}. {_md_text(turn.get('question'))}", "", _md_text(turn.get("text")), ""]
         for c in turn.get("citations") or []:
             day = _day(str(c.get("published") or "")) or "-"
+            if day != "-" and c.get("date_from_text") is True:
+                day += ", date from text"
             url = safe_url(c.get("url"))
             link = f" <{url.replace('<', '%3C').replace('>', '%3E')}>" if url else ""
             out.append(f"- [{int(c.get('number', 0))}] {_md_text(c.get('title'))} ({day}){link}")

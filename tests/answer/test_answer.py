@@ -7,21 +7,29 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
-
 from conftest import FakeEmbedder
+from news import ARTICLES, BLINKEN, OHIO, PANDA, ROCKET, STOCKS, WEATHER, FlatEmbedder  # noqa: E402
+
 from rag import cli
-from rag.answer import (CROSS_NOTE, NOT_FOUND, PAIRS, AnswerConfig, Candidate, Thresholds, build_answer, candidates,
-                        confidence, select)
+from rag.answer import (
+    CROSS_NOTE,
+    NOT_FOUND,
+    PAIRS,
+    AnswerConfig,
+    Candidate,
+    Thresholds,
+    build_answer,
+    candidates,
+    confidence,
+    select,
+)
 from rag.answer.compose import date_note
-from rag.index import index_articles
+from rag.index import Index, index_articles
+from rag.ingest import split_sentences
 from rag.models import registry
 from rag.pipeline import ANSWER_CHARS, EARLIER_CHARS, MAX_QUESTION_CHARS, ask, contextualise, gather, retrieve
 from rag.retrieve import Fusion, Searcher, searcher
-from rag.ingest import split_sentences
-from rag.index import Index
 from rag.types import Article, Citation, Passage, StoryCopy
-
-from news import ARTICLES, BLINKEN, OHIO, PANDA, ROCKET, STOCKS, WEATHER, FlatEmbedder  # noqa: E402
 
 FIRST_QUESTION = "布林肯星期二前往哪个国家？"
 FIRST_ANSWER = "美国国务卿布林肯星期二前往危地马拉，讨论地区移民问题。"
@@ -341,8 +349,9 @@ def test_answer_to_dict_round_trips_through_json(root):
     back = json.loads(text)
     assert (back["question"], back["text"], back["abstained"], back["lang"]) == (ans.question, ans.text, False, "en")
     names = [f.name for f in fields(Citation)]
+    # also: the other copies of a near-duplicate story; date_from_text: `published` read from the article's text
     assert names == ["number", "article_id", "title", "url", "published", "passage", "sentence", "start", "end",
-                     "also_in", "also", "story_size"]  # also: the other copies of a near-duplicate story
+                     "also_in", "also", "story_size", "date_from_text"]
     for c in back["citations"]:
         assert list(c) == names
     assert tuple(Citation(**{**c, "also": tuple(StoryCopy(**x) for x in c["also"])})

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import FakeEmbedder
+
 from rag.answer import AnswerConfig
 from rag.answer.decide import READ_TOP
 from rag.index import index_articles

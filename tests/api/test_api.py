@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import DATED_QUESTIONS
 from fastapi.testclient import TestClient
 
 from rag.api import MAX_BODY, build_api
@@ -108,6 +109,22 @@ def test_the_library_lists_filters_and_opens_articles(client):
     assert r.status_code == 404 and r.json()["error"]["param"] == "article_id"
 
 
+def test_a_date_read_from_the_text_is_marked_in_citations_and_the_article(dated_index, fake_embedder, monkeypatch):
+    monkeypatch.setitem(registry.SHARED, "fake-64", fake_embedder)
+    c = TestClient(build_api(dated_index, api_key=""))
+    for url, q in DATED_QUESTIONS.items():
+        derived = url.endswith("/rate")
+        a = c.post("/v1/ask", json={"question": q, "reader": "none"}).json()
+        cit = a["citations"][0]
+        assert (cit["url"], cit["date_from_text"]) == (url, derived)
+        assert [p["date_from_text"] for p in a["passages"] if p["url"] == url] == [derived]
+        msg = chat(c, ("user", q)).json()["choices"][0]["message"]
+        assert msg["citations"][0]["url"] == url and msg["citations"][0]["date_from_text"] is derived
+        art = c.get(f"/v1/articles/{cit['article_id']}").json()
+        assert (art["published"], art["date_from_text"]) == (cit["published"], derived)
+    assert cit["published"] == "2023-11-09T01:00:00Z"
+
+
 def test_models_health_and_openapi(client):
     assert client.get("/v1/models").json()["data"][0]["id"] == "rag-news"
     assert client.get("/healthz").json() == {"status": "ok", "articles": 1, "chunks": client.get("/healthz").json()[
@@ -138,6 +155,7 @@ def test_a_damaged_or_missing_index_is_a_503_without_paths(tmp_path, seed_index,
 
 def test_docs_api_md_is_generated_from_the_current_schema(tmp_path):
     from conftest import ROOT
+
     from rag.api.reference import render
 
     assert (ROOT / "docs" / "api.md").read_text(encoding="utf-8") == render(build_api(tmp_path).openapi()), \

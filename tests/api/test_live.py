@@ -9,7 +9,6 @@ import time
 
 import httpx
 import pytest
-
 from conftest import HELPERS
 
 openai = pytest.importorskip("openai", reason="the OpenAI client comes with the test extra")
@@ -25,6 +24,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from conftest import SEEDS, FakeEmbedder
+
     from rag.index import index_paths
 
     root = tmp_path_factory.mktemp("api") / "index"

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from rag import evaluation as ev
-from rag.evaluation.datasets import read_articles, squad_to_articles, squad_to_questions, write_articles, xquad_crosslingual, xquad_english, xquad_halves
+from rag.evaluation.datasets import (
+    read_articles,
+    squad_to_articles,
+    squad_to_questions,
+    write_articles,
+    xquad_crosslingual,
+    xquad_english,
+    xquad_halves,
+)
 from rag.types import Answer, Article, Citation, Passage
 
 ROOT = Path(__file__).resolve().parents[2]

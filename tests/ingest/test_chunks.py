@@ -5,11 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from rag.ingest import load_file
-from rag.ingest import CHUNK_SIZE, Chunker
+from rag.ingest import CHUNK_SIZE, Chunker, load_file
 from rag.ingest.chunks import split_article
 from rag.types import Article
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from rag.ingest import split_sentences
 from rag.ingest.sentences import sentences

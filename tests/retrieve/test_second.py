@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import SEEDS, FakeEmbedder
+
 from rag.errors import CorruptIndexError
-from rag.index import index_articles, index_paths
+from rag.index import CURRENT, Index, index_articles, index_paths
 from rag.retrieve import Fusion, Searcher
-from rag.index import CURRENT, Index
 from rag.types import Article
 
 ARTICLES = [
@@ -273,8 +272,8 @@ def test_ask_reuses_the_second_retrievers_query_vector_for_the_reader(built, fak
 
 
 def test_indexing_loads_one_second_embedder_per_spec(tmp_path, fake_embedder, monkeypatch):
-    import rag.models.registry
     import rag.index.build
+    import rag.models.registry
 
     made = []
 

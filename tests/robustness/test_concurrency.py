@@ -10,14 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import FakeEmbedder
+
 from rag.answer import AnswerConfig, Reach
 from rag.errors import IndexLockedError
-from rag.index import index_paths
+from rag.index import Index, WriteLock, index_paths
 from rag.pipeline import ask
 from rag.retrieve import Searcher
-from rag.index import Index, WriteLock
 
 WORKER = Path(__file__).resolve().parents[1] / "helpers" / "index_worker.py"
 THREADS = 16

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import FakeEmbedder
+
 from rag import cli
-from rag.models import registry
 from rag.errors import CorruptIndexError, IndexMismatchError, RagError
-from rag.index import index_paths
-from rag.index import Index
+from rag.index import Index, index_paths
+from rag.models import registry
 
 QUESTION = "北京的气温是多少度？"
 EN_QUESTION = "What was the temperature in Beijing?"

@@ -21,12 +21,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import FakeEmbedder
+
 from rag.errors import RagError
-from rag.index import index_paths
+from rag.index import Index, index_paths
 from rag.retrieve import Searcher
-from rag.index import Index
 
 WORKER = Path(__file__).resolve().parents[1] / "helpers" / "index_worker.py"
 PHASE_DELAY = 0.01

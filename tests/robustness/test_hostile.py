@@ -11,14 +11,13 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-
 from conftest import FakeEmbedder
+
 from rag import cli
-from rag.ui import UploadRejected, render_sources, safe_filename, store_upload, to_display
-from rag.index import index_paths
+from rag.index import Index, index_paths
 from rag.pipeline import ask
 from rag.retrieve import Searcher
-from rag.index import Index
+from rag.ui import UploadRejected, render_sources, safe_filename, store_upload, to_display
 
 ROOT = Path(__file__).resolve().parents[2]
 

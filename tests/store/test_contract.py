@@ -10,17 +10,19 @@ import json
 
 import numpy as np
 import pytest
-from conftest import FakeEmbedder
+from conftest import DATED_QUESTIONS, FakeEmbedder, write_dated
 
 pytest.importorskip("pymilvus", reason="the milvus extra is not installed (pip install -e '.[milvus]')")
 
+from rag import AnswerConfig, ask  # noqa: E402
 from rag.errors import IndexLockedError, IndexMismatchError, RagError  # noqa: E402
-from rag.index import WriteLock, Writer, index_articles  # noqa: E402
+from rag.index import WriteLock, Writer, index_articles, index_paths  # noqa: E402
 from rag.index.files import CURRENT  # noqa: E402
 from rag.ingest import Chunker, split_sentences  # noqa: E402
-from rag.store import open_store, open_writer, parse_spec, store_stamp  # noqa: E402
-from rag.store.indexing import index_articles_into, remove_from_store  # noqa: E402
-from rag.store.milvus_base import FORMAT_ROW, read_meta, write_meta  # noqa: E402
+from rag.retrieve import Searcher  # noqa: E402
+from rag.store import milvus_base, open_store, open_writer, parse_spec, store_stamp  # noqa: E402
+from rag.store.indexing import copy_index, index_articles_into, index_paths_into, remove_from_store  # noqa: E402
+from rag.store.milvus_base import FLAG, FORMAT_ROW, field_names, read_meta, write_meta  # noqa: E402
 from rag.store.milvus_writer import MilvusWriter  # noqa: E402
 from rag.types import Article, Store, StoreWriter  # noqa: E402
 
@@ -61,6 +63,12 @@ class Backend:
         if self.kind == "local":
             return index_articles(articles, self.spec, self.emb, progress=False, **CHUNK, **kw)
         return index_articles_into(articles, self.spec, self.emb, progress=False, **CHUNK, **kw)
+
+    def build_files(self, paths, **kw):
+        """Index article files, read as `rag index` reads them (rag.ingest)."""
+        if self.kind == "local":
+            return index_paths(paths, self.spec, self.emb, progress=False, **CHUNK, **kw)
+        return index_paths_into(paths, self.spec, self.emb, progress=False, **CHUNK, **kw)
 
     def open(self, embedder_name: str | None = None) -> Store:
         return open_store(self.spec, embedder_name)
@@ -409,6 +417,47 @@ def test_missing_store_is_a_clear_error(fresh):
         fresh.open()
 
 
+RATE, PANDA = DATED_QUESTIONS  # the urls of conftest.DATED_ROWS: a date read from the text, a date of its own
+
+
+def dated_records(idx: Store) -> tuple[dict, dict]:
+    """{url: (published, date_from_text)} of the store's articles, and of the passages a lexical search returns."""
+    arts = {a.url: (a.published, a.date_from_text) for a in map(idx.article, idx.article_ids())}
+    ps = idx.passages(c for c, _ in idx.search_lexical("正文 2023", 10))
+    return arts, {p.url: (p.published, p.date_from_text) for p in ps}
+
+
+def dated_citations(b: Backend) -> dict:
+    """{url: (published, date_from_text)} of ask()'s first citation for each of DATED_QUESTIONS."""
+    s = Searcher(b.spec, b.emb)
+    out = {}
+    for url, q in DATED_QUESTIONS.items():
+        c = ask(q, s, config=AnswerConfig(reader="none")).citations[0]
+        assert c.url == url, (q, c)
+        out[url] = (c.published, c.date_from_text)
+    return out
+
+
+def test_a_date_read_from_the_text_is_kept_and_cited(fresh, tmp_path):
+    """An article whose file gives no date takes the one its text opens with: the store keeps the mark with it and
+    ask()'s citation carries it; an article dated by its file keeps that date, unmarked."""
+    summary = fresh.build_files([write_dated(tmp_path / "dated.jsonl")])
+    assert summary.added == 2 and summary.failed == 0 and not summary.notes, summary
+    want = {RATE: ("2023-07-28T16:40:00Z", True), PANDA: ("2023-11-09T01:00:00Z", False)}
+    assert dated_records(fresh.open()) == (want, want)
+    assert dated_citations(fresh) == want
+    again = fresh.build_files([tmp_path / "dated.jsonl"])
+    assert (again.added, again.updated, again.skipped) == (0, 0, 2)  # the mark is part of what is compared
+
+
+def test_a_local_index_copied_into_milvus_keeps_the_mark(tmp_path, milvus_db):
+    local, milvus = new_backend("local", tmp_path, milvus_db), new_backend("milvus", tmp_path, milvus_db)
+    local.build_files([write_dated(tmp_path / "dated.jsonl")])
+    copy_index(local.spec, milvus.spec)
+    want = {RATE: ("2023-07-28T16:40:00Z", True), PANDA: ("2023-11-09T01:00:00Z", False)}
+    assert dated_records(milvus.open()) == dated_records(local.open()) == (want, want)
+
+
 # ---------------------------------------------------------------- Milvus: the version protocol itself
 
 
@@ -480,3 +529,22 @@ def test_milvus_spec_parsing():
         parse_spec("milvus:./news")
     with pytest.raises(RagError, match="prefix"):
         parse_spec("milvus:./n.db#bad-name")
+
+
+def test_milvus_a_store_made_before_the_mark_reads_false_and_its_writer_says_so(milvus, tmp_path, monkeypatch):
+    """A store whose collections have no date_from_text field (Milvus Lite cannot add one): it opens and is written
+    to, every article reads unmarked (its date still the text's), and the run's notes name the store and --rebuild."""
+    with monkeypatch.context() as m:
+        m.setattr(milvus_base, "FLAGGED", ())  # the collections as a store made before the field has them
+        milvus.build(ARTICLES[:1])
+    s = parse_spec(milvus.spec)
+    info = milvus.open().info
+    assert FLAG not in field_names(s.target, s.prefix + "chunks", info.uid)
+    summary = milvus.build_files([write_dated(tmp_path / "dated.jsonl")])
+    assert summary.added == 2 and summary.failed == 0
+    assert any("before it kept whether an article's date was read from its text" in n and "--rebuild" in n
+               and str(milvus.spec) in n for n in summary.notes), summary.notes
+    want = {RATE: ("2023-07-28T16:40:00Z", False), PANDA: ("2023-11-09T01:00:00Z", False)}
+    arts, passages = dated_records(milvus.open())
+    assert [{u: v for u, v in got.items() if u in want} for got in (arts, passages)] == [want, want]
+    assert dated_citations(milvus) == want

@@ -94,6 +94,21 @@ def test_conversation_markdown_lists_the_copies_carrying_a_sentence():
     assert "  - also: 转载 " in md and "(2024-05-09) <https://example.com/b>" in md and "<img" not in md
 
 
+def test_a_date_read_from_the_text_is_marked_wherever_it_is_shown():
+    derived = Citation(1, "a", "汇率", "https://example.com/a", "2023-07-28T16:40:00Z", "p", "汇率。", 0, 3,
+                       date_from_text=True)
+    given = Citation(2, "b", "熊猫", "https://example.com/b", "2023-11-09T01:00:00Z", "p", "熊猫。", 0, 3)
+    answer = Answer("q", "汇率。 [1] 熊猫。 [2]", False, (derived, given))
+    zh, en = render_sources(answer, "zh"), render_sources(answer, "en")
+    assert '<span class="rag-date">2023-07-28（日期取自正文）</span>' in zh
+    assert '<span class="rag-date">2023-07-28 (date from text)</span>' in en
+    assert '<span class="rag-date">2023-11-09</span>' in zh and '<span class="rag-date">2023-11-09</span>' in en
+    assert "2023-07-28（日期取自正文） · " in render_article(_article(published=derived.published, date_from_text=True))
+    assert "2024-05-08 · " in render_article(_article(), lang="en")
+    md = conversation_markdown([{"question": "q", "text": answer.text, "citations": [asdict(derived), asdict(given)]}])
+    assert "(2023-07-28, date from text) <https://example.com/a>" in md and "(2023-11-09) <https://example.com/b>" in md
+
+
 class FakeIndex:
     def __init__(self, n):
         self.rows = [{"id": f"a{i:03d}", "title": f"Title {i}", "url": "", "published": f"2024-05-{1 + i % 28:02d}",
