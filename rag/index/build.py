@@ -492,32 +492,38 @@ def remove_articles(index_dir: str | os.PathLike | None, ids_or_paths: Iterable[
     name) that no other indexed file also holds, in one new generation. Returns (the ids removed, the items that
     matched nothing)."""
     root = Path(index_dir or default_index_dir())
-    items = [ids_or_paths] if isinstance(ids_or_paths, str) else [str(x) for x in ids_or_paths]
     if not root.is_dir() or not os.path.lexists(root / CURRENT):
         Index.open(root, eager=False).close()  # raises what is wrong (no index, a file, a lost CURRENT), creating nothing
+    with disk_full_is_an_error(root), WriteLock(root, timeout=wait):
+        return remove_with(Writer(root, None, None), ids_or_paths)
+
+
+def remove_with(w, ids_or_paths: Iterable[str] | str) -> tuple[list[str], list[str]]:
+    """Remove through the writer `w` (either store's) articles by id or the articles of an indexed file that no
+    other indexed file also holds, then commit (abort when nothing changed or on error): (the ids removed, the items
+    that matched nothing)."""
+    items = [ids_or_paths] if isinstance(ids_or_paths, str) else [str(x) for x in ids_or_paths]
     removed: list[str] = []
     unknown: list[str] = []
-    with disk_full_is_an_error(root), WriteLock(root, timeout=wait):
-        w = Writer(root, None, None)
-        try:
-            ids, paths = w.article_ids(), w.paths()
-            for item in items:
-                key = item if item in paths else os.path.abspath(item)
-                if item in ids:
-                    if item not in removed:
-                        w.remove_article(item)
-                        removed.append(item)
-                elif key in paths:  # the file's articles that no other indexed file also holds
-                    removed.extend(a for a in w.drop_source(key) if a not in removed)
-                else:
-                    unknown.append(item)
-            if removed or w.changed:
-                w.commit()
+    try:
+        ids, paths = w.article_ids(), w.paths()
+        for item in items:
+            key = item if item in paths else os.path.abspath(item)
+            if item in ids:
+                if item not in removed:
+                    w.remove_article(item)
+                    removed.append(item)
+            elif key in paths:  # the file's articles that no other indexed file also holds
+                removed.extend(a for a in w.drop_source(key) if a not in removed)
             else:
-                w.abort()
-        except BaseException:
+                unknown.append(item)
+        if removed or w.changed:
+            w.commit()
+        else:
             w.abort()
-            raise
+    except BaseException:
+        w.abort()
+        raise
     return removed, unknown
 
 

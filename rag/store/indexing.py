@@ -60,30 +60,7 @@ def index_stream_into(stream, spec, embedder: str | Embedder = "use", *, prune: 
 
 def remove_from_store(spec, ids_or_paths: Iterable[str] | str, wait: float = 0.0) -> tuple[list[str], list[str]]:
     """rag.index.remove_articles for a Milvus store: (the ids removed, the items that matched nothing)."""
-    items = [ids_or_paths] if isinstance(ids_or_paths, str) else [str(x) for x in ids_or_paths]
-    w = open_writer(spec, None, None, wait=wait)
-    removed: list[str] = []
-    unknown: list[str] = []
-    try:
-        ids, paths = w.article_ids(), w.paths()
-        for item in items:
-            key = item if item in paths else os.path.abspath(item)
-            if item in ids:
-                if item not in removed:
-                    w.remove_article(item)
-                    removed.append(item)
-            elif key in paths:
-                removed.extend(a for a in w.drop_source(key) if a not in removed)
-            else:
-                unknown.append(item)
-        if removed or w.changed:
-            w.commit()
-        else:
-            w.abort()
-    except BaseException:
-        w.abort()
-        raise
-    return removed, unknown
+    return build.remove_with(open_writer(spec, None, None, wait=wait), ids_or_paths)
 
 
 def copy_index(index_dir: str | os.PathLike, spec, *, lexical: str | None = None, progress: bool = False) -> str:
