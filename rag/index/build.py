@@ -340,11 +340,7 @@ def index_stream(
     t0 = time.perf_counter()
     root = Path(index_dir or default_index_dir())
     check_folder(root)
-    emb, second = resolve_embedders(embedder, second)
-    if checkpoint < 0:
-        raise ValueError(f"checkpoint must be >= 0 chunks, got {checkpoint!r}")
-    counts = dict(added=0, updated=0, skipped=0, failed=0, removed=0, resplit=0, chunks=0, embedded=0,
-                  sentences_embedded=0, words_embedded=0, second_embedded=0, checkpoints=0, resumed=0)
+    emb, second, counts = start_run(embedder, second, checkpoint)
     errors: list[str] = []
     notes: list[str] = []
     with disk_full_is_an_error(root), WriteLock(root, timeout=wait):
@@ -362,6 +358,18 @@ def index_stream(
     return IndexSummary(**counts, seconds=time.perf_counter() - t0, total_articles=articles,
                         total_chunks=chunks, segments=segments, generation=gen,
                         errors=tuple(errors), notes=tuple(notes))
+
+
+def start_run(embedder: str | Embedder, second: str | Embedder | None,
+              checkpoint: int) -> tuple[Embedder, Embedder | None, dict[str, int]]:
+    """An indexing run's embedders (resolve_embedders), its checkpoint checked, and its counts at zero (IndexSummary's
+    fields), for either store."""
+    emb, second = resolve_embedders(embedder, second)
+    if checkpoint < 0:
+        raise ValueError(f"checkpoint must be >= 0 chunks, got {checkpoint!r}")
+    counts = dict(added=0, updated=0, skipped=0, failed=0, removed=0, resplit=0, chunks=0, embedded=0,
+                  sentences_embedded=0, words_embedded=0, second_embedded=0, checkpoints=0, resumed=0)
+    return emb, second, counts
 
 
 def resolve_embedders(embedder: str | Embedder, second: str | Embedder | None) -> tuple[Embedder, Embedder | None]:

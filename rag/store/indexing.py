@@ -41,11 +41,7 @@ def index_stream_into(stream, spec, embedder: str | Embedder = "use", *, prune: 
     if fanout is not None:
         raise RagError(f"{spec}: embedding in Ray workers (--ray) writes into an index folder for now; index into "
                        "the Milvus store without --ray")
-    emb, second = build.resolve_embedders(embedder, second)
-    if checkpoint < 0:
-        raise ValueError(f"checkpoint must be >= 0 chunks, got {checkpoint!r}")
-    counts = dict(added=0, updated=0, skipped=0, failed=0, removed=0, resplit=0, chunks=0, embedded=0,
-                  sentences_embedded=0, words_embedded=0, second_embedded=0, checkpoints=0, resumed=0)
+    emb, second, counts = build.start_run(embedder, second, checkpoint)
     errors: list[str] = []
     notes: list[str] = []
     w = open_writer(spec, emb.name, emb.dim, tokenizer=tokenizer, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
